@@ -1,0 +1,115 @@
+"""Account use cases: authenticate, password reset by signed link, preferences."""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from saas.auth.models import User, normalise_email
+from saas.extensions import db
+from saas.mail import send_mail
+from saas.timeutil import utcnow
+
+MIN_PASSWORD_LENGTH = 10
+
+
+class AccountError(ValueError):
+    """A user-facing failure of an account action."""
+
+
+def load_session_user(session_id: str) -> User | None:
+    """Load the user of a session id `"<user id>:<session version>"`; stale versions are logged out."""
+    user_id, _, version = session_id.partition(":")
+    if not user_id.isdigit() or not version.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_version != int(version):
+        return None
+    return user
+
+
+def find_user(email: str) -> User | None:
+    """Return the user with this email, if any."""
+    return db.session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def check_new_password(password: str) -> None:
+    """Refuse passwords too short to be safe."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(_("Passwords need at least %(n)d characters.", n=MIN_PASSWORD_LENGTH))
+
+
+def create_user(email: str, name: str, password: str) -> User:
+    """Add a new user to the session (the caller commits); refuses a taken email."""
+    check_new_password(password)
+    if find_user(email):
+        raise AccountError(_("An account with this email already exists; log in instead."))
+    user = User(email=normalise_email(email), name=name.strip() or normalise_email(email))
+    user.set_password(password)
+    db.session.add(user)
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the user if the password matches, recording the login time."""
+    user = find_user(email)
+    if user is None or not user.is_active or not user.check_password(password):
+        return None
+    user.last_login_at = utcnow()
+    db.session.commit()
+    return user
+
+
+def _reset_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
+
+
+def request_password_reset(email: str) -> None:
+    """Email a signed reset link if the account exists; say nothing either way to the caller."""
+    user = find_user(email)
+    if user is None:
+        return
+    token = _reset_serializer().dumps({"u": user.id, "v": user.session_version})
+    link = url_for("auth.reset_password", token=token, _external=True)
+    send_mail(
+        user.email,
+        _("Reset your Quanyi password"),
+        _("Open this link within an hour to choose a new password:\n\n%(link)s\n\n"
+          "If you did not ask for it, ignore this mail.", link=link),
+    )
+
+
+def reset_password(token: str, new_password: str) -> User:
+    """Set a new password from a reset link; the link works once and for an hour."""
+    try:
+        data = _reset_serializer().loads(token, max_age=current_app.config["PASSWORD_RESET_MAX_AGE"])
+    except SignatureExpired as exc:
+        raise AccountError(_("This reset link has expired; ask for a new one.")) from exc
+    except BadSignature as exc:
+        raise AccountError(_("This reset link is not valid.")) from exc
+    user = db.session.get(User, data.get("u"))
+    if user is None or user.session_version != data.get("v"):
+        raise AccountError(_("This reset link has already been used."))
+    check_new_password(new_password)
+    user.set_password(new_password)
+    db.session.commit()
+    return user
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """Change the password after checking the current one; other sessions are signed out."""
+    if not user.check_password(current_password):
+        raise AccountError(_("The current password is wrong."))
+    check_new_password(new_password)
+    user.set_password(new_password)
+    db.session.commit()
+
+
+def set_locale(user: User, locale: str | None) -> None:
+    """Store the user's language (None: follow the browser)."""
+    if locale not in (None, *current_app.config["LANGUAGES"]):
+        raise AccountError(_("Unknown language."))
+    user.locale = locale
+    db.session.commit()

@@ -1,0 +1,133 @@
+"""Configuration classes: development (embedded defaults), testing and production."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+INSTANCE_SECRETS = ("SECRET_KEY", "QUANYI_MASTER_KEY")
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "QUANYI_MASTER_KEY", "DATABASE_URL", "REDIS_URL", "SMTP_URL")
+
+
+class ConfigError(RuntimeError):
+    """Raised when the app cannot start with the configuration it was given."""
+
+
+class BaseConfig:
+    """Settings shared by every mode; values come from the environment where one is set."""
+
+    ENV_NAME = "base"
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None
+    MAX_CONTENT_LENGTH = 256 * 1024 * 1024
+    BABEL_DEFAULT_LOCALE = "zh_CN"
+    BABEL_DEFAULT_TIMEZONE = "UTC"
+    LANGUAGES = ("zh_CN", "en")
+    MAIL_FROM = "Quanyi <no-reply@quanyi.local>"
+    # "inline": run each job synchronously at enqueue (tests); "thread": a background thread in this
+    # process (embedded default); "rq": Redis + `quanyi worker` (production).
+    JOBS_MODE = "thread"
+    PERIODIC_JOBS_ENABLED = True
+    PASSWORD_RESET_MAX_AGE = 3600
+    INVITATION_MAX_AGE = 7 * 24 * 3600
+    API_PAGE_SIZE = 50
+
+
+class DevelopmentConfig(BaseConfig):
+    """Embedded defaults: SQLite in `instance/`, in-process jobs, mail written to `instance/mail/`."""
+
+    ENV_NAME = "development"
+
+
+class TestingConfig(BaseConfig):
+    """Fast, isolated, synchronous: each test app gets its own database."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+    WTF_CSRF_ENABLED = False
+    JOBS_MODE = "inline"
+    PERIODIC_JOBS_ENABLED = False
+    SECRET_KEY = "test-secret-key"
+    # 32 zero-free bytes, base64: a fixed master key so tests are reproducible.
+    QUANYI_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchIQ=="
+    SERVER_NAME = "quanyi.test"
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only; production uses scrypt
+
+
+class ProductionConfig(BaseConfig):
+    """PostgreSQL, Redis workers and SMTP; every secret comes from the environment."""
+
+    ENV_NAME = "production"
+    JOBS_MODE = "rq"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(mode: str, instance_path: Path, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the settings for `mode`: class defaults, then the environment, then `overrides`."""
+    if mode not in CONFIGS:
+        raise ConfigError(f"QUANYI_ENV must be one of {', '.join(CONFIGS)}, not {mode!r}")
+    cls = CONFIGS[mode]
+    settings = {key: getattr(cls, key) for key in dir(cls) if key.isupper()}
+    for key in ("SECRET_KEY", "QUANYI_MASTER_KEY", "DATABASE_URL", "REDIS_URL", "SMTP_URL", "MAIL_FROM"):
+        if os.environ.get(key):
+            settings[key] = os.environ[key]
+    if os.environ.get("QUANYI_MASTER_KEY_OLD"):
+        settings["QUANYI_MASTER_KEY_OLD"] = os.environ["QUANYI_MASTER_KEY_OLD"]
+    settings.update(overrides or {})
+    if mode == "production":
+        missing = [key for key in REQUIRED_IN_PRODUCTION if not settings.get(key)]
+        if missing:
+            raise ConfigError(
+                "Quanyi refuses to start in production without these environment variables: "
+                + ", ".join(missing)
+            )
+    else:
+        for key in INSTANCE_SECRETS:
+            if not settings.get(key):
+                settings[key] = _instance_secret(instance_path, key)
+    if not settings.get("DATABASE_URL"):
+        settings["DATABASE_URL"] = f"sqlite:///{instance_path / 'quanyi.sqlite3'}"
+    settings["SQLALCHEMY_DATABASE_URI"] = _sqlalchemy_url(settings["DATABASE_URL"])
+    if settings.get("REDIS_URL") and mode == "development" and "JOBS_MODE" not in (overrides or {}):
+        settings["JOBS_MODE"] = "rq"
+    settings.setdefault("MAIL_DIR", str(instance_path / "mail"))
+    settings.setdefault("FILES_DIR", str(instance_path / "files"))
+    return settings
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the usual way."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _instance_secret(instance_path: Path, name: str) -> str:
+    """Read a development secret kept in `instance/`, generating it on first use."""
+    path = instance_path / f"{name.lower()}.txt"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    import base64
+
+    value = base64.b64encode(secrets.token_bytes(32)).decode()
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value

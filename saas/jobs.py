@@ -1,0 +1,195 @@
+"""Background jobs: RQ on Redis in production, a thread in this process by default, inline in tests.
+
+Jobs are named by dotted path (`"catalog.tasks.import_batch"`) so an inner package can start outer work
+without importing it. They take ids, never objects; they run inside an app context; enqueue them only
+after the commit that made their input visible.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("default", "imports", "fulfilment", "integrations", "reports", "mail")
+RETRY_INTERVALS = (10, 60, 300, 1800)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run and how: a dotted function path, its arguments, queue, timeout and retries."""
+
+    func_path: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    queue: str = "default"
+    timeout: int = 180
+    retries: int = 0
+
+
+def resolve(func_path: str) -> Callable[..., Any]:
+    """Import the function named by a dotted path."""
+    module_name, _, attr = func_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+
+
+def enqueue(
+    func_path: str,
+    *args: Any,
+    queue: str = "default",
+    timeout: int = 180,
+    retries: int = 0,
+    **kwargs: Any,
+) -> None:
+    """Run `func_path(*args, **kwargs)` in the background according to `JOBS_MODE`."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    spec = JobSpec(func_path, args, tuple(sorted(kwargs.items())), queue, timeout, retries)
+    runner: JobRunner = current_app.extensions["quanyi.jobs"]
+    runner.submit(spec)
+
+
+def run_job(func_path: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Entry point of every job: call the function inside an app context."""
+    from flask import has_app_context
+
+    if has_app_context():
+        return resolve(func_path)(*args, **kwargs)
+    with worker_app().app_context():
+        return resolve(func_path)(*args, **kwargs)
+
+
+_worker_app: list[Flask] = []
+
+
+def worker_app() -> Flask:
+    """Return the app an RQ worker process runs its jobs in (created once per process)."""
+    if not _worker_app:
+        from saas.app import create_app
+
+        _worker_app.append(create_app())
+    return _worker_app[0]
+
+
+class JobRunner:
+    """Base: how a JobSpec gets executed."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def submit(self, spec: JobSpec) -> None:
+        raise NotImplementedError
+
+
+class InlineRunner(JobRunner):
+    """Run at once, in the caller's app context (tests)."""
+
+    def submit(self, spec: JobSpec) -> None:
+        run_job(spec.func_path, spec.args, dict(spec.kwargs))
+
+
+class ThreadRunner(JobRunner):
+    """Run in a background thread of this process (the embedded default: no Redis needed)."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quanyi-job")
+
+    def submit(self, spec: JobSpec) -> None:
+        self.executor.submit(self._run, spec)
+
+    def _run(self, spec: JobSpec) -> None:
+        attempts = spec.retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.app.app_context():
+                    run_job(spec.func_path, spec.args, dict(spec.kwargs))
+                return
+            except Exception:
+                log.exception("job %s failed (attempt %d of %d)", spec.func_path, attempt, attempts)
+                if attempt < attempts:
+                    threading.Event().wait(min(RETRY_INTERVALS[attempt - 1], 5))
+
+
+class RQRunner(JobRunner):
+    """Put the job on a Redis queue for `quanyi worker`."""
+
+    def submit(self, spec: JobSpec) -> None:
+        from rq import Queue, Retry
+
+        retry = Retry(max=spec.retries, interval=list(RETRY_INTERVALS[: spec.retries])) if spec.retries else None
+        Queue(spec.queue, connection=redis_connection(self.app)).enqueue(
+            run_job,
+            spec.func_path,
+            spec.args,
+            dict(spec.kwargs),
+            job_timeout=spec.timeout,
+            retry=retry,
+            result_ttl=3600,
+            failure_ttl=30 * 24 * 3600,
+        )
+
+
+def redis_connection(app: Flask | None = None) -> Any:
+    """Return the app's Redis connection (one per app)."""
+    from redis import Redis
+
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    conn = app.extensions.get("quanyi.redis")
+    if conn is None:
+        conn = Redis.from_url(app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2)
+        app.extensions["quanyi.redis"] = conn
+    return conn
+
+
+RUNNERS: dict[str, type[JobRunner]] = {"inline": InlineRunner, "thread": ThreadRunner, "rq": RQRunner}
+
+
+def init_app(app: Flask) -> None:
+    """Choose the job runner for this app's JOBS_MODE."""
+    mode = app.config["JOBS_MODE"]
+    if mode == "rq" and not app.config.get("REDIS_URL"):
+        raise RuntimeError("JOBS_MODE=rq needs REDIS_URL")
+    app.extensions["quanyi.jobs"] = RUNNERS[mode](app)
+    app.extensions["quanyi.progress"] = ProgressStore(app)
+
+
+class ProgressStore:
+    """Live progress of running jobs: Redis when the app has it, else this process's memory.
+
+    Progress is written outside the job's own transaction (an import holds one open for its whole run), so
+    it lives beside the database rather than in it.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._memory: dict[str, tuple[int, str]] = {}
+
+    def set(self, key: str, percent: int, message: str) -> None:
+        percent = max(0, min(100, int(percent)))
+        if self.app.config["JOBS_MODE"] == "rq":
+            redis_connection(self.app).set(f"quanyi:progress:{key}", f"{percent}|{message}", ex=86400)
+        else:
+            self._memory[key] = (percent, message)
+
+    def get(self, key: str) -> tuple[int, str] | None:
+        if self.app.config["JOBS_MODE"] == "rq":
+            raw = redis_connection(self.app).get(f"quanyi:progress:{key}")
+            if raw is None:
+                return None
+            percent, _, message = raw.decode().partition("|")
+            return int(percent), message
+        return self._memory.get(key)
+
+
+def progress_store() -> ProgressStore:
+    """Return the current app's progress store."""
+    return current_app.extensions["quanyi.progress"]  # type: ignore[no-any-return]

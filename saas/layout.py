@@ -1,0 +1,71 @@
+"""The base layout: navigation, template filters (money, tenant time), static assets served locally."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from flask import Flask, current_app, g
+from flask_babel import lazy_gettext as _l
+
+from saas.timeutil import format_in_zone
+
+
+class NavItem(NamedTuple):
+    """One entry of the back-office navigation, shown when its endpoint exists and the role may open it."""
+
+    label: Any
+    endpoint: str
+
+
+NAVIGATION: tuple[NavItem, ...] = (
+    NavItem(_l("Home"), "tenant.dashboard"),
+    NavItem(_l("Catalog"), "catalog.bundles"),
+    NavItem(_l("Inventory"), "catalog.inventory"),
+    NavItem(_l("Orders"), "orders.orders"),
+    NavItem(_l("Subscriptions"), "orders.subscriptions"),
+    NavItem(_l("Channels"), "integrations.channels"),
+    NavItem(_l("Dashboards"), "reports.dashboards"),
+    NavItem(_l("Reports"), "reports.reconciliation"),
+    NavItem(_l("Team"), "tenant.team"),
+    NavItem(_l("Audit log"), "tenant.audit_log"),
+    NavItem(_l("API keys"), "tenant.api_keys"),
+    NavItem(_l("Settings"), "tenant.settings"),
+)
+
+
+def visible_navigation() -> list[NavItem]:
+    """Return the navigation entries the current member may open."""
+    can = current_app.jinja_env.globals.get("can")
+    items = []
+    for item in NAVIGATION:
+        view = current_app.view_functions.get(item.endpoint)
+        if view is None:
+            continue
+        permission = getattr(view, "required_permission", None)
+        if permission is None or (g.get("membership") is not None and can and can(permission)):
+            items.append(item)
+    return items
+
+
+def money(minor_units: int | None, currency: str = "CNY") -> str:
+    """Format integer minor units as an amount: 12345, CNY -> ¥123.45."""
+    if minor_units is None:
+        return ""
+    symbol = {"CNY": "¥", "USD": "$", "EUR": "€", "HKD": "HK$"}.get(currency, currency + " ")
+    amount = Decimal(minor_units) / 100
+    return f"{'-' if amount < 0 else ''}{symbol}{abs(amount):,.2f}"
+
+
+def tenant_time(moment: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Format a UTC datetime in the current tenant's time zone."""
+    tenant = g.get("tenant")
+    return format_in_zone(moment, tenant.time_zone if tenant else "UTC", fmt)
+
+
+def init_app(app: Flask) -> None:
+    """Register the layout helpers with Jinja."""
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["tenant_time"] = tenant_time
+    app.jinja_env.globals["visible_navigation"] = visible_navigation

@@ -1,0 +1,46 @@
+// Quanyi back office behaviour. No inline scripts anywhere: the CSP forbids them.
+(function () {
+  "use strict";
+
+  // Forms with data-confirm ask before submitting.
+  document.addEventListener("submit", function (event) {
+    var message = event.target.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) { event.preventDefault(); }
+  });
+
+  // Elements with data-reveal-url fetch a secret on click and show it in place.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-reveal-url]");
+    if (!button) { return; }
+    event.preventDefault();
+    var token = document.querySelector("meta[name=csrf-token]");
+    fetch(button.getAttribute("data-reveal-url"), {
+      method: "POST", credentials: "same-origin",
+      headers: token ? { "X-CSRFToken": token.content } : {}
+    }).then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      .then(function (res) {
+        var target = document.getElementById(button.getAttribute("data-reveal-target"));
+        if (target) { target.textContent = res.ok ? res.body.value : res.body.message; }
+      });
+  });
+
+  // Job progress components poll their status URL until the job finishes.
+  function poll(box) {
+    fetch(box.getAttribute("data-poll-url"), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        box.querySelector("progress").value = s.progress;
+        box.querySelector(".job-percent").textContent = s.progress + "%";
+        box.querySelector(".job-state").textContent = s.status;
+        box.querySelector(".job-message").textContent = s.error || s.message || "";
+        box.setAttribute("data-status", s.status);
+        if (!s.finished) { setTimeout(function () { poll(box); }, 1000); }
+        else if (box.getAttribute("data-done-url")) { window.location = box.getAttribute("data-done-url"); }
+      })
+      .catch(function () { setTimeout(function () { poll(box); }, 3000); });
+  }
+  document.querySelectorAll(".job-progress[data-poll-url]").forEach(function (box) {
+    var status = box.getAttribute("data-status");
+    if (status !== "succeeded" && status !== "failed") { poll(box); }
+  });
+})();

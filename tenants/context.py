@@ -1,0 +1,114 @@
+"""Resolve the current tenant once per request (DESIGN law 2) and check permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, abort, g, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from saas.extensions import db, login_manager
+from tenants.models import Membership, Tenant
+from tenants.roles import has_permission
+from tenants.scoping import bind_tenant, unbind_tenant
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_tenant() -> Tenant:
+    """Return the tenant of this request (404 outside a tenant's URL space)."""
+    tenant = g.get("tenant")
+    if tenant is None:
+        abort(404)
+    return tenant  # type: ignore[no-any-return]
+
+
+def current_role() -> str:
+    """Return the signed-in member's role in the current tenant."""
+    return str(g.membership.role)
+
+
+def can(permission: str) -> bool:
+    """Tell whether the current member (or API key) holds `permission` in the current tenant."""
+    membership = g.get("membership")
+    if membership is not None:
+        return has_permission(membership.role, permission)
+    api_key = g.get("api_key")
+    return api_key is not None and permission in api_key.scopes
+
+
+def requires(permission: str) -> Callable[[F], F]:
+    """Guard a back-office view: members without `permission` get 403. Every tenant view declares one."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not can(permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        guarded.required_permission = permission  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def bind_request_tenant(tenant: Tenant) -> None:
+    """Make `tenant` the request's tenant and scope every ORM read to it."""
+    g.tenant = tenant
+    g.tenant_token = bind_tenant(tenant.id)
+
+
+def _pull_tenant_slug(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    if values and "tenant_slug" in values:
+        g.tenant_slug = values.pop("tenant_slug")
+
+
+def _add_tenant_slug(endpoint: str, values: dict[str, Any]) -> None:
+    tenant = g.get("tenant")
+    if tenant is not None and "tenant_slug" not in values:
+        from flask import current_app
+
+        if current_app.url_map.is_endpoint_expecting(endpoint, "tenant_slug"):
+            values["tenant_slug"] = tenant.slug
+
+
+def _resolve_tenant() -> Any:
+    """Load the tenant named in the URL and the user's membership in it; not a member means 404."""
+    slug = g.get("tenant_slug")
+    if slug is None:
+        return None
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    row = db.session.execute(
+        select(Tenant, Membership)
+        .join(Membership, Membership.tenant_id == Tenant.id)
+        .where(Tenant.slug == slug, Membership.user_id == current_user.id)
+    ).first()
+    if row is None:
+        abort(404)
+    g.membership = row.Membership
+    bind_request_tenant(row.Tenant)
+    return None
+
+
+def _unbind(exc: BaseException | None) -> None:
+    token = g.pop("tenant_token", None)
+    if token is not None:
+        unbind_tenant(token)
+
+
+def client_ip() -> str | None:
+    """Return the caller's address (behind a proxy, configure ProxyFix in wsgi.py)."""
+    return request.remote_addr
+
+
+def init_app(app: Flask) -> None:
+    """Install the per-request tenant resolution."""
+    app.url_value_preprocessor(_pull_tenant_slug)
+    app.url_defaults(_add_tenant_slug)
+    app.before_request(_resolve_tenant)
+    app.teardown_request(_unbind)

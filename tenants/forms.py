@@ -1,0 +1,52 @@
+"""Tenant forms: sign-up, invitations, roles, API keys, settings."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from saas.validators import EmailAddress
+from tenants.roles import PERMISSIONS, Role
+
+ROLE_CHOICES = [(role.value, role.value) for role in Role]
+
+
+class SignUpForm(FlaskForm):
+    tenant_name = StringField(_l("Shop name"), validators=[DataRequired(), Length(max=120)])
+    slug = StringField(_l("Address (letters, digits, dashes)"), validators=[DataRequired(), Length(min=3, max=63)])
+    name = StringField(_l("Your name"), validators=[Optional(), Length(max=120)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), EmailAddress()])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10)])
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), EmailAddress()])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES, default=Role.OPERATOR.value)
+
+
+class AcceptInvitationForm(FlaskForm):
+    name = StringField(_l("Your name"), validators=[Optional(), Length(max=120)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10)])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+    reason = StringField(_l("Reason"), validators=[Optional(), Length(max=500)])
+
+
+class ReasonForm(FlaskForm):
+    reason = StringField(_l("Reason"), validators=[Optional(), Length(max=500)])
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    scopes = SelectMultipleField(_l("Scopes"), choices=[(name, name) for name in PERMISSIONS])
+
+
+class SettingsForm(FlaskForm):
+    name = StringField(_l("Shop name"), validators=[DataRequired(), Length(max=120)])
+    time_zone = StringField(_l("Time zone"), validators=[DataRequired()])
+    locale = SelectField(_l("Language"), choices=[("zh_CN", "简体中文"), ("en", "English")])
+    currency = StringField(_l("Currency"), validators=[DataRequired(), Length(min=3, max=3)])

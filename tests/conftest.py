@@ -1,0 +1,146 @@
+"""Fixtures: an app with its own database per test, a client, factories that know the tenant.
+
+By default each test gets a fresh SQLite file. With TEST_DATABASE_URL set, the suite runs on PostgreSQL:
+each test worker creates its own database once, and tables are emptied after every test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from saas.app import create_app
+from saas.extensions import db
+from tests import factories
+
+REQUIRE_SERVICES = os.environ.get("QUANYI_REQUIRE_SERVICES") == "1"
+
+
+def postgres_url() -> str | None:
+    """The PostgreSQL server for this run, if any (CI sets it and requires it)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if REQUIRE_SERVICES and not url:
+        pytest.fail("QUANYI_REQUIRE_SERVICES=1 but TEST_DATABASE_URL is not set")
+    return url
+
+
+def redis_url() -> str | None:
+    """The Redis server for this run, if any."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if REQUIRE_SERVICES and not url:
+        pytest.fail("QUANYI_REQUIRE_SERVICES=1 but TEST_REDIS_URL is not set")
+    return url
+
+
+def _with_database(url: str, name: str) -> str:
+    return str(sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False))
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str | None]:
+    """Create this worker's PostgreSQL database for the session and drop it afterwards."""
+    url = postgres_url()
+    if not url:
+        yield None
+        return
+    name = f"quanyi_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(_with_database(url, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    database_url = _with_database(url, name)
+    app = create_app({"ENV_NAME": "testing", "DATABASE_URL": database_url})
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    try:
+        yield database_url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _empty_all_tables() -> None:
+    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    db.session.remove()
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
+
+
+@pytest.fixture
+def app_config(tmp_path: Path, postgres_database: str | None) -> dict[str, Any]:
+    """Settings of the test app; tests may add to it before `app` is created."""
+    config: dict[str, Any] = {
+        "ENV_NAME": "testing",
+        "MAIL_DIR": str(tmp_path / "mail"),
+        "FILES_DIR": str(tmp_path / "files"),
+        "DATABASE_URL": postgres_database or f"sqlite:///{tmp_path / 'test.sqlite3'}",
+    }
+    return config
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    monkeypatch.setenv("QUANYI_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(app_config)
+    app.test_client_class = RequestClient
+    with app.app_context():
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            db.create_all()
+        yield app
+        if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            _empty_all_tables()
+        db.session.remove()
+        db.engine.dispose()
+
+
+class RequestClient(FlaskClient):
+    """A test client whose every request runs in its own app context, as in production.
+
+    The test itself holds an app context (and a database session); without this, `g` and the session
+    would leak from one request into the next and hide bugs.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        app = self.application
+        db.session.commit()  # the test's own writes become visible to the request
+        with app.app_context():
+            response = super().open(*args, **kwargs)
+        db.session.expire_all()  # and the request's writes become visible to the test
+        return response
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def outbox(app: Flask) -> factories.Outbox:
+    """The mails the app has written (the embedded mail folder)."""
+    return factories.Outbox(Path(app.config["MAIL_DIR"]))
+
+
+@pytest.fixture
+def shop(app: Flask) -> factories.Shop:
+    """A tenant with one member of each role."""
+    return factories.make_shop("acme")
+
+
+@pytest.fixture
+def other_shop(app: Flask) -> factories.Shop:
+    """A second tenant, to prove isolation."""
+    return factories.make_shop("rival")
