@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_login import current_user
 
 from saas.extensions import babel
@@ -15,6 +15,8 @@ TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 def select_locale() -> str:
     """Pick the user's own choice, else the best match for the browser, else Chinese."""
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # jobs and CLI: the default language
+        return str(current_app.config["BABEL_DEFAULT_LOCALE"])
     if not g.get("_selecting_locale"):  # loading the user may itself translate a message
         g._selecting_locale = True
         try:

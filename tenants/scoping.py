@@ -90,10 +90,6 @@ def tenant_unscoped() -> Iterator[None]:
         _unscoped.reset(token)
 
 
-def _tenant_criteria(cls: Any) -> Any:
-    return cls.tenant_id == _current_tenant.get()
-
-
 @event.listens_for(Session, "do_orm_execute")
 def _scope_to_tenant(state: ORMExecuteState) -> None:
     """Add `tenant_id = <bound tenant>` to every ORM statement touching tenant-owned models."""
@@ -103,10 +99,11 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
         return
     if not any(issubclass(m.class_, TenantOwned) for m in state.all_mappers):
         return
-    if _current_tenant.get() is None:
+    tenant_id = _current_tenant.get()
+    if tenant_id is None:
         raise TenantNotBound("a tenant-owned model was queried with no tenant bound")
     state.statement = state.statement.options(
-        with_loader_criteria(TenantOwned, _tenant_criteria, include_aliases=True, track_closure_variables=False)
+        with_loader_criteria(TenantOwned, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
     )
 
 

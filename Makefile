@@ -1,0 +1,28 @@
+# The two commands of the README. Everything else is set up by them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint
+
+$(BIN)/quanyi: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+## Start the back office on the embedded defaults (SQLite, in-process jobs) with the demo tenant.
+run: $(BIN)/quanyi
+	$(BIN)/quanyi db upgrade
+	$(BIN)/quanyi demo
+	@echo "Open http://127.0.0.1:5000/login and sign in with one of the logins above."
+	$(BIN)/quanyi run --host 127.0.0.1 --port 5000
+
+## Run the whole test suite (SQLite and in-process jobs; PostgreSQL/Redis when TEST_* URLs are set).
+test: $(BIN)/quanyi
+	$(BIN)/pytest -n 2
+
+lint: $(BIN)/quanyi
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy

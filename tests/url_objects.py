@@ -1,0 +1,55 @@
+"""Objects for every URL variable, so route tests can fill any rule of the app.
+
+The isolation and permission tests walk every URL rule. For each variable in a rule (`<int:right_id>`)
+they call the factory registered here to create an object in a given shop and use its id. A new route
+with a new variable fails those tests until its factory is added here: nobody has to remember.
+Each factory runs with the shop's tenant bound, commits, and returns the value for the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from saas.auth.services import create_user
+from saas.extensions import db
+from saas.ids import new_id
+from tenants.models import ApiKey, Invitation, JobRun, Membership
+from tests.factories import PASSWORD, Shop
+
+
+def _invitation(shop: Shop) -> int:
+    invitation = Invitation(email="invitee@elsewhere.test", role="analyst")
+    db.session.add(invitation)
+    db.session.commit()
+    return invitation.id
+
+
+def _api_key(shop: Shop) -> int:
+    key = ApiKey(name="fixture", prefix=f"p{new_id() % 10**12}", secret_hash="0" * 64, scopes=[])
+    db.session.add(key)
+    db.session.commit()
+    return key.id
+
+
+def _member(shop: Shop) -> int:
+    """A fresh analyst, so a test that removes or demotes them leaves the shop's own members alone."""
+    user = create_user(f"member-{new_id()}@{shop.slug}.test", "Fixture member", PASSWORD)
+    db.session.flush()
+    db.session.add(Membership(tenant_id=shop.tenant.id, user_id=user.id, role="analyst"))
+    db.session.commit()
+    return user.id
+
+
+def _job_run(shop: Shop) -> int:
+    run = JobRun(kind="fixture", title="fixture")
+    db.session.add(run)
+    db.session.commit()
+    return run.id
+
+
+URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
+    "invitation_id": _invitation,
+    "key_id": _api_key,
+    "user_id": _member,
+    "job_id": _job_run,
+}
