@@ -48,5 +48,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     import tenants
 
     for package in (tenants, catalog, orders, integrations, reports):
-        package.init_app(app)  # type: ignore[attr-defined]
+        package.init_app(app)
     return app

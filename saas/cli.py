@@ -25,7 +25,9 @@ def cli() -> None:
 
 
 @click.command("worker")
-@click.option("--queues", default=",".join(jobs.QUEUES), show_default=True, help="Queues to listen on, in order.")
+@click.option(
+    "--queues", default=",".join(jobs.QUEUES), show_default=True, help="Queues to listen on, in order."
+)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--no-periodic", is_flag=True, help="Do not enqueue the periodic jobs from this worker.")
 @with_appcontext
@@ -37,16 +39,18 @@ def worker_command(queues: str, burst: bool, no_periodic: bool) -> None:
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config["JOBS_MODE"] != "rq":
-        raise click.ClickException("set REDIS_URL to run a worker; without it jobs run inside the web process")
+        raise click.ClickException(
+            "set REDIS_URL to run a worker; without it jobs run inside the web process"
+        )
     jobs._worker_app.append(app)
     connection = jobs.redis_connection(app)
     stop: threading.Event | None = None
     if not no_periodic and not burst:
         stop = start_in_process_scheduler(app)
     try:
-        Worker([Queue(name, connection=connection) for name in queues.split(",")], connection=connection).work(
-            burst=burst, with_scheduler=True
-        )
+        Worker(
+            [Queue(name, connection=connection) for name in queues.split(",")], connection=connection
+        ).work(burst=burst, with_scheduler=True)
     finally:
         if stop is not None:
             stop.set()

@@ -103,7 +103,7 @@ def load_config(mode: str, instance_path: Path, overrides: dict[str, Any] | None
                 settings[key] = _instance_secret(instance_path, key)
     if not settings.get("DATABASE_URL"):
         settings["DATABASE_URL"] = f"sqlite:///{instance_path / 'quanyi.sqlite3'}"
-    settings["SQLALCHEMY_DATABASE_URI"] = _sqlalchemy_url(settings["DATABASE_URL"])
+    settings["SQLALCHEMY_DATABASE_URI"] = sqlalchemy_url(settings["DATABASE_URL"])
     if settings.get("REDIS_URL") and mode == "development" and "JOBS_MODE" not in (overrides or {}):
         settings["JOBS_MODE"] = "rq"
     settings.setdefault("MAIL_DIR", str(instance_path / "mail"))
@@ -111,7 +111,7 @@ def load_config(mode: str, instance_path: Path, overrides: dict[str, Any] | None
     return settings
 
 
-def _sqlalchemy_url(url: str) -> str:
+def sqlalchemy_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs written the usual way."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):

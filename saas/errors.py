@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
@@ -10,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 class ApiError(Exception):
     """An API failure with a stable machine `code`, a human `message` and an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict[str, object] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code

@@ -90,11 +90,11 @@ def immediate_transaction(session: Session | None = None) -> Iterator[Session]:
     "database is locked" under concurrency); on PostgreSQL it is an ordinary transaction, where the
     statements themselves lock rows (`FOR UPDATE SKIP LOCKED`). The caller commits.
     """
-    session = session or db.session
-    if session.in_transaction():
-        session.commit()
-    session.connection(execution_options={"sqlite_immediate": True})
-    yield session
+    active: Any = session if session is not None else db.session
+    if active.in_transaction():
+        active.commit()
+    active.connection(execution_options={"sqlite_immediate": True})
+    yield active
 
 
 def is_postgres() -> bool:

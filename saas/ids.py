@@ -40,8 +40,10 @@ def new_id() -> int:
             if _state["sequence"] >= 1 << _SEQUENCE_BITS:
                 _state["last_ms"] += 1  # borrow the next millisecond rather than wait
                 _state["sequence"] = 0
-        return (_state["last_ms"] << (_NODE_BITS + _SEQUENCE_BITS)) | (_state["node"] << _SEQUENCE_BITS) | (
-            _state["sequence"]
+        return (
+            (_state["last_ms"] << (_NODE_BITS + _SEQUENCE_BITS))
+            | (_state["node"] << _SEQUENCE_BITS)
+            | (_state["sequence"])
         )
 
 

@@ -38,7 +38,7 @@ class JobSpec:
 def resolve(func_path: str) -> Callable[..., Any]:
     """Import the function named by a dotted path."""
     module_name, _, attr = func_path.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def enqueue(
@@ -125,7 +125,9 @@ class RQRunner(JobRunner):
     def submit(self, spec: JobSpec) -> None:
         from rq import Queue, Retry
 
-        retry = Retry(max=spec.retries, interval=list(RETRY_INTERVALS[: spec.retries])) if spec.retries else None
+        retry = (
+            Retry(max=spec.retries, interval=list(RETRY_INTERVALS[: spec.retries])) if spec.retries else None
+        )
         Queue(spec.queue, connection=redis_connection(self.app)).enqueue(
             run_job,
             spec.func_path,
@@ -192,4 +194,4 @@ class ProgressStore:
 
 def progress_store() -> ProgressStore:
     """Return the current app's progress store."""
-    return current_app.extensions["quanyi.progress"]  # type: ignore[no-any-return]
+    return current_app.extensions["quanyi.progress"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -35,16 +36,15 @@ NAVIGATION: tuple[NavItem, ...] = (
 )
 
 
-def visible_navigation() -> list[NavItem]:
-    """Return the navigation entries the current member may open."""
-    can = current_app.jinja_env.globals.get("can")
+def visible_navigation(can: Callable[[str], bool]) -> list[NavItem]:
+    """Return the navigation entries the current member may open (`can` answers for a permission)."""
     items = []
     for item in NAVIGATION:
         view = current_app.view_functions.get(item.endpoint)
         if view is None:
             continue
         permission = getattr(view, "required_permission", None)
-        if permission is None or (g.get("membership") is not None and can and can(permission)):
+        if permission is None or can(permission):
             items.append(item)
     return items
 

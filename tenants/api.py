@@ -124,8 +124,18 @@ def api_endpoint(
     The view receives the validated body as `body` when `request_model` is given, and returns a pydantic
     model, a list of them with a cursor (`(items, next_cursor)` when `paginated`), or None for 204.
     """
-    operation = ApiOperation(method.upper(), summary, scope, tag, request_model, response_model, status,
-                             paginated, list(query or []), errors)
+    operation = ApiOperation(
+        method.upper(),
+        summary,
+        scope,
+        tag,
+        request_model,
+        response_model,
+        status,
+        paginated,
+        list(query or []),
+        errors,
+    )
 
     def decorate(func: Callable[..., Any]) -> Callable[..., ResponseReturnValue]:
         @wraps(func)
@@ -151,8 +161,9 @@ def _render(result: Any, operation: ApiOperation) -> ResponseReturnValue:
         return "", 204
     if operation.paginated:
         items, next_cursor = result
-        return jsonify({"items": [item.model_dump(mode="json") for item in items],
-                        "next_cursor": next_cursor}), operation.status
+        return jsonify(
+            {"items": [item.model_dump(mode="json") for item in items], "next_cursor": next_cursor}
+        ), operation.status
     if isinstance(result, BaseModel):
         return jsonify(result.model_dump(mode="json")), operation.status
     return jsonify(result), operation.status
@@ -216,15 +227,20 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         if operation is not None:
             operations.append((_RULE_VARIABLE.sub(r"{\1}", rule.rule), rule.endpoint, operation))
     models = {m for _, _, op in operations for m in (op.request_model, op.response_model) if m} | {ErrorBody}
-    _, schema = models_json_schema([(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
-                                   ref_template="#/components/schemas/{model}")
+    _, schema = models_json_schema(
+        [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
     paths: dict[str, dict[str, Any]] = {}
     for path, endpoint, op in sorted(operations):
         paths.setdefault(path, {})[op.method.lower()] = _operation_object(path, endpoint, op)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Quanyi API", "version": "1.0.0",
-                 "description": "The tenant REST API. Authenticate with `Authorization: Bearer <api key>`."},
+        "info": {
+            "title": "Quanyi API",
+            "version": "1.0.0",
+            "description": "The tenant REST API. Authenticate with `Authorization: Bearer <api key>`.",
+        },
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
@@ -245,8 +261,15 @@ def _operation_object(path: str, endpoint: str, op: ApiOperation) -> dict[str, A
         for name in re.findall(r"{([a-z_]+)}", path)
     ]
     for param in [*op.query, *(PAGINATION_PARAMS if op.paginated else [])]:
-        parameters.append({"name": param.name, "in": "query", "required": False,
-                           "description": param.description, "schema": {"type": param.type}})
+        parameters.append(
+            {
+                "name": param.name,
+                "in": "query",
+                "required": False,
+                "description": param.description,
+                "schema": {"type": param.type},
+            }
+        )
     error = {"content": {"application/json": {"schema": _ref(ErrorBody)}}}
     responses: dict[str, Any] = {
         "401": {"description": "missing or invalid API key", **error},
@@ -260,19 +283,35 @@ def _operation_object(path: str, endpoint: str, op: ApiOperation) -> dict[str, A
     if op.response_model is None:
         responses[str(op.status)] = {"description": "done"}
     elif op.paginated:
-        page_schema = {"type": "object", "required": ["items", "next_cursor"], "properties": {
-            "items": {"type": "array", "items": _ref(op.response_model)},
-            "next_cursor": {"type": ["string", "null"]}}}
-        responses[str(op.status)] = {"description": "a page",
-                                     "content": {"application/json": {"schema": page_schema}}}
+        page_schema = {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": _ref(op.response_model)},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        }
+        responses[str(op.status)] = {
+            "description": "a page",
+            "content": {"application/json": {"schema": page_schema}},
+        }
     else:
-        responses[str(op.status)] = {"description": "ok",
-                                     "content": {"application/json": {"schema": _ref(op.response_model)}}}
-    obj: dict[str, Any] = {"operationId": endpoint.replace(".", "_"), "summary": op.summary, "tags": [op.tag],
-                           "parameters": parameters, "responses": responses}
+        responses[str(op.status)] = {
+            "description": "ok",
+            "content": {"application/json": {"schema": _ref(op.response_model)}},
+        }
+    obj: dict[str, Any] = {
+        "operationId": endpoint.replace(".", "_"),
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": parameters,
+        "responses": responses,
+    }
     if op.scope:
         obj["description"] = f"Needs the scope `{op.scope}`."
     if op.request_model is not None:
-        obj["requestBody"] = {"required": True,
-                              "content": {"application/json": {"schema": _ref(op.request_model)}}}
+        obj["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.request_model)}},
+        }
     return obj

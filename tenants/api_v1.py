@@ -48,20 +48,36 @@ class AuditEventOut(BaseModel):
     details: dict[str, Any]
 
 
-@api_endpoint(bp, "/me", "GET", summary="Describe the calling API key", scope=None, tag="tenant",
-              response_model=MeOut)
+@api_endpoint(
+    bp, "/me", "GET", summary="Describe the calling API key", scope=None, tag="tenant", response_model=MeOut
+)
 def me() -> MeOut:
     tenant = current_tenant()
     return MeOut(
-        key_name=g.api_key.name, key_prefix=g.api_key.prefix, scopes=g.api_key.scopes,
-        tenant=TenantOut(id=str(tenant.id), slug=tenant.slug, name=tenant.name, time_zone=tenant.time_zone,
-                         currency=tenant.currency),
+        key_name=g.api_key.name,
+        key_prefix=g.api_key.prefix,
+        scopes=g.api_key.scopes,
+        tenant=TenantOut(
+            id=str(tenant.id),
+            slug=tenant.slug,
+            name=tenant.name,
+            time_zone=tenant.time_zone,
+            currency=tenant.currency,
+        ),
     )
 
 
-@api_endpoint(bp, "/audit-events", "GET", summary="List audit events, newest first", scope=roles.AUDIT_VIEW,
-              tag="tenant", response_model=AuditEventOut, paginated=True,
-              query=[QueryParam("action", "only actions starting with this")])
+@api_endpoint(
+    bp,
+    "/audit-events",
+    "GET",
+    summary="List audit events, newest first",
+    scope=roles.AUDIT_VIEW,
+    tag="tenant",
+    response_model=AuditEventOut,
+    paginated=True,
+    query=[QueryParam("action", "only actions starting with this")],
+)
 def list_audit_events() -> tuple[list[AuditEventOut], str | None]:
     statement = select(AuditEvent)
     action = request.args.get("action")
@@ -69,9 +85,17 @@ def list_audit_events() -> tuple[list[AuditEventOut], str | None]:
         statement = statement.where(AuditEvent.action.startswith(action))
     events, next_cursor = paginate(statement, AuditEvent.id)
     return [
-        AuditEventOut(id=str(e.id), created_at=e.created_at, actor=e.actor, action=e.action,
-                      object_type=e.object_type, object_id=e.object_id, ip=e.ip, reason=e.reason,
-                      details=e.details or {})
+        AuditEventOut(
+            id=str(e.id),
+            created_at=e.created_at,
+            actor=e.actor,
+            action=e.action,
+            object_type=e.object_type,
+            object_id=e.object_id,
+            ip=e.ip,
+            reason=e.reason,
+            details=e.details or {},
+        )
         for e in events
     ], next_cursor
 

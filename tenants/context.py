@@ -23,7 +23,7 @@ def current_tenant() -> Tenant:
     tenant = g.get("tenant")
     if tenant is None:
         abort(404)
-    return tenant  # type: ignore[no-any-return]
+    return tenant
 
 
 def current_role() -> str:

@@ -15,7 +15,9 @@ ROLE_CHOICES = [(role.value, role.value) for role in Role]
 
 class SignUpForm(FlaskForm):
     tenant_name = StringField(_l("Shop name"), validators=[DataRequired(), Length(max=120)])
-    slug = StringField(_l("Address (letters, digits, dashes)"), validators=[DataRequired(), Length(min=3, max=63)])
+    slug = StringField(
+        _l("Address (letters, digits, dashes)"), validators=[DataRequired(), Length(min=3, max=63)]
+    )
     name = StringField(_l("Your name"), validators=[Optional(), Length(max=120)])
     email = EmailField(_l("Email"), validators=[DataRequired(), EmailAddress()])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10)])

@@ -35,8 +35,13 @@ def start_job_run(
     db.session.add(run)
     db.session.commit()
     jobs.enqueue(
-        "tenants.jobruns.execute_job_run", current_tenant_id(), run.id, func_path, list(args),
-        queue=queue, timeout=timeout,
+        "tenants.jobruns.execute_job_run",
+        current_tenant_id(),
+        run.id,
+        func_path,
+        list(args),
+        queue=queue,
+        timeout=timeout,
     )
     return run
 
@@ -62,8 +67,15 @@ def execute_job_run(tenant_id: int, run_id: int, func_path: str, args: list[Any]
         _finish(tenant_id, run_id, "succeeded", result=result if isinstance(result, dict) else {})
 
 
-def _finish(tenant_id: int, run_id: int, status: str, *, result: dict[str, Any] | None = None,
-            error: str | None = None, trace: str | None = None) -> None:
+def _finish(
+    tenant_id: int,
+    run_id: int,
+    status: str,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+    trace: str | None = None,
+) -> None:
     with tenant_unscoped():
         run = db.session.get(JobRun, (tenant_id, run_id))
         assert run is not None

@@ -14,7 +14,7 @@ from saas.timeutil import utcnow
 from tenants.scoping import TenantOwned
 
 
-class Tenant(db.Model):  # type: ignore[name-defined,misc]
+class Tenant(db.Model):  # type: ignore[name-defined]
     """A merchant: the unit of isolation. Global table."""
 
     __tablename__ = "tenants"
@@ -29,7 +29,7 @@ class Tenant(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Membership(db.Model):  # type: ignore[name-defined,misc]
+class Membership(db.Model):  # type: ignore[name-defined]
     """A user's role in one tenant. Global table: a user lists the tenants they belong to."""
 
     __tablename__ = "memberships"
@@ -40,7 +40,7 @@ class Membership(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Invitation(TenantOwned, db.Model):  # type: ignore[name-defined,misc]
+class Invitation(TenantOwned, db.Model):  # type: ignore[name-defined]
     """An emailed invitation to join a tenant with a role; the link is signed and used once."""
 
     __tablename__ = "invitations"
@@ -53,7 +53,7 @@ class Invitation(TenantOwned, db.Model):  # type: ignore[name-defined,misc]
     revoked_at: Mapped[dt.datetime | None]
 
 
-class ApiKey(TenantOwned, db.Model):  # type: ignore[name-defined,misc]
+class ApiKey(TenantOwned, db.Model):  # type: ignore[name-defined]
     """A tenant API key: the secret is shown once and stored as a SHA-256 hash."""
 
     __tablename__ = "api_keys"
@@ -73,7 +73,7 @@ class ApiKey(TenantOwned, db.Model):  # type: ignore[name-defined,misc]
         return self.revoked_at is None
 
 
-class AuditEvent(TenantOwned, db.Model):  # type: ignore[name-defined,misc]
+class AuditEvent(TenantOwned, db.Model):  # type: ignore[name-defined]
     """Who did what to which object, when, from where, and why."""
 
     __tablename__ = "audit_events"
@@ -90,7 +90,7 @@ class AuditEvent(TenantOwned, db.Model):  # type: ignore[name-defined,misc]
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class JobRun(TenantOwned, db.Model):  # type: ignore[name-defined,misc]
+class JobRun(TenantOwned, db.Model):  # type: ignore[name-defined]
     """A background job a person waits on: its status, progress, result or error."""
 
     __tablename__ = "job_runs"

@@ -106,9 +106,12 @@ def get_membership(tenant: Tenant, user_id: int) -> Membership | None:
 
 
 def _owner_count(tenant: Tenant) -> int:
-    return db.session.scalar(
-        select(func.count()).where(Membership.tenant_id == tenant.id, Membership.role == Role.OWNER)
-    ) or 0
+    return (
+        db.session.scalar(
+            select(func.count()).where(Membership.tenant_id == tenant.id, Membership.role == Role.OWNER)
+        )
+        or 0
+    )
 
 
 def _check_may_manage(actor_role: str, target_role: str, new_role: str | None = None) -> None:
@@ -117,7 +120,9 @@ def _check_may_manage(actor_role: str, target_role: str, new_role: str | None = 
         raise TenantError(_("Only an owner can make or change owners."))
 
 
-def change_role(tenant: Tenant, actor_role: str, user_id: int, new_role: str, reason: str | None = None) -> None:
+def change_role(
+    tenant: Tenant, actor_role: str, user_id: int, new_role: str, reason: str | None = None
+) -> None:
     """Give a member another role; the last owner keeps theirs."""
     membership = get_membership(tenant, user_id)
     if membership is None:
@@ -172,8 +177,12 @@ def invite(tenant: Tenant, actor_role: str, email: str, role: str) -> Invitation
     send_mail(
         email,
         _("You are invited to %(tenant)s on Quanyi", tenant=tenant.name),
-        _("You have been invited to join %(tenant)s as %(role)s.\n\nAccept within 7 days:\n%(link)s",
-          tenant=tenant.name, role=role, link=link),
+        _(
+            "You have been invited to join %(tenant)s as %(role)s.\n\nAccept within 7 days:\n%(link)s",
+            tenant=tenant.name,
+            role=role,
+            link=link,
+        ),
     )
     return invitation
 
@@ -200,7 +209,9 @@ def open_invitation(token: str) -> tuple[Tenant, Invitation]:
     return tenant, invitation
 
 
-def accept_invitation(token: str, user: User | None, name: str = "", password: str = "") -> tuple[Tenant, User]:
+def accept_invitation(
+    token: str, user: User | None, name: str = "", password: str = ""
+) -> tuple[Tenant, User]:
     """Join the tenant: as the signed-in user, or as a new account created with the invited email."""
     tenant, invitation = open_invitation(token)
     if user is None:
@@ -208,7 +219,9 @@ def accept_invitation(token: str, user: User | None, name: str = "", password: s
         if not user.check_password(password):
             raise TenantError(_("An account with this email exists; log in first, then open the link again."))
     elif user.email != invitation.email:
-        raise TenantError(_("This invitation was sent to %(email)s; log in with that account.", email=invitation.email))
+        raise TenantError(
+            _("This invitation was sent to %(email)s; log in with that account.", email=invitation.email)
+        )
     db.session.flush()
     if get_membership(tenant, user.id) is None:
         db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=invitation.role))
@@ -260,8 +273,13 @@ def create_api_key(actor_role: str, name: str, scopes: list[str]) -> tuple[ApiKe
         raise TenantError(_("You cannot grant scopes you do not hold: %(s)s", s=", ".join(beyond)))
     prefix = secrets.token_hex(6)
     secret = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey(name=name, prefix=prefix, secret_hash=hash_api_secret(secret), scopes=sorted(set(scopes)),
-                 created_by_id=_current_user_id())
+    key = ApiKey(
+        name=name,
+        prefix=prefix,
+        secret_hash=hash_api_secret(secret),
+        scopes=sorted(set(scopes)),
+        created_by_id=_current_user_id(),
+    )
     db.session.add(key)
     db.session.flush()
     audit.record("api_key.created", "api_key", key.id, name=name, scopes=key.scopes)
@@ -273,7 +291,7 @@ def find_api_key(secret: str) -> ApiKey | None:
     """Return the active key a bearer secret belongs to, in any tenant."""
     if not secret.startswith(API_KEY_PREFIX) or secret.count("_") < 2:
         return None
-    prefix = secret[len(API_KEY_PREFIX):].split("_", 1)[0]
+    prefix = secret[len(API_KEY_PREFIX) :].split("_", 1)[0]
     digest = hash_api_secret(secret)
     with tenant_unscoped():  # the key names its tenant; nothing is bound yet
         candidates = db.session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).all()

@@ -50,9 +50,12 @@ def signup() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             tenant, user = services.sign_up(
-                form.tenant_name.data or "", form.slug.data or "", form.email.data or "", form.name.data or "",
+                form.tenant_name.data or "",
+                form.slug.data or "",
+                form.email.data or "",
+                form.name.data or "",
                 form.password.data or "",
-                existing_user=current_user if current_user.is_authenticated else None,
+                existing_user=current_user._get_current_object() if current_user.is_authenticated else None,
             )
         except (services.TenantError, ValueError) as error:
             flash(str(error), "error")
@@ -70,17 +73,21 @@ def accept_invitation(token: str) -> ResponseReturnValue:
     except services.TenantError as error:
         return render_template("tenants/invitation.html", error=str(error), form=None), 410
     form = AcceptInvitationForm()
-    signed_in = current_user if current_user.is_authenticated else None
+    signed_in = current_user._get_current_object() if current_user.is_authenticated else None
     if request.method == "POST" and (signed_in is not None or form.validate()):
         try:
-            tenant, user = services.accept_invitation(token, signed_in, form.name.data or "", form.password.data or "")
+            tenant, user = services.accept_invitation(
+                token, signed_in, form.name.data or "", form.password.data or ""
+            )
         except (services.TenantError, ValueError) as error:
             flash(str(error), "error")
         else:
             login_user(user)
             flash(_("You joined %(tenant)s.", tenant=tenant.name), "info")
             return redirect(url_for("tenant.dashboard", tenant_slug=tenant.slug))
-    return render_template("tenants/invitation.html", tenant=tenant, invitation=invitation, form=form, error=None)
+    return render_template(
+        "tenants/invitation.html", tenant=tenant, invitation=invitation, form=form, error=None
+    )
 
 
 # ---------------------------------------------------------------- inside a tenant
@@ -101,7 +108,9 @@ def team() -> ResponseReturnValue:
     return render_template(
         "tenants/team.html",
         members=services.members_of(tenant),
-        invitations=services.pending_invitations() if roles.has_permission(current_role(), roles.TEAM_MANAGE) else [],
+        invitations=services.pending_invitations()
+        if roles.has_permission(current_role(), roles.TEAM_MANAGE)
+        else [],
         invite_form=InviteForm(),
         role_form=RoleForm(),
         assignable=roles.roles_assignable_by(current_role()),
@@ -147,7 +156,9 @@ def change_role(user_id: int) -> ResponseReturnValue:
     _member_or_404(user_id)
     form = RoleForm()
     try:
-        services.change_role(current_tenant(), current_role(), user_id, form.role.data or "", form.reason.data)
+        services.change_role(
+            current_tenant(), current_role(), user_id, form.role.data or "", form.reason.data
+        )
     except services.TenantError as error:
         flash(str(error), "error")
     else:
@@ -179,10 +190,14 @@ def api_keys() -> ResponseReturnValue:
     new_secret = None
     if form.validate_on_submit():
         try:
-            _key, new_secret = services.create_api_key(current_role(), form.name.data or "", form.scopes.data or [])
+            _key, new_secret = services.create_api_key(
+                current_role(), form.name.data or "", form.scopes.data or []
+            )
         except services.TenantError as error:
             flash(str(error), "error")
-    return render_template("tenants/api_keys.html", form=form, keys=services.list_api_keys(), new_secret=new_secret)
+    return render_template(
+        "tenants/api_keys.html", form=form, keys=services.list_api_keys(), new_secret=new_secret
+    )
 
 
 @tenant_bp.route("/api-keys/<int:key_id>/revoke", methods=["POST"])
@@ -211,7 +226,9 @@ def audit_log() -> ResponseReturnValue:
         statement = statement.where(AuditEvent.object_id == object_id)
     page = max(1, request.args.get("page", 1, type=int) or 1)
     events = db.paginate(statement, page=page, per_page=50, error_out=False)
-    return render_template("tenants/audit.html", events=events, action=action, actor=actor, object_id=object_id)
+    return render_template(
+        "tenants/audit.html", events=events, action=action, actor=actor, object_id=object_id
+    )
 
 
 @tenant_bp.route("/settings", methods=["GET", "POST"])
@@ -222,8 +239,13 @@ def settings() -> ResponseReturnValue:
     form = SettingsForm(obj=tenant)
     if form.validate_on_submit():
         try:
-            services.update_settings(tenant, form.name.data or "", form.time_zone.data or "", form.locale.data or "",
-                                     (form.currency.data or "").upper())
+            services.update_settings(
+                tenant,
+                form.name.data or "",
+                form.time_zone.data or "",
+                form.locale.data or "",
+                (form.currency.data or "").upper(),
+            )
         except services.TenantError as error:
             flash(str(error), "error")
         else:
@@ -266,5 +288,9 @@ def tenant_nav_permission(endpoint: str) -> str | None:
 def _inject_tenant() -> dict[str, object]:
     from tenants.context import can
 
-    return {"tenant": g.get("tenant"), "membership": g.get("membership"), "can": can,
-            "nav_permission": tenant_nav_permission}
+    return {
+        "tenant": g.get("tenant"),
+        "membership": g.get("membership"),
+        "can": can,
+        "nav_permission": tenant_nav_permission,
+    }

@@ -18,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from saas.app import create_app
+from saas.config import sqlalchemy_url
 from saas.extensions import db
 from tests import factories
 
@@ -41,7 +42,9 @@ def redis_url() -> str | None:
 
 
 def _with_database(url: str, name: str) -> str:
-    return str(sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False))
+    return str(
+        sa.engine.make_url(sqlalchemy_url(url)).set(database=name).render_as_string(hide_password=False)
+    )
 
 
 @pytest.fixture(scope="session")

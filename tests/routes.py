@@ -28,15 +28,24 @@ class Route:
 
 def tenant_routes(app: Flask) -> list[Route]:
     """Every back-office route under /t/<tenant_slug>/, one per method."""
-    return [Route(rule, method) for rule in app.url_map.iter_rules() if "tenant_slug" in rule.arguments
-            for method in sorted(rule.methods or ()) if method in CHECKED_METHODS]
+    return [
+        Route(rule, method)
+        for rule in app.url_map.iter_rules()
+        if "tenant_slug" in rule.arguments
+        for method in sorted(rule.methods or ())
+        if method in CHECKED_METHODS
+    ]
 
 
 def api_routes(app: Flask) -> list[Route]:
     """Every authenticated API route."""
-    return [Route(rule, method) for rule in app.url_map.iter_rules()
-            if hasattr(app.view_functions[rule.endpoint], "api_operation")
-            for method in sorted(rule.methods or ()) if method in CHECKED_METHODS]
+    return [
+        Route(rule, method)
+        for rule in app.url_map.iter_rules()
+        if hasattr(app.view_functions[rule.endpoint], "api_operation")
+        for method in sorted(rule.methods or ())
+        if method in CHECKED_METHODS
+    ]
 
 
 def object_values(route: Route, owner: Shop) -> dict[str, int | str]:

@@ -15,7 +15,7 @@ from saas.ids import new_id
 from saas.timeutil import utcnow
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
     """A person who signs in; roles live on memberships, per tenant."""
 
     __tablename__ = "users"

@@ -76,8 +76,11 @@ def request_password_reset(email: str) -> None:
     send_mail(
         user.email,
         _("Reset your Quanyi password"),
-        _("Open this link within an hour to choose a new password:\n\n%(link)s\n\n"
-          "If you did not ask for it, ignore this mail.", link=link),
+        _(
+            "Open this link within an hour to choose a new password:\n\n%(link)s\n\n"
+            "If you did not ask for it, ignore this mail.",
+            link=link,
+        ),
     )
 
 

@@ -86,7 +86,9 @@ def account() -> ResponseReturnValue:
         return redirect(url_for("auth.account"))
     if request.method == "POST" and "pw-password" in request.form and password.validate():
         try:
-            services.change_password(current_user, password.current_password.data or "", password.password.data or "")
+            services.change_password(
+                current_user, password.current_password.data or "", password.password.data or ""
+            )
         except services.AccountError as error:
             flash(str(error), "error")
         else:

@@ -48,7 +48,9 @@ def test_a_member_of_another_tenant_gets_404_on_every_tenant_route(
         if values:
             their_objects_in_my_tenant = build_url(app, route, other_shop.slug, values)
             response = client.open(their_objects_in_my_tenant, method=route.method)
-            assert response.status_code == 404, f"{route} with the other tenant's ids gave {response.status_code}"
+            assert response.status_code == 404, (
+                f"{route} with the other tenant's ids gave {response.status_code}"
+            )
     assert audit_rows_of(shop) == before, "a request from another tenant changed something"
 
 
@@ -62,12 +64,16 @@ def test_an_api_key_of_another_tenant_gets_404_on_every_object_route(
         values = object_values(route, shop)
         if not values:
             continue
-        response = client.open(build_url(app, route, None, values), method=route.method, headers=headers, json={})
+        response = client.open(
+            build_url(app, route, None, values), method=route.method, headers=headers, json={}
+        )
         assert response.status_code == 404, f"{route} with the other tenant's ids gave {response.status_code}"
         assert response.is_json and response.json["code"] == "not_found", route  # type: ignore[index]
 
 
 def test_a_signed_out_visitor_is_sent_to_log_in(app: Flask, client: FlaskClient, shop: Shop) -> None:
     for route in tenant_routes(app):
-        response = client.open(build_url(app, route, shop.slug, object_values(route, shop)), method=route.method)
+        response = client.open(
+            build_url(app, route, shop.slug, object_values(route, shop)), method=route.method
+        )
         assert response.status_code in (302, 401), f"{route} gave {response.status_code} to a visitor"

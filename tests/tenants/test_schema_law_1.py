@@ -13,7 +13,9 @@ def tenant_owned_tables() -> list[Table]:
 
 
 def test_the_global_tables_are_few_and_named_in_one_place() -> None:
-    assert {t.name for t in db.metadata.sorted_tables} - {t.name for t in tenant_owned_tables()} <= GLOBAL_TABLES
+    assert {t.name for t in db.metadata.sorted_tables} - {
+        t.name for t in tenant_owned_tables()
+    } <= GLOBAL_TABLES
     assert {"tenants", "users", "memberships"} <= GLOBAL_TABLES
 
 

@@ -13,8 +13,16 @@ from tests.factories import PASSWORD, Outbox, Shop, login
 
 
 def sign_up(client: FlaskClient, slug: str = "moon-rights", email: str = "boss@moon.test") -> None:
-    response = client.post("/signup", data={"tenant_name": "Moon Rights", "slug": slug, "name": "Boss",
-                                            "email": email, "password": PASSWORD})
+    response = client.post(
+        "/signup",
+        data={
+            "tenant_name": "Moon Rights",
+            "slug": slug,
+            "name": "Boss",
+            "email": email,
+            "password": PASSWORD,
+        },
+    )
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/t/{slug}/")
 
@@ -30,8 +38,10 @@ def test_sign_up_creates_the_tenant_and_its_owner(client: FlaskClient) -> None:
 
 
 def test_sign_up_refuses_a_taken_address_and_keeps_the_form(client: FlaskClient, shop: Shop) -> None:
-    response = client.post("/signup", data={"tenant_name": "Copy", "slug": shop.slug, "email": "new@x.test",
-                                            "password": PASSWORD})
+    response = client.post(
+        "/signup",
+        data={"tenant_name": "Copy", "slug": shop.slug, "email": "new@x.test", "password": PASSWORD},
+    )
     assert response.status_code == 200
     assert "taken" in response.get_data(as_text=True)
     assert db.session.query(User).filter_by(email="new@x.test").count() == 0
@@ -56,8 +66,16 @@ def test_password_reset_by_emailed_link_works_once(client: FlaskClient, shop: Sh
     link = re.search(r"http://\S+/password/reset/\S+", outbox.body(mail))
     assert link is not None
     path = link.group(0).split("quanyi.test", 1)[1]
-    assert client.post(path, data={"password": "a-brand-new-secret", "confirm": "a-brand-new-secret"}).status_code == 302
-    assert client.post("/login", data={"email": shop.owner.email, "password": "a-brand-new-secret"}).status_code == 302
+    assert (
+        client.post(
+            path, data={"password": "a-brand-new-secret", "confirm": "a-brand-new-secret"}
+        ).status_code
+        == 302
+    )
+    assert (
+        client.post("/login", data={"email": shop.owner.email, "password": "a-brand-new-secret"}).status_code
+        == 302
+    )
     again = client.post(path, data={"password": "another-new-secret", "confirm": "another-new-secret"})
     assert "already been used" in again.get_data(as_text=True)
 
@@ -72,8 +90,14 @@ def test_changing_the_password_signs_out_other_sessions(app, shop: Shop) -> None
     laptop, phone = app.test_client(), app.test_client()
     login(laptop, shop.owner)
     login(phone, shop.owner)
-    response = laptop.post("/account", data={"pw-current_password": PASSWORD, "pw-password": "fresh-password-1",
-                                             "pw-confirm": "fresh-password-1"})
+    response = laptop.post(
+        "/account",
+        data={
+            "pw-current_password": PASSWORD,
+            "pw-password": "fresh-password-1",
+            "pw-confirm": "fresh-password-1",
+        },
+    )
     assert response.status_code == 302
     assert laptop.get(f"/t/{shop.slug}/").status_code == 200
     assert phone.get(f"/t/{shop.slug}/").status_code == 302
@@ -84,7 +108,9 @@ def test_passwords_are_stored_hashed(shop: Shop) -> None:
     assert shop.owner.check_password(PASSWORD)
 
 
-def test_a_user_in_two_tenants_switches_between_them(client: FlaskClient, shop: Shop, other_shop: Shop) -> None:
+def test_a_user_in_two_tenants_switches_between_them(
+    client: FlaskClient, shop: Shop, other_shop: Shop
+) -> None:
     db.session.add(Membership(tenant_id=other_shop.tenant.id, user_id=shop.owner.id, role="analyst"))
     db.session.commit()
     login(client, shop.owner)

@@ -53,9 +53,8 @@ def test_the_escape_hatch_sees_every_tenant(shop: Shop, other_shop: Shop) -> Non
 def test_raw_sql_must_filter_on_the_tenant(shop: Shop, other_shop: Shop) -> None:
     add_invitation(shop, "a@x.test")
     add_invitation(other_shop, "b@x.test")
-    with pytest.raises(ValueError):
-        with shop.bound():
-            tenant_sql("SELECT email FROM invitations")
+    with pytest.raises(ValueError), shop.bound():
+        tenant_sql("SELECT email FROM invitations")
     with shop.bound():
         rows = tenant_query("SELECT email FROM invitations WHERE tenant_id = :tenant_id").all()
     assert [r.email for r in rows] == ["a@x.test"]

@@ -1,0 +1,105 @@
+"""Jobs: run inline in tests, in a thread by default, on RQ workers with Redis; progress is visible."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from saas import jobs
+from saas.extensions import db
+from saas.periodic import PERIODIC_JOBS, known_periodic_jobs
+from tenants.jobruns import report_progress, start_job_run
+from tenants.models import JobRun
+from tests.factories import Shop, login
+
+CALLS: list[Any] = []
+
+
+def record_call(value: str) -> None:
+    """A job used by these tests."""
+    CALLS.append(value)
+
+
+def count_to(n: int) -> dict[str, int]:
+    """A tracked job that reports progress as it goes."""
+    for i in range(n):
+        report_progress(100 * (i + 1) / n, f"{i + 1} of {n}")
+        CALLS.append(("progress", i))
+    return {"counted": n}
+
+
+def explode() -> None:
+    """A tracked job that fails."""
+    raise RuntimeError("supplier file unreadable")
+
+
+def test_an_unknown_queue_is_refused(app: Flask) -> None:
+    with pytest.raises(ValueError):
+        jobs.enqueue("tests.saas.test_jobs.record_call", "x", queue="nope")
+
+
+def test_a_tracked_job_records_its_result_and_shows_progress(client: FlaskClient, shop: Shop) -> None:
+    with shop.bound():
+        run = start_job_run("count", "Counting", "tests.saas.test_jobs.count_to", 4)
+    login(client, shop.owner)
+    status = client.get(f"/t/{shop.slug}/jobs/{run.id}.json").json
+    assert status["status"] == "succeeded" and status["progress"] == 100  # type: ignore[index]
+    assert status["result"] == {"counted": 4}  # type: ignore[index]
+    page = client.get(f"/t/{shop.slug}/jobs/{run.id}").get_data(as_text=True)
+    assert 'data-testid="job-progress"' in page and "Counting" in page
+
+
+def test_a_failed_job_shows_its_error(client: FlaskClient, shop: Shop) -> None:
+    with shop.bound(), pytest.raises(RuntimeError):
+        start_job_run("explode", "Exploding", "tests.saas.test_jobs.explode")
+    with shop.bound():
+        run = db.session.query(JobRun).one()
+    assert run.status == "failed" and "supplier file unreadable" in (run.error or "")
+
+
+def test_the_thread_runner_runs_jobs_in_the_background(app: Flask) -> None:
+    done = threading.Event()
+    runner = jobs.ThreadRunner(app)
+    CALLS.clear()
+    runner.submit(jobs.JobSpec("tests.saas.test_jobs.record_call", ("threaded",)))
+    runner.executor.shutdown(wait=True)
+    done.set()
+    assert CALLS == ["threaded"]
+
+
+def test_every_periodic_job_is_declared_with_a_known_queue() -> None:
+    assert len({job.name for job in PERIODIC_JOBS}) == len(PERIODIC_JOBS)
+    assert all(job.queue in jobs.QUEUES and job.every_seconds >= 60 for job in PERIODIC_JOBS)
+
+
+def test_periodic_jobs_that_exist_resolve(app: Flask) -> None:
+    for job in known_periodic_jobs():
+        assert callable(jobs.resolve(job.func_path))
+
+
+@pytest.mark.postgres
+def test_jobs_go_through_redis_to_a_real_worker(app: Flask) -> None:
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("QUANYI_REQUIRE_SERVICES") == "1":
+            pytest.fail("TEST_REDIS_URL is required")
+        pytest.skip("TEST_REDIS_URL not set")
+    connection = Redis.from_url(url)
+    app.config.update(JOBS_MODE="rq", REDIS_URL=url)
+    app.extensions.pop("quanyi.redis", None)
+    jobs.init_app(app)
+    queue_name = "default"
+    Queue(queue_name, connection=connection).empty()
+    CALLS.clear()
+    jobs.enqueue("tests.saas.test_jobs.record_call", "via-redis", queue=queue_name)
+    assert CALLS == []  # nothing ran yet: it waits in Redis
+    SimpleWorker([Queue(queue_name, connection=connection)], connection=connection).work(burst=True)
+    assert CALLS == ["via-redis"]

@@ -1,0 +1,50 @@
+"""Migrations: one head, an empty database upgrades to it, and the result matches the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask
+from flask_migrate import upgrade
+
+from saas.app import PROJECT_ROOT, create_app
+from saas.extensions import db
+
+
+@pytest.fixture
+def empty_app(app_config: dict[str, Any], tmp_path: Path) -> Flask:
+    """An app on a database that has never been created (SQLite) or emptied of all tables (PostgreSQL)."""
+    config = dict(app_config)
+    if config["DATABASE_URL"].startswith("sqlite"):
+        config["DATABASE_URL"] = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    return create_app(config)
+
+
+def _drop_everything() -> None:
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+
+def test_there_is_exactly_one_head() -> None:
+    script = ScriptDirectory(str(PROJECT_ROOT / "migrations"))
+    assert len(script.get_heads()) == 1, script.get_heads()
+
+
+def test_an_empty_database_upgrades_to_exactly_the_models(empty_app: Flask) -> None:
+    with empty_app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            _drop_everything()
+        upgrade(directory=str(PROJECT_ROOT / "migrations"))
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": False})
+            differences = compare_metadata(context, db.metadata)
+        if db.engine.dialect.name != "sqlite":
+            _drop_everything()
+            db.create_all()  # leave the per-worker database as the other tests expect it
+    assert differences == [], f"models and migrations differ: {differences}"
