@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint
+.PHONY: run test lint translations
 
 $(BIN)/quanyi: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,9 @@ lint: $(BIN)/quanyi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## Refresh the message catalogue after adding strings, then fill in saas/translations/zh_CN/.../messages.po.
+translations: $(BIN)/quanyi
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o saas/translations/messages.pot .
+	$(BIN)/pybabel update -i saas/translations/messages.pot -d saas/translations -l zh_CN --no-fuzzy-matching
+	$(BIN)/pybabel compile -d saas/translations -l zh_CN
