@@ -27,8 +27,8 @@ lint: $(BIN)/quanyi
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Refresh the message catalogue after adding strings, then fill in saas/translations/zh_CN/.../messages.po.
+## Refresh the message catalogue after adding strings, then fill in saas/translations/zh/.../messages.po.
 translations: $(BIN)/quanyi
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o saas/translations/messages.pot .
-	$(BIN)/pybabel update -i saas/translations/messages.pot -d saas/translations -l zh_CN --no-fuzzy-matching
-	$(BIN)/pybabel compile -d saas/translations -l zh_CN
+	$(BIN)/pybabel update -i saas/translations/messages.pot -d saas/translations -l zh --no-fuzzy-matching
+	$(BIN)/pybabel compile -d saas/translations -l zh
