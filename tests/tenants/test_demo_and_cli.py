@@ -1,0 +1,67 @@
+"""`quanyi demo` makes a demo tenant with a member of each role; `quanyi tenants create` makes a tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from saas.extensions import db
+from tenants.demo import DEMO_PASSWORD
+from tenants.models import Membership, Tenant
+from tenants.roles import Role
+
+
+def test_demo_prints_a_login_per_role_and_runs_twice_safely(runner: Any, client: FlaskClient) -> None:
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    for role in Role:
+        assert f"{role.value}@demo.quanyi.test" in first.output
+    second = runner.invoke(args=["demo"])
+    assert second.exit_code == 0 and "Found demo tenant" in second.output
+    tenant = db.session.query(Tenant).filter_by(slug="demo").one()
+    assert db.session.query(Membership).filter_by(tenant_id=tenant.id).count() == len(Role)
+    assert (
+        client.post(
+            "/login", data={"email": "analyst@demo.quanyi.test", "password": DEMO_PASSWORD}
+        ).status_code
+        == 302
+    )
+    assert client.get("/t/demo/").status_code == 200
+
+
+def test_tenants_create_makes_a_tenant_and_its_owner(runner: Any) -> None:
+    result = runner.invoke(
+        args=[
+            "tenants",
+            "create",
+            "--name",
+            "Nova",
+            "--slug",
+            "nova",
+            "--owner-email",
+            "o@nova.test",
+            "--owner-password",
+            "nova-password-1",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert db.session.query(Tenant).filter_by(slug="nova").one().name == "Nova"
+
+
+def test_tenants_create_explains_a_bad_address(runner: Any) -> None:
+    result = runner.invoke(
+        args=[
+            "tenants",
+            "create",
+            "--name",
+            "X",
+            "--slug",
+            "No Spaces!",
+            "--owner-email",
+            "o@x.test",
+            "--owner-password",
+            "long-enough-pw",
+        ]
+    )
+    assert result.exit_code != 0 and "小写字母" in result.output  # the CLI speaks the default language
