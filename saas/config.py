@@ -56,7 +56,7 @@ class TestingConfig(BaseConfig):
     PERIODIC_JOBS_ENABLED = False
     SECRET_KEY = "test-secret-key"
     # 32 zero-free bytes, base64: a fixed master key so tests are reproducible.
-    QUANYI_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchIQ=="
+    QUANYI_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchISE="  # b"test-master-key-32-bytes-long!!!"
     SERVER_NAME = "quanyi.test"
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only; production uses scrypt
 
