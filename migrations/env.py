@@ -2,6 +2,10 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
+from tenants.rls import apply_row_level_security
+from tenants.scoping import tenant_unscoped
+import os
+
 from flask import current_app
 
 # this is the Alembic Config object, which provides
@@ -100,8 +104,11 @@ def run_migrations_online():
         conf_args.setdefault("compare_type", True)
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
-        with context.begin_transaction():
+        with tenant_unscoped(), context.begin_transaction():
             context.run_migrations()
+            if connection.dialect.name == "postgresql":
+                # Row-level security on every tenant table, new ones included (DESIGN law 6).
+                apply_row_level_security(connection, os.environ.get("QUANYI_APP_DB_ROLE"))
 
 
 if context.is_offline_mode():

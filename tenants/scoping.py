@@ -13,8 +13,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from flask import has_app_context
 from sqlalchemy import BigInteger, ForeignKey, Table, event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+from sqlalchemy.pool import Pool
 from sqlalchemy.sql.elements import TextClause
 
 from saas.extensions import db
@@ -71,12 +74,24 @@ def unbind_tenant(token: contextvars.Token[int | None]) -> None:
 
 @contextmanager
 def tenant_bound(tenant_id: int) -> Iterator[None]:
-    """Bind `tenant_id` inside the block (jobs, CLI, tests)."""
+    """Bind `tenant_id` inside the block (jobs, CLI, tests).
+
+    Rows added inside the block are flushed before it ends, so they are written as this tenant's
+    (row-level security checks every write against the binding of the moment).
+    """
     token = _current_tenant.set(tenant_id)
     try:
         yield
+        _flush_pending_writes()
     finally:
         _current_tenant.reset(token)
+
+
+def _flush_pending_writes() -> None:
+    if has_app_context():
+        session = db.session
+        if session.new or session.dirty or session.deleted:
+            session.flush()
 
 
 @contextmanager
@@ -95,28 +110,70 @@ def tenant_unscoped() -> Iterator[None]:
 @event.listens_for(Session, "do_orm_execute")
 def _scope_to_tenant(state: ORMExecuteState) -> None:
     """Add `tenant_id = <bound tenant>` to every ORM statement touching tenant-owned models."""
-    if state.is_column_load or _unscoped.get():
-        return
-    if not (state.is_select or state.is_update or state.is_delete):
+    if _unscoped.get() or not (state.is_select or state.is_update or state.is_delete):
         return
     if not any(issubclass(m.class_, TenantOwned) for m in state.all_mappers):
         return
     tenant_id = _current_tenant.get()
     if tenant_id is None:
-        raise TenantNotBound("a tenant-owned model was queried with no tenant bound")
+        raise TenantNotBound(
+            "a tenant-owned model was read with no tenant bound (an expired attribute counts: read what you "
+            "need inside the tenant's block, or use tenant_unscoped() in jobs and admin code)"
+        )
+    if state.is_column_load:
+        return  # refreshing a row already loaded by its primary key, which includes tenant_id
     state.statement = state.statement.options(
         with_loader_criteria(TenantOwned, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
     )
 
 
-@event.listens_for(Session, "after_begin")
-def _set_rls_tenant(session: Session, transaction: Any, connection: Any) -> None:
-    """Tell PostgreSQL's row-level security which tenant this transaction acts for (DESIGN law 6)."""
-    if connection.dialect.name != "postgresql":
-        return
+def _rls_settings() -> tuple[str, str]:
+    """Return (`app.tenant_id`, `app.unscoped`) as PostgreSQL's row-level security should see them now."""
+    if _unscoped.get():
+        return "", "on"
     tenant_id = _current_tenant.get()
-    value = "" if tenant_id is None or _unscoped.get() else str(tenant_id)
-    connection.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": value})
+    return ("" if tenant_id is None else str(tenant_id)), ""
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _tell_postgres_the_tenant(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    """Keep the transaction's RLS settings equal to the binding before each statement (DESIGN law 6).
+
+    The settings are transaction-local (`set_config(…, true)`) and only re-sent when the binding changed,
+    so a request costs one extra round trip, not one per statement.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    wanted = _rls_settings()
+    if conn.info.get(_RLS_KEY) == wanted:
+        return
+    with conn.connection.dbapi_connection.cursor() as rls_cursor:
+        rls_cursor.execute(
+            "SELECT set_config('app.tenant_id', %s, true), set_config('app.unscoped', %s, true)", wanted
+        )
+    conn.info[_RLS_KEY] = wanted
+
+
+_RLS_KEY = "quanyi_rls_settings"
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+@event.listens_for(Engine, "rollback_savepoint")
+def _forget_rls_settings(conn: Any, *args: Any) -> None:
+    conn.info.pop(_RLS_KEY, None)
+
+
+@event.listens_for(Pool, "checkin")
+def _forget_rls_settings_on_checkin(dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info.pop(_RLS_KEY, None)
+
+
+@event.listens_for(Pool, "reset")
+def _forget_rls_settings_on_reset(dbapi_connection: Any, record: Any, reset_state: Any) -> None:
+    if record is not None:
+        record.info.pop(_RLS_KEY, None)
 
 
 def tenant_sql(sql: str, params: Mapping[str, Any] | None = None) -> tuple[TextClause, dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from flask.testing import FlaskClient
 from saas.app import create_app
 from saas.config import sqlalchemy_url
 from saas.extensions import db
+from tenants.rls import apply_row_level_security, ensure_app_role
 from tests import factories
 
 REQUIRE_SERVICES = os.environ.get("QUANYI_REQUIRE_SERVICES") == "1"
@@ -47,8 +49,28 @@ def _with_database(url: str, name: str) -> str:
     )
 
 
+APP_ROLE = "quanyi_test_app"  # the app's own login role: owns nothing, no BYPASSRLS (kept between runs)
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    owner_url: str  # the tables' owner: creates, migrates, truncates
+    app_url: str  # what the app connects as, so row-level security applies to it
+
+
+def prepare_schema(owner_url: str) -> None:
+    """Create every table as the owner, then row-level security and the app role's grants."""
+    engine = sa.create_engine(sqlalchemy_url(owner_url))
+    try:
+        db.metadata.create_all(engine)
+        with engine.begin() as conn:
+            apply_row_level_security(conn, APP_ROLE)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str | None]:
+def postgres_database() -> Iterator[PostgresDatabase | None]:
     """Create this worker's PostgreSQL database for the session and drop it afterwards."""
     url = postgres_url()
     if not url:
@@ -58,35 +80,44 @@ def postgres_database() -> Iterator[str | None]:
     admin = sa.create_engine(_with_database(url, "postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    database_url = _with_database(url, name)
-    app = create_app({"ENV_NAME": "testing", "DATABASE_URL": database_url})
-    with app.app_context():
-        db.create_all()
-        db.engine.dispose()
+        try:
+            ensure_app_role(conn, APP_ROLE)
+        except sa.exc.IntegrityError:
+            pass  # another worker created it at the same moment
+    owner_url = _with_database(url, name)
+    app_url = str(sa.engine.make_url(owner_url).set(username=APP_ROLE, password=None).render_as_string(False))
+    prepare_schema(owner_url)
     try:
-        yield database_url
+        yield PostgresDatabase(owner_url, app_url)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-def _empty_all_tables() -> None:
+def _empty_all_tables(owner_url: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
     db.session.remove()
-    with db.engine.begin() as conn:
+    db.engine.dispose()
+    engine = sa.create_engine(sqlalchemy_url(owner_url))
+    with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
+    engine.dispose()
 
 
 @pytest.fixture
-def app_config(tmp_path: Path, postgres_database: str | None) -> dict[str, Any]:
+def app_config(tmp_path: Path, postgres_database: PostgresDatabase | None) -> dict[str, Any]:
     """Settings of the test app; tests may add to it before `app` is created."""
     config: dict[str, Any] = {
         "ENV_NAME": "testing",
         "MAIL_DIR": str(tmp_path / "mail"),
         "FILES_DIR": str(tmp_path / "files"),
-        "DATABASE_URL": postgres_database or f"sqlite:///{tmp_path / 'test.sqlite3'}",
+        "DATABASE_URL": postgres_database.app_url
+        if postgres_database
+        else f"sqlite:///{tmp_path / 'test.sqlite3'}",
     }
+    if postgres_database:
+        config["TEST_OWNER_DATABASE_URL"] = postgres_database.owner_url
     return config
 
 
@@ -99,8 +130,8 @@ def app(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPa
         if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             db.create_all()
         yield app
-        if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-            _empty_all_tables()
+        if app.config.get("TEST_OWNER_DATABASE_URL"):
+            _empty_all_tables(app.config["TEST_OWNER_DATABASE_URL"])
         db.session.remove()
         db.engine.dispose()
 
@@ -115,8 +146,10 @@ class RequestClient(FlaskClient):
     def open(self, *args: Any, **kwargs: Any) -> Any:
         app = self.application
         db.session.commit()  # the test's own writes become visible to the request
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault("Accept-Language", "en")  # the specification reads in English; zh has its tests
         with app.app_context():
-            response = super().open(*args, **kwargs)
+            response = super().open(*args, headers=headers, **kwargs)
         db.session.expire_all()  # and the request's writes become visible to the test
         return response
 

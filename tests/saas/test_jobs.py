@@ -45,12 +45,12 @@ def test_an_unknown_queue_is_refused(app: Flask) -> None:
 
 def test_a_tracked_job_records_its_result_and_shows_progress(client: FlaskClient, shop: Shop) -> None:
     with shop.bound():
-        run = start_job_run("count", "Counting", "tests.saas.test_jobs.count_to", 4)
+        run_id = start_job_run("count", "Counting", "tests.saas.test_jobs.count_to", 4).id
     login(client, shop.owner)
-    status = client.get(f"/t/{shop.slug}/jobs/{run.id}.json").json
+    status = client.get(f"/t/{shop.slug}/jobs/{run_id}.json").json
     assert status["status"] == "succeeded" and status["progress"] == 100  # type: ignore[index]
     assert status["result"] == {"counted": 4}  # type: ignore[index]
-    page = client.get(f"/t/{shop.slug}/jobs/{run.id}").get_data(as_text=True)
+    page = client.get(f"/t/{shop.slug}/jobs/{run_id}").get_data(as_text=True)
     assert 'data-testid="job-progress"' in page and "Counting" in page
 
 

@@ -14,6 +14,7 @@ from flask_migrate import upgrade
 
 from saas.app import PROJECT_ROOT, create_app
 from saas.extensions import db
+from tests.conftest import prepare_schema
 
 
 @pytest.fixture
@@ -22,6 +23,8 @@ def empty_app(app_config: dict[str, Any], tmp_path: Path) -> Flask:
     config = dict(app_config)
     if config["DATABASE_URL"].startswith("sqlite"):
         config["DATABASE_URL"] = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    else:
+        config["DATABASE_URL"] = config["TEST_OWNER_DATABASE_URL"]  # migrations run as the owner
     return create_app(config)
 
 
@@ -46,5 +49,8 @@ def test_an_empty_database_upgrades_to_exactly_the_models(empty_app: Flask) -> N
             differences = compare_metadata(context, db.metadata)
         if db.engine.dialect.name != "sqlite":
             _drop_everything()
-            db.create_all()  # leave the per-worker database as the other tests expect it
+            db.engine.dispose()
+            prepare_schema(
+                empty_app.config["DATABASE_URL"]
+            )  # leave the worker's database as the others expect
     assert differences == [], f"models and migrations differ: {differences}"
