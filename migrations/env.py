@@ -1,12 +1,12 @@
 import logging
+import os
 from logging.config import fileConfig
 
 from alembic import context
+from flask import current_app
+
 from tenants.rls import apply_row_level_security
 from tenants.scoping import tenant_unscoped
-import os
-
-from flask import current_app
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

@@ -6,6 +6,7 @@ each test worker creates its own database once, and tables are emptied after eve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -80,10 +81,8 @@ def postgres_database() -> Iterator[PostgresDatabase | None]:
     admin = sa.create_engine(_with_database(url, "postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        try:
+        with contextlib.suppress(sa.exc.IntegrityError):  # another worker created it at the same moment
             ensure_app_role(conn, APP_ROLE)
-        except sa.exc.IntegrityError:
-            pass  # another worker created it at the same moment
     owner_url = _with_database(url, name)
     app_url = str(sa.engine.make_url(owner_url).set(username=APP_ROLE, password=None).render_as_string(False))
     prepare_schema(owner_url)

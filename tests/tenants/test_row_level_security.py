@@ -75,7 +75,8 @@ def test_a_row_for_another_tenant_cannot_be_written(shop: Shop, other_shop: Shop
     with tenant_bound(shop.tenant.id), pytest.raises(ProgrammingError):
         db.session.execute(
             text(
-                "INSERT INTO invitations (tenant_id, id, email, role, created_at) VALUES (:t, 1, 'x', 'y', now())"
+                "INSERT INTO invitations (tenant_id, id, email, role, created_at) "
+                "VALUES (:t, 1, 'x', 'y', now())"
             ),
             {"t": other_shop.tenant.id},
         )
