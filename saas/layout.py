@@ -25,7 +25,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem(_l("Catalog"), "catalog.bundles"),
     NavItem(_l("Inventory"), "catalog.inventory"),
     NavItem(_l("Orders"), "orders.orders"),
-    NavItem(_l("Subscriptions"), "orders.subscriptions"),
+    NavItem(_l("Subscriptions"), "subscriptions.subscriptions"),
     NavItem(_l("Channels"), "integrations.channels"),
     NavItem(_l("Dashboards"), "reports.dashboards"),
     NavItem(_l("Reports"), "reports.reconciliation"),
