@@ -104,7 +104,7 @@ class CardKeyCipher:
     def decrypt(self, blob: bytes) -> bytes:
         """Open one card key; CryptoError when it was sealed for another tenant, right or key."""
         try:
-            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], self._context)  # type: ignore[attr-defined,no-any-return]
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], self._context)  # type: ignore[attr-defined]
         except InvalidTag as error:
             raise CryptoError("this card key does not belong to this tenant and right") from error
 

@@ -14,6 +14,7 @@ from saas.auth.services import create_user
 from saas.extensions import db
 from saas.ids import new_id
 from tenants.models import ApiKey, Invitation, JobRun, Membership
+from tests.catalog import factories as catalog_factories
 from tests.factories import PASSWORD, Shop
 
 
@@ -52,4 +53,11 @@ URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "key_id": _api_key,
     "user_id": _member,
     "job_id": _job_run,
+    # catalog (plain rows: creating them leaves no audit trail that the route tests would count)
+    "right_id": lambda shop: catalog_factories.right_row().id,
+    "bundle_id": lambda shop: catalog_factories.bundle_row().id,
+    "plan_id": lambda shop: catalog_factories.plan_row().id,
+    "batch_id": lambda shop: catalog_factories.batch_row().id,
+    "card_key_id": lambda shop: catalog_factories.card_key_row().id,
+    "upload_token": lambda shop: catalog_factories.make_upload(catalog_factories.right_row()),
 }

@@ -35,7 +35,7 @@
         box.querySelector(".job-message").textContent = s.error || s.message || "";
         box.setAttribute("data-status", s.status);
         if (!s.finished) { setTimeout(function () { poll(box); }, 1000); }
-        else if (box.getAttribute("data-done-url")) { window.location = box.getAttribute("data-done-url"); }
+        else if (box.closest("[data-done-url]")) { window.location = box.closest("[data-done-url]").getAttribute("data-done-url"); }
       })
       .catch(function () { setTimeout(function () { poll(box); }, 3000); });
   }
