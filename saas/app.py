@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from saas import errors, i18n, jobs, periodic
+from saas import errors, i18n, jobs, periodic, security
 from saas.config import load_config
 from saas.extensions import csrf, db, login_manager, migrate
 
@@ -34,6 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     jobs.init_app(app)
     periodic.init_app(app)
+    security.init_app(app)
 
     from saas import auth, cli, layout
 

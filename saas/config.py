@@ -38,6 +38,11 @@ class BaseConfig:
     PASSWORD_RESET_MAX_AGE = 3600
     INVITATION_MAX_AGE = 7 * 24 * 3600
     API_PAGE_SIZE = 50
+    API_RATE_LIMIT = "600 per minute"  # per API key
+    LOGIN_RATE_LIMIT = "20 per minute"  # per IP address
+    PASSWORD_RESET_RATE_LIMIT = "5 per minute"  # per IP address
+    LOGIN_LOCKOUT_FAILURES = 5  # failed passwords in a row before the account locks
+    LOGIN_LOCKOUT_MINUTES = 15
 
 
 class DevelopmentConfig(BaseConfig):

@@ -21,6 +21,7 @@ from sqlalchemy import Select
 
 from saas.errors import ApiError
 from saas.extensions import csrf, db
+from saas.security import limiter
 from tenants.context import bind_request_tenant
 from tenants.models import Tenant
 from tenants.services import find_api_key, touch_api_key
@@ -148,12 +149,25 @@ def api_endpoint(
             result = func(**kwargs)
             return _render(result, operation)
 
-        view.api_operation = operation  # type: ignore[attr-defined]
-        view.required_permission = scope  # type: ignore[attr-defined]
-        bp.add_url_rule(rule, endpoint=func.__name__, view_func=view, methods=[operation.method])
-        return view
+        limited: Any = limiter.limit(_api_rate, key_func=_api_key_identity)(view)
+        limited.api_operation = operation
+        limited.required_permission = scope
+        bp.add_url_rule(rule, endpoint=func.__name__, view_func=limited, methods=[operation.method])
+        return limited
 
     return decorate
+
+
+def _api_rate() -> str:
+    return str(current_app.config["API_RATE_LIMIT"])
+
+
+def _api_key_identity() -> str:
+    """Rate-limit per API key (its public prefix), falling back to the address for anonymous calls."""
+    secret = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    if secret.startswith("qy_") and secret.count("_") >= 2:
+        return "api-key:" + secret[3:].split("_", 1)[0]
+    return "api-ip:" + (request.remote_addr or "")
 
 
 def _render(result: Any, operation: ApiOperation) -> ResponseReturnValue:

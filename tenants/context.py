@@ -6,7 +6,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, g, request
+from flask import Flask, abort, flash, g, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -92,7 +93,21 @@ def _resolve_tenant() -> Any:
         abort(404)
     g.membership = row.Membership
     bind_request_tenant(row.Tenant)
+    if _owner_needs_second_factor(row.Tenant, row.Membership.role):
+        flash(
+            _(
+                "%(tenant)s asks its owners to use two-factor authentication; turn it on to continue.",
+                tenant=row.Tenant.name,
+            ),
+            "error",
+        )
+        return redirect(url_for("auth.two_factor_setup"))
     return None
+
+
+def _owner_needs_second_factor(tenant: Tenant, role: str) -> bool:
+    required = bool((tenant.settings or {}).get("require_owner_two_factor"))
+    return required and role == "owner" and not current_user.has_two_factor
 
 
 def _unbind(exc: BaseException | None) -> None:

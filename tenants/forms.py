@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from saas.validators import EmailAddress
@@ -52,3 +52,4 @@ class SettingsForm(FlaskForm):
     time_zone = StringField(_l("Time zone"), validators=[DataRequired()])
     locale = SelectField(_l("Language"), choices=[("zh_CN", "简体中文"), ("en", "English")])
     currency = StringField(_l("Currency"), validators=[DataRequired(), Length(min=3, max=3)])
+    require_owner_two_factor = BooleanField(_l("Owners must use two-factor authentication"))

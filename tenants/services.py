@@ -70,8 +70,15 @@ def tenants_of(user: User) -> list[tuple[Tenant, str]]:
     return [(tenant, role) for tenant, role in rows]
 
 
-def update_settings(tenant: Tenant, name: str, time_zone: str, locale: str, currency: str) -> None:
-    """Change the tenant's name, time zone, language and currency."""
+def update_settings(
+    tenant: Tenant,
+    name: str,
+    time_zone: str,
+    locale: str,
+    currency: str,
+    require_owner_two_factor: bool = False,
+) -> None:
+    """Change the tenant's name, time zone, language, currency and owners' two-factor requirement."""
     if time_zone not in available_timezones():
         raise TenantError(_("Unknown time zone."))
     if locale not in current_app.config["LANGUAGES"]:
@@ -82,7 +89,10 @@ def update_settings(tenant: Tenant, name: str, time_zone: str, locale: str, curr
     before = {key: getattr(tenant, key) for key in changes}
     for key, value in changes.items():
         setattr(tenant, key, value)
-    audit.record("tenant.settings_changed", "tenant", tenant.id, before=before, after=changes)
+    before["require_owner_two_factor"] = bool((tenant.settings or {}).get("require_owner_two_factor"))
+    tenant.settings = {**(tenant.settings or {}), "require_owner_two_factor": require_owner_two_factor}
+    changes_recorded = {**changes, "require_owner_two_factor": require_owner_two_factor}
+    audit.record("tenant.settings_changed", "tenant", tenant.id, before=before, after=changes_recorded)
     db.session.commit()
 
 

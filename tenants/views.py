@@ -237,6 +237,8 @@ def audit_log() -> ResponseReturnValue:
 def settings() -> ResponseReturnValue:
     tenant = current_tenant()
     form = SettingsForm(obj=tenant)
+    if request.method == "GET":
+        form.require_owner_two_factor.data = bool((tenant.settings or {}).get("require_owner_two_factor"))
     if form.validate_on_submit():
         try:
             services.update_settings(
@@ -245,6 +247,7 @@ def settings() -> ResponseReturnValue:
                 form.time_zone.data or "",
                 form.locale.data or "",
                 (form.currency.data or "").upper(),
+                bool(form.require_owner_two_factor.data),
             )
         except services.TenantError as error:
             flash(str(error), "error")

@@ -31,6 +31,10 @@ class ChangePasswordForm(FlaskForm):
     confirm = PasswordField(_l("Repeat it"), validators=[EqualTo("password")])
 
 
+class CodeForm(FlaskForm):
+    code = StringField(_l("6-digit code"), validators=[DataRequired(), Length(min=6, max=7)])
+
+
 class PreferencesForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     locale = SelectField(

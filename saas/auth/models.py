@@ -6,7 +6,7 @@ import datetime as dt
 
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import String
+from sqlalchemy import LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -30,6 +30,15 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     session_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
+    failed_logins: Mapped[int] = mapped_column(default=0)  # wrong passwords in a row
+    locked_until: Mapped[dt.datetime | None]
+    totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-GCM under the master key
+    totp_enabled_at: Mapped[dt.datetime | None]
+    totp_last_step: Mapped[int | None]  # the last accepted 30-second step: a code works once
+
+    @property
+    def has_two_factor(self) -> bool:
+        return self.totp_enabled_at is not None
 
     def set_password(self, password: str) -> None:
         """Hash with scrypt (werkzeug's default KDF) and invalidate existing sessions."""

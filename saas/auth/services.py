@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import current_app, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -52,12 +54,39 @@ def create_user(email: str, name: str, password: str) -> User:
     return user
 
 
+class AccountLocked(AccountError):
+    """Too many wrong passwords in a row: the account waits before it accepts another try."""
+
+
 def authenticate(email: str, password: str) -> User | None:
-    """Return the user if the password matches, recording the login time."""
+    """Return the user if the password matches; lock the account after repeated failures.
+
+    The lock stops password guessing against one account from many addresses (the per-IP rate limit
+    covers the rest). A success clears the count.
+    """
     user = find_user(email)
-    if user is None or not user.is_active or not user.check_password(password):
+    if user is None or not user.is_active:
         return None
-    user.last_login_at = utcnow()
+    now = utcnow()
+    if user.locked_until is not None and user.locked_until > now:
+        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        raise AccountLocked(
+            _(
+                "Too many wrong passwords: this account is locked for %(n)d more minutes. "
+                "You can reset the password by email.",
+                n=minutes,
+            )
+        )
+    if not user.check_password(password):
+        user.failed_logins = (user.failed_logins or 0) + 1
+        if user.failed_logins >= current_app.config["LOGIN_LOCKOUT_FAILURES"]:
+            user.locked_until = now + dt.timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
+            user.failed_logins = 0
+        db.session.commit()
+        return None
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
     db.session.commit()
     return user
 
@@ -97,6 +126,8 @@ def reset_password(token: str, new_password: str) -> User:
         raise AccountError(_("This reset link has already been used."))
     check_new_password(new_password)
     user.set_password(new_password)
+    user.locked_until = None  # proving control of the mailbox lifts a lockout
+    user.failed_logins = 0
     db.session.commit()
     return user
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from saas.auth import services
+from saas.auth import services, two_factor
 from saas.auth.forms import (
     ChangePasswordForm,
+    CodeForm,
     ForgotPasswordForm,
     LoginForm,
     PreferencesForm,
     ResetPasswordForm,
 )
+from saas.auth.models import User
 from saas.extensions import db
+from saas.security import limiter
 
 bp = Blueprint("auth", __name__)
 
@@ -27,18 +32,61 @@ def _safe_next(target: str | None) -> str | None:
     return None
 
 
+def _login_rate() -> str:
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+def _reset_rate() -> str:
+    return str(current_app.config["PASSWORD_RESET_RATE_LIMIT"])
+
+
+def _start_session(user: User, remember: bool, next_url: str | None) -> ResponseReturnValue:
+    session.clear()  # a fresh session on login: no fixation
+    login_user(user, remember=remember)
+    return redirect(_safe_next(next_url) or url_for("tenants.home"))
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_rate, methods=["POST"])
 def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data or "", form.password.data or "")
+        try:
+            user = services.authenticate(form.email.data or "", form.password.data or "")
+        except services.AccountLocked as error:
+            flash(str(error), "error")
+            return render_template("saas/login.html", form=form), 429
         if user is None:
             flash(_("Wrong email or password."), "error")
+        elif user.has_two_factor:
+            session.clear()
+            session["pending_login"] = {
+                "u": user.id,
+                "v": user.session_version,
+                "remember": bool(form.remember.data),
+                "next": request.args.get("next"),
+            }
+            return redirect(url_for("auth.second_factor"))
         else:
-            session.clear()  # a fresh session on login: no fixation
-            login_user(user, remember=bool(form.remember.data))
-            return redirect(_safe_next(request.args.get("next")) or url_for("tenants.home"))
+            return _start_session(user, bool(form.remember.data), request.args.get("next"))
     return render_template("saas/login.html", form=form)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(_login_rate, methods=["POST"])
+def second_factor() -> ResponseReturnValue:
+    pending: dict[str, Any] = session.get("pending_login") or {}
+    user = db.session.get(User, pending["u"]) if pending else None
+    if user is None or user.session_version != pending["v"]:
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        if two_factor.verify_code(user, form.code.data or ""):
+            db.session.commit()
+            return _start_session(user, bool(pending["remember"]), pending.get("next"))
+        db.session.rollback()
+        flash(_("That code is not right, or was already used."), "error")
+    return render_template("saas/second_factor.html", form=form)
 
 
 @bp.route("/logout", methods=["POST"])
@@ -50,6 +98,7 @@ def logout() -> ResponseReturnValue:
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(_reset_rate, methods=["POST"])
 def forgot_password() -> ResponseReturnValue:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
@@ -96,3 +145,36 @@ def account() -> ResponseReturnValue:
             flash(_("Password changed. Other sessions were signed out."), "info")
             return redirect(url_for("auth.account"))
     return render_template("saas/account.html", prefs=prefs, password=password)
+
+
+@bp.route("/account/two-factor", methods=["GET", "POST"])
+@login_required
+def two_factor_setup() -> ResponseReturnValue:
+    """Turn TOTP two-factor on (scan, confirm with a code) or off (confirm with a code)."""
+    user: User = current_user._get_current_object()
+    form = CodeForm()
+    if user.has_two_factor:
+        if form.validate_on_submit():
+            if two_factor.verify_code(user, form.code.data or ""):
+                two_factor.disable(user)
+                db.session.commit()
+                flash(_("Two-factor authentication is off."), "info")
+                return redirect(url_for("auth.account"))
+            flash(_("That code is not right, or was already used."), "error")
+        return render_template("saas/two_factor.html", form=form, enabled=True)
+    secret = session.get("pending_totp_secret") or two_factor.new_secret()
+    session["pending_totp_secret"] = secret
+    if form.validate_on_submit():
+        if two_factor.enable(user, secret, form.code.data or ""):
+            db.session.commit()
+            session.pop("pending_totp_secret", None)
+            flash(_("Two-factor authentication is on. You will be asked for a code at each login."), "info")
+            return redirect(url_for("auth.account"))
+        flash(_("That code is not right; check the time on your phone and try again."), "error")
+    return render_template(
+        "saas/two_factor.html",
+        form=form,
+        enabled=False,
+        secret=secret,
+        uri=two_factor.provisioning_uri(user, secret),
+    )
