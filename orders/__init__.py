@@ -1,9 +1,30 @@
-"""Customers, orders, grants, fulfilment, delivery, redemption, refunds, subscriptions."""
+"""Customers, orders, grants, fulfilment, delivery, redemption, refunds (subscriptions come later)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
+
+from saas import jobs
+
+
+def on_card_keys_arrived(sender: Any, *, tenant_id: int, right_id: int, **_: Any) -> None:
+    """When keys arrive for a right, fill its backorders in the background."""
+    jobs.enqueue(
+        "orders.tasks.fill_backorders", tenant_id, right_id, queue="fulfilment", retries=3, timeout=600
+    )
 
 
 def init_app(app: Flask) -> None:
-    """Register this package's views, API and jobs (nothing yet)."""
+    """Register the back office, the customer pages, the API, the stock signal receiver and the demo step."""
+    from catalog.signals import card_keys_arrived
+    from orders import api, demo, my_rights, views
+    from tenants.demo import DEMO_STEPS
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(my_rights.bp)
+    app.register_blueprint(api.bp)
+    card_keys_arrived.connect(on_card_keys_arrived)
+    if demo.add_demo_orders not in DEMO_STEPS:
+        DEMO_STEPS.append(demo.add_demo_orders)

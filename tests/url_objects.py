@@ -16,6 +16,7 @@ from saas.ids import new_id
 from tenants.models import ApiKey, Invitation, JobRun, Membership
 from tests.catalog import factories as catalog_factories
 from tests.factories import PASSWORD, Shop
+from tests.orders import helpers as order_helpers
 
 
 def _invitation(shop: Shop) -> int:
@@ -48,6 +49,15 @@ def _job_run(shop: Shop) -> int:
     return run.id
 
 
+def _customer(shop: Shop) -> int:
+    from orders.models import Customer
+
+    customer = Customer(email=f"c{new_id()}@example.test", name="Fixture customer")
+    db.session.add(customer)
+    db.session.commit()
+    return customer.id
+
+
 URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "invitation_id": _invitation,
     "key_id": _api_key,
@@ -60,4 +70,8 @@ URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "batch_id": lambda shop: catalog_factories.batch_row().id,
     "card_key_id": lambda shop: catalog_factories.card_key_row().id,
     "upload_token": lambda shop: catalog_factories.make_upload(catalog_factories.right_row()),
+    # orders
+    "order_id": lambda shop: order_helpers.order_row().id,
+    "customer_id": _customer,
+    "grant_id": lambda shop: order_helpers.grant_row().id,
 }

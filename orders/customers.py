@@ -1,0 +1,165 @@
+"""Customers: find or create them from what a channel or a person tells us, edit, and merge two records."""
+
+from __future__ import annotations
+
+import re
+
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select, update
+
+from orders.events import OrderError
+from orders.models import Customer, CustomerExternalId, Grant, Order
+from saas.extensions import db
+from saas.timeutil import utcnow
+from tenants import audit
+
+_PHONE_NOISE = re.compile(r"[\s\-().]")
+
+
+def normalise_email(email: str | None) -> str | None:
+    """Return the email trimmed and lower-cased, or None when blank."""
+    value = (email or "").strip().lower()
+    return value or None
+
+
+def normalise_phone(phone: str | None) -> str | None:
+    """Return the phone number without spaces, dashes or brackets, or None when blank."""
+    value = _PHONE_NOISE.sub("", phone or "")
+    return value or None
+
+
+def surviving(customer: Customer) -> Customer:
+    """Follow merges to the record that survived."""
+    seen = {customer.id}
+    while customer.merged_into_id is not None:
+        nxt = db.session.get(Customer, (customer.tenant_id, customer.merged_into_id))
+        if nxt is None or nxt.id in seen:
+            break
+        seen.add(nxt.id)
+        customer = nxt
+    return customer
+
+
+def find_customer(
+    email: str | None = None,
+    phone: str | None = None,
+    channel: str | None = None,
+    external_id: str | None = None,
+) -> Customer | None:
+    """Find a customer by channel id, then email, then phone (following merges)."""
+    found: Customer | None = None
+    if channel and external_id:
+        found = db.session.scalar(
+            select(Customer)
+            .join(
+                CustomerExternalId,
+                (CustomerExternalId.tenant_id == Customer.tenant_id)
+                & (CustomerExternalId.customer_id == Customer.id),
+            )
+            .where(CustomerExternalId.channel == channel, CustomerExternalId.external_id == external_id)
+        )
+    email, phone = normalise_email(email), normalise_phone(phone)
+    if found is None and email:
+        found = db.session.scalar(
+            select(Customer)
+            .where(Customer.email == email)
+            .order_by(Customer.merged_into_id.is_not(None), Customer.id)
+        )
+    if found is None and phone:
+        found = db.session.scalar(
+            select(Customer)
+            .where(Customer.phone == phone)
+            .order_by(Customer.merged_into_id.is_not(None), Customer.id)
+        )
+    return surviving(found) if found is not None else None
+
+
+def find_or_add_customer(
+    email: str | None = None,
+    phone: str | None = None,
+    name: str = "",
+    channel: str | None = None,
+    external_id: str | None = None,
+) -> Customer:
+    """Return the matching customer or add a new one to the session (the caller commits)."""
+    email, phone = normalise_email(email), normalise_phone(phone)
+    if not email and not phone and not external_id:
+        raise OrderError(_("A customer needs an email address, a phone number or a channel id."))
+    customer = find_customer(email, phone, channel, external_id)
+    if customer is None:
+        customer = Customer(email=email, phone=phone, name=name.strip()[:120])
+        db.session.add(customer)
+        db.session.flush()
+    else:
+        customer.email = customer.email or email
+        customer.phone = customer.phone or phone
+        customer.name = customer.name or name.strip()[:120]
+    if channel and external_id:
+        known = db.session.scalar(
+            select(CustomerExternalId.id).where(
+                CustomerExternalId.channel == channel, CustomerExternalId.external_id == external_id
+            )
+        )
+        if known is None:
+            db.session.add(
+                CustomerExternalId(customer_id=customer.id, channel=channel, external_id=external_id)
+            )
+    return customer
+
+
+def update_customer(
+    customer: Customer, *, name: str, email: str | None, phone: str | None, notes: str
+) -> None:
+    """Edit a customer's contact details and notes."""
+    customer.name = name.strip()[:120]
+    customer.email = normalise_email(email)
+    customer.phone = normalise_phone(phone)
+    customer.notes = notes.strip()
+    if not customer.email and not customer.phone:
+        raise OrderError(_("A customer needs an email address or a phone number."))
+    audit.record("customer.updated", "customer", customer.id)
+    db.session.commit()
+
+
+def merge_customers(keep: Customer, duplicate: Customer, reason: str = "") -> None:
+    """Merge `duplicate` into `keep`: its orders, grants and channel ids move; it points at `keep`."""
+    if keep.id == duplicate.id:
+        raise OrderError(_("A customer cannot be merged into itself."))
+    if duplicate.merged_into_id is not None or keep.merged_into_id is not None:
+        raise OrderError(_("That customer was already merged into another one."))
+    moved = {}
+    for model in (Order, Grant, CustomerExternalId):
+        result = db.session.execute(
+            update(model)
+            .where(model.customer_id == duplicate.id)
+            .values(customer_id=keep.id)
+            .execution_options(synchronize_session=False)
+        )
+        moved[model.__tablename__] = result.rowcount  # type: ignore[attr-defined]
+    keep.email = keep.email or duplicate.email
+    keep.phone = keep.phone or duplicate.phone
+    keep.name = keep.name or duplicate.name
+    if duplicate.notes:
+        keep.notes = (keep.notes + "\n" + duplicate.notes).strip()
+    duplicate.merged_into_id = keep.id
+    duplicate.updated_at = utcnow()
+    audit.record("customer.merged", "customer", keep.id, reason=reason, merged_id=str(duplicate.id), **moved)
+    db.session.commit()
+
+
+def search_customers(query: str, *, include_merged: bool = False) -> list[Customer]:
+    """Return customers whose name, email or phone contains `query` (newest first, at most 200)."""
+    statement = select(Customer)
+    if not include_merged:
+        statement = statement.where(Customer.merged_into_id.is_(None))
+    query = query.strip()
+    if query:
+        pattern = f"%{query.lower()}%"
+        statement = statement.where(
+            or_(
+                func.lower(Customer.name).like(pattern),
+                Customer.email.like(pattern),
+                Customer.phone.like(pattern),
+            )
+        )
+    return list(db.session.scalars(statement.order_by(Customer.id.desc()).limit(200)))

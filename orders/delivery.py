@@ -1,0 +1,280 @@
+"""Delivery: the mail to the customer, the signed "my rights" (我的权益) link, reveals and resends.
+
+The mail names the tenant, the bundle and how to use each right, and links to "my rights"; it never holds
+a card key or code in full. The link is signed with the app's SECRET_KEY (itsdangerous) and expires; it
+names the tenant and the customer, and is resolved outside the tenant URL space.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, render_template, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import func, select
+
+from catalog.models import Right
+from orders.allocation import reveal_grant_secret
+from orders.customers import surviving
+from orders.events import OrderError, actor_label
+from orders.models import Customer, Delivery, Grant, Order, OrderLine
+from saas.extensions import db
+from saas.mail import send_mail
+from saas.timeutil import utcnow
+from tenants import audit
+from tenants.models import Tenant
+from tenants.scoping import current_tenant_id, tenant_bound
+
+TOKEN_SALT = "quanyi.my-rights"
+DEFAULT_LINK_DAYS = 90
+VISIBLE_GRANT_STATUSES = ("backordered", "processing", "delivered", "redeemed", "revoked", "failed")
+KIND_INSTRUCTIONS = {
+    "card_key": _l("Open “my rights”, reveal the card number and secret, and enter them at the provider."),
+    "code": _l("Open “my rights”, reveal the code, and enter it in the provider's app or website."),
+    "topup": _l("The membership is topped up directly to your account; nothing to enter."),
+    "link": _l("Open “my rights” and follow the link to claim it."),
+}
+
+
+class LinkInvalid(ValueError):
+    """A "my rights" link that is tampered with, expired, or names nothing that exists."""
+
+
+# ---------------------------------------------------------------- the signed link
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
+
+
+def link_max_age() -> int:
+    """Return how long a "my rights" link stays valid, in seconds."""
+    return int(current_app.config.get("MY_RIGHTS_LINK_MAX_AGE", DEFAULT_LINK_DAYS * 86400))
+
+
+def my_rights_token(tenant_id: int, customer_id: int) -> str:
+    """Sign a link token naming a tenant's customer."""
+    return _serializer().dumps({"t": str(tenant_id), "c": str(customer_id)})
+
+
+def my_rights_url(tenant_id: int, customer_id: int) -> str:
+    """Return the customer's "my rights" address (absolute when the app knows its host)."""
+    token = my_rights_token(tenant_id, customer_id)
+    try:
+        return url_for("my_rights.page", token=token, _external=True)
+    except RuntimeError:  # a job outside a request and without SERVER_NAME
+        return f"/my/{token}"
+
+
+def read_token(token: str) -> tuple[int, int]:
+    """Return (tenant id, customer id) from a token; LinkInvalid when tampered with or expired."""
+    try:
+        data: Any = _serializer().loads(token, max_age=link_max_age())
+    except SignatureExpired as error:
+        raise LinkInvalid("expired") from error
+    except BadSignature as error:
+        raise LinkInvalid("invalid") from error
+    try:
+        return int(data["t"]), int(data["c"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise LinkInvalid("invalid") from error
+
+
+# ---------------------------------------------------------------- "my rights"
+
+
+@dataclass
+class RightView:
+    """One grant as the customer sees it on "my rights"."""
+
+    grant: Grant
+    instructions: str
+    bundle_name: str
+    order_external_id: str
+
+    @property
+    def can_reveal(self) -> bool:
+        return self.grant.status in ("delivered", "redeemed") and self.grant.kind != "topup"
+
+    @property
+    def can_redeem(self) -> bool:
+        return self.grant.status == "delivered"
+
+
+def instructions_for(right_id: int, kind: str) -> str:
+    """Return how to use a right: the right's own description, else the kind's general instructions."""
+    right = db.session.get(Right, (current_tenant_id(), right_id))
+    if right is not None and right.description.strip():
+        return right.description.strip()
+    return str(KIND_INSTRUCTIONS.get(kind, ""))
+
+
+def customer_rights(customer: Customer) -> list[RightView]:
+    """Return the customer's grants worth showing, newest order first, with how to use each."""
+    rows = db.session.execute(
+        select(Grant, OrderLine, Order)
+        .join(OrderLine, (OrderLine.tenant_id == Grant.tenant_id) & (OrderLine.id == Grant.order_line_id))
+        .join(Order, (Order.tenant_id == Grant.tenant_id) & (Order.id == Grant.order_id))
+        .where(Grant.customer_id == customer.id, Grant.status.in_(VISIBLE_GRANT_STATUSES))
+        .order_by(Order.id.desc(), Grant.order_line_id, Grant.unit_index, Grant.item_index)
+    ).all()
+    return [
+        RightView(
+            grant,
+            instructions_for(grant.right_id, grant.kind),
+            str(line.snapshot.get("bundle", {}).get("name", line.title)),
+            order.external_id,
+        )
+        for grant, line, order in rows
+    ]
+
+
+def customer_grant(customer: Customer, grant_id: int) -> Grant | None:
+    """Return one of the customer's grants, or None (another customer's grant is not theirs)."""
+    grant = db.session.get(Grant, (customer.tenant_id, grant_id))
+    if grant is None or grant.customer_id != customer.id:
+        return None
+    return grant
+
+
+def reveal(grant: Grant, *, by: str) -> str:
+    """Return a delivered grant's secret in full and audit who saw it."""
+    if grant.status not in ("delivered", "redeemed"):
+        raise OrderError(_("This right cannot be shown."))
+    value = reveal_grant_secret(grant)
+    if grant.first_revealed_at is None:
+        grant.first_revealed_at = utcnow()
+    audit.record("grant.revealed", "grant", grant.id, actor=by, order_id=str(grant.order_id))
+    db.session.commit()
+    return value
+
+
+def resolve_customer(tenant_id: int, customer_id: int) -> Customer | None:
+    """Inside the bound tenant: return the customer a link names, following merges."""
+    customer = db.session.get(Customer, (tenant_id, customer_id))
+    return surviving(customer) if customer is not None else None
+
+
+# ---------------------------------------------------------------- the delivery mail
+
+
+def queue_delivery(
+    order: Order, customer: Customer | None, grant_count: int, *, kind: str, actor: str, note: str = ""
+) -> int | None:
+    """Record a delivery message in the session (sent after the commit by `send_delivery`)."""
+    recipient = (customer.email if customer is not None else None) or ""
+    delivery = Delivery(
+        order_id=order.id,
+        kind=kind,
+        method="email" if recipient else "page",
+        recipient=recipient,
+        status="queued" if recipient else "skipped",
+        grant_count=grant_count,
+        actor=actor,
+        note=note or ("" if recipient else "no email address: share the customer's link"),
+    )
+    db.session.add(delivery)
+    if kind == "resend":
+        audit.record("order.delivery_resent", "order", order.id, recipient=recipient, reason=note or None)
+    else:
+        audit.record("order.delivered", "order", order.id, recipient=recipient, grants=grant_count)
+    return delivery.id
+
+
+def _mail_rights(order: Order) -> list[dict[str, str]]:
+    grants = db.session.scalars(
+        select(Grant)
+        .where(Grant.order_id == order.id, Grant.status.in_(("delivered", "redeemed")))
+        .order_by(Grant.order_line_id, Grant.unit_index, Grant.item_index)
+    )
+    return [
+        {
+            "name": g.right_name,
+            "instructions": instructions_for(g.right_id, g.kind),
+            "valid_until": g.valid_until.strftime("%Y-%m-%d") if g.valid_until else "",
+        }
+        for g in grants
+    ]
+
+
+def send_delivery(delivery_id: int) -> None:
+    """Compose and queue the delivery mail of a recorded delivery (after the commit that recorded it)."""
+    tenant_id = current_tenant_id()
+    delivery = db.session.get(Delivery, (tenant_id, delivery_id))
+    if delivery is None or delivery.status != "queued" or not delivery.recipient:
+        return
+    order = db.session.get(Order, (tenant_id, delivery.order_id))
+    tenant = db.session.get(Tenant, tenant_id)
+    if order is None or tenant is None or order.customer_id is None:
+        return
+    bundles = sorted(
+        {
+            str(line.snapshot.get("bundle", {}).get("name", line.title))
+            for line in db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
+        }
+    )
+    context = {
+        "tenant": tenant,
+        "order": order,
+        "bundles": bundles,
+        "rights": _mail_rights(order),
+        "link": my_rights_url(tenant_id, order.customer_id),
+        "resend": delivery.kind == "resend",
+    }
+    with force_locale(tenant.locale or "zh_CN"):
+        subject = _("%(shop)s: your rights for order %(order)s", shop=tenant.name, order=order.external_id)
+        text = render_template("orders/mail/delivery.txt", **context)
+    send_mail(delivery.recipient, subject, text)
+    delivery.status = "sent"
+    db.session.commit()
+
+
+def resend_delivery(order: Order, *, reason: str = "", actor: str | None = None) -> Delivery:
+    """Send the delivery mail again (support), and log it on the order."""
+    customer = db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
+    count = (
+        db.session.scalar(
+            select(func.count()).where(
+                Grant.order_id == order.id, Grant.status.in_(("delivered", "redeemed"))
+            )
+        )
+        or 0
+    )
+    if not count:
+        raise OrderError(_("Nothing has been delivered for this order yet."))
+    if customer is None or not customer.email:
+        raise OrderError(_("The customer has no email address."))
+    delivery_id = queue_delivery(
+        order, customer, int(count), kind="resend", actor=actor_label(actor), note=reason
+    )
+    db.session.commit()
+    assert delivery_id is not None
+    send_delivery(delivery_id)
+    delivery = db.session.get(Delivery, (order.tenant_id, delivery_id))
+    assert delivery is not None
+    return delivery
+
+
+def deliveries_of(order_id: int) -> list[Delivery]:
+    """Return an order's delivery log, oldest first."""
+    return list(
+        db.session.scalars(
+            select(Delivery).where(Delivery.order_id == order_id).order_by(Delivery.created_at, Delivery.id)
+        )
+    )
+
+
+def deliver_in_tenant(tenant_id: int, delivery_id: int) -> None:
+    """Job body: send a recorded delivery with the tenant bound."""
+    with tenant_bound(tenant_id):
+        send_delivery(delivery_id)
+
+
+def link_expiry_from(now: dt.datetime) -> dt.datetime:
+    """Return when a link signed now stops working (shown to support)."""
+    return now + dt.timedelta(seconds=link_max_age())

@@ -1,0 +1,400 @@
+"""Fulfilment: a paid order's lines become grants, exactly once, allocated from inventory or generated.
+
+Exactly-once has two locks. The order is claimed with a conditional UPDATE (`paid → fulfilling`) in the
+same transaction that allocates, so two payers of the same order cannot both allocate; and the grants
+table is unique on (order line, unit index, item index), so even a second pass creates nothing new.
+Keys come from `orders.allocation`, which cannot hand one key to two grants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from catalog.models import Right
+from orders.allocation import AllocatedKey, allocate_card_keys, confirm_reserved_keys, generate_code
+from orders.events import actor_label, set_status, transition
+from orders.models import Customer, Grant, Order, OrderLine
+from saas import jobs
+from saas.extensions import db, immediate_transaction, is_postgres
+from saas.timeutil import utcnow
+from tenants import audit
+from tenants.scoping import current_tenant_id
+
+BACKORDER_BATCH = 200
+DELIVERED = ("delivered", "redeemed")
+
+
+@dataclass
+class FulfilmentResult:
+    """What one fulfilment pass did, and the side effects to run after its commit."""
+
+    order_id: int
+    acted: bool
+    status: str = ""
+    delivered: list[int] = field(default_factory=list)
+    backordered: int = 0
+    topups: list[int] = field(default_factory=list)
+    delivery_id: int | None = None
+    rights: set[int] = field(default_factory=set)
+
+
+# ---------------------------------------------------------------- building grants
+
+
+def order_lines(order_id: int) -> list[OrderLine]:
+    """Return an order's lines in order."""
+    return list(
+        db.session.scalars(
+            select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.position, OrderLine.id)
+        )
+    )
+
+
+def order_grants(order_id: int, *, lock: bool = False) -> list[Grant]:
+    """Return an order's grants (locked for update on PostgreSQL when asked)."""
+    statement = (
+        select(Grant)
+        .where(Grant.order_id == order_id)
+        .order_by(Grant.order_line_id, Grant.unit_index, Grant.item_index)
+    )
+    if lock and is_postgres():
+        statement = statement.with_for_update()
+    return list(db.session.scalars(statement.execution_options(populate_existing=True)))
+
+
+def missing_grants(order: Order, lines: list[OrderLine], existing: list[Grant]) -> list[Grant]:
+    """Return new pending grants for every (line, unit, right item) that has none yet (not yet added)."""
+    have = {(g.order_line_id, g.unit_index, g.item_index) for g in existing}
+    created = []
+    for line in lines:
+        rights = line.rights_per_unit()
+        for unit in range(line.quantity):
+            for index, right in enumerate(rights):
+                if (line.id, unit, index) in have:
+                    continue
+                created.append(
+                    Grant(
+                        order_id=order.id,
+                        order_line_id=line.id,
+                        customer_id=order.customer_id,
+                        unit_index=unit,
+                        item_index=index,
+                        right_id=int(right["id"]),
+                        right_name=str(right["name"])[:120],
+                        kind=str(right["kind"]),
+                        status="pending",
+                        queued_at=order.paid_at,
+                        unit_cost=0 if right["kind"] == "card_key" else int(right.get("unit_cost") or 0),
+                    )
+                )
+    return created
+
+
+def right_snapshots(lines: list[OrderLine]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Map (line id, item index) to the right snapshot that grant position delivers."""
+    return {(line.id, index): right for line in lines for index, right in enumerate(line.rights_per_unit())}
+
+
+# ---------------------------------------------------------------- delivering one grant
+
+
+def deliver(
+    grant: Grant, now: dt.datetime, validity_days: int | None, key_expiry: dt.datetime | None = None
+) -> None:
+    """Mark a grant delivered now; it is valid for the right's days, and never past its key's expiry."""
+    grant.status = "delivered"
+    grant.delivered_at = now
+    ends = [moment for moment in (key_expiry,) if moment is not None]
+    if validity_days:
+        ends.append(now + dt.timedelta(days=int(validity_days)))
+    grant.valid_until = min(ends) if ends else None
+
+
+def assign_key(
+    grant: Grant, key: AllocatedKey, now: dt.datetime, right: dict[str, Any], *, reserve: bool
+) -> None:
+    """Give an allocated key to a grant: reserved for an unpaid order, else delivered."""
+    grant.card_key_id = key.id
+    grant.unit_cost = key.unit_cost
+    if reserve:
+        grant.status = "reserved"
+        grant.reserved_at = now
+        grant.valid_until = key.expires_at
+    else:
+        deliver(grant, now, right.get("validity_days"), key.expires_at)
+
+
+def _topup_account(customer: Customer | None) -> str | None:
+    if customer is None:
+        return None
+    return customer.phone or customer.email
+
+
+def allocate_pending(
+    grants: list[Grant],
+    snapshots: dict[tuple[int, int], dict[str, Any]],
+    now: dt.datetime,
+    customer: Customer | None,
+) -> list[Grant]:
+    """Deliver or queue every pending grant by its right's kind; return the backordered ones."""
+    by_right: dict[int, list[Grant]] = defaultdict(list)
+    backordered: list[Grant] = []
+    for grant in grants:
+        right = snapshots[(grant.order_line_id, grant.item_index)]
+        if grant.kind == "card_key":
+            by_right[grant.right_id].append(grant)
+        elif grant.kind == "code":
+            code = generate_code(
+                grant.right_id, str(right.get("code_prefix") or ""), int(right.get("code_length") or 12)
+            )
+            grant.code_hash, grant.code_ciphertext, grant.mask = code.code_hash, code.ciphertext, code.mask
+            deliver(grant, now, right.get("validity_days"))
+        elif grant.kind == "link":
+            grant.link_url = str(right.get("link_url") or "")
+            deliver(grant, now, right.get("validity_days"))
+        else:  # topup: delivered when the supplier confirms
+            grant.status, grant.topup_state = "processing", "queued"
+            grant.topup_account = _topup_account(customer)
+    for right_id, waiting in by_right.items():
+        keys = allocate_card_keys(right_id, len(waiting))
+        for grant, key in zip(waiting, keys, strict=False):
+            assign_key(grant, key, now, snapshots[(grant.order_line_id, grant.item_index)], reserve=False)
+        for grant in waiting[len(keys) :]:
+            grant.status = "backordered"
+            backordered.append(grant)
+    return backordered
+
+
+# ---------------------------------------------------------------- order status
+
+
+def settled_status(order: Order, grants: list[Grant]) -> str:
+    """Return the fulfilment status the grants imply (refund and cancel states are kept as they are)."""
+    if order.status in ("pending", "refunded", "partially_refunded", "cancelled"):
+        return order.status
+    live = [g for g in grants if g.status not in ("cancelled", "revoked")]
+    done = sum(1 for g in live if g.status in DELIVERED)
+    if not live or done == len(live):
+        return "fulfilled"
+    if done:
+        return "partially_fulfilled"
+    if any(g.status == "backordered" for g in live):
+        return "backordered"
+    return "paid"
+
+
+def settle(order: Order, grants: list[Grant], now: dt.datetime, *, actor: str, reason: str = "") -> None:
+    """Write the order status its grants imply, recording the transition."""
+    status = settled_status(order, grants)
+    set_status(order, status, actor=actor, reason=reason)
+    if status == "fulfilled" and order.fulfilled_at is None:
+        order.fulfilled_at = now
+
+
+# ---------------------------------------------------------------- use cases
+
+
+def fulfil_claimed(order_id: int, *, actor: str, reason: str = "") -> FulfilmentResult:
+    """Inside a transaction that has claimed the order (status `fulfilling`): create and allocate grants."""
+    from orders.delivery import queue_delivery
+
+    now = utcnow()
+    order = db.session.get(Order, (current_tenant_id(), order_id), populate_existing=True)
+    assert order is not None
+    customer = db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
+    lines = order_lines(order.id)
+    existing = order_grants(order.id)
+    new = missing_grants(order, lines, existing)
+    snapshots = right_snapshots(lines)
+    reserved = [g for g in existing if g.status == "reserved"]
+    confirm_reserved_keys(g.card_key_id for g in reserved if g.card_key_id is not None)
+    for grant in reserved:
+        deliver(
+            grant,
+            now,
+            snapshots[(grant.order_line_id, grant.item_index)].get("validity_days"),
+            grant.valid_until,
+        )
+    pending = [g for g in existing if g.status == "pending"] + new
+    for grant in pending:
+        grant.queued_at = grant.queued_at or order.paid_at or now
+    backordered = allocate_pending(pending, snapshots, now, customer)
+    db.session.add_all(new)
+    grants = existing + new
+    settle(order, grants, now, actor=actor, reason=reason)
+    delivered = [g.id for g in reserved + pending if g.status == "delivered"]
+    result = FulfilmentResult(
+        order.id,
+        True,
+        order.status,
+        delivered,
+        len(backordered),
+        [g.id for g in pending if g.status == "processing"],
+        None,
+        {g.right_id for g in pending + reserved if g.kind == "card_key"},
+    )
+    audit.record(
+        "order.fulfilled",
+        "order",
+        order.id,
+        reason=reason or None,
+        status=order.status,
+        delivered=len(delivered),
+        backordered=len(backordered),
+        topups=len(result.topups),
+        keys=[str(g.card_key_id) for g in reserved + pending if g.card_key_id is not None][:50],
+    )
+    if delivered:
+        result.delivery_id = queue_delivery(order, customer, len(delivered), kind="delivery", actor=actor)
+    return result
+
+
+def fulfil_order(order_id: int, *, actor: str | None = None, reason: str = "") -> FulfilmentResult:
+    """Fulfil a paid order exactly once: claim it, allocate every grant, commit, then deliver.
+
+    Calling it again, or from five processes at once, allocates nothing more: only the caller whose
+    conditional UPDATE moved the order from `paid` to `fulfilling` goes on.
+    """
+    label = actor_label(actor)
+    with immediate_transaction(db.session()):
+        if not transition(order_id, "paid", "fulfilling", actor=label):
+            db.session.commit()
+            return FulfilmentResult(order_id, False)
+        try:
+            result = fulfil_claimed(order_id, actor=label, reason=reason)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+    after_fulfilment(result)
+    return result
+
+
+def after_fulfilment(result: FulfilmentResult) -> None:
+    """Side effects after the commit: the delivery mail, top-up jobs, the low-stock check."""
+    from orders.delivery import send_delivery
+
+    if not result.acted:
+        return
+    if result.delivery_id is not None:
+        send_delivery(result.delivery_id)
+    for grant_id in result.topups:
+        jobs.enqueue(
+            "orders.tasks.run_topup",
+            current_tenant_id(),
+            grant_id,
+            queue="fulfilment",
+            retries=3,
+            timeout=120,
+        )
+    check_stock_alerts(result.rights)
+
+
+def check_stock_alerts(right_ids: set[int]) -> None:
+    """Let the catalog fire or clear low-stock alerts for rights whose stock just changed."""
+    from catalog.stock import check_low_stock
+
+    for right_id in right_ids:
+        right = db.session.get(Right, (current_tenant_id(), right_id))
+        if right is not None and (right.low_stock_threshold is not None or right.low_stock_since is not None):
+            check_low_stock(right_id)
+
+
+# ---------------------------------------------------------------- backorders
+
+
+def _lock_backorder_candidates(right_id: int) -> list[Grant]:
+    """Return the oldest backordered grants of a right whose orders this transaction could lock."""
+    candidates = db.session.execute(
+        select(Grant.id, Grant.order_id)
+        .where(Grant.right_id == right_id, Grant.status == "backordered")
+        .order_by(Grant.queued_at, Grant.id)
+        .limit(BACKORDER_BATCH)
+    ).all()
+    if not candidates:
+        return []
+    order_ids = sorted({row.order_id for row in candidates})
+    if is_postgres():  # lock orders before grants, as refunds do, so the two never deadlock
+        locked = set(
+            db.session.scalars(
+                select(Order.id).where(Order.id.in_(order_ids)).with_for_update(skip_locked=True)
+            )
+        )
+    else:
+        locked = set(order_ids)
+    grant_ids = [row.id for row in candidates if row.order_id in locked]
+    if not grant_ids:
+        return []
+    statement = (
+        select(Grant)
+        .where(Grant.id.in_(grant_ids), Grant.status == "backordered")
+        .order_by(Grant.queued_at, Grant.id)
+        .execution_options(populate_existing=True)
+    )
+    if is_postgres():
+        statement = statement.with_for_update()
+    return list(db.session.scalars(statement))
+
+
+def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool]:
+    """Fill one batch of backorders in one transaction; return (filled, delivery ids, more to do)."""
+    from orders.delivery import queue_delivery
+
+    now = utcnow()
+    with immediate_transaction(db.session()):
+        grants = _lock_backorder_candidates(right_id)
+        if not grants:
+            db.session.commit()
+            return 0, [], False
+        keys = allocate_card_keys(right_id, len(grants))
+        filled = grants[: len(keys)]
+        right_cache: dict[int, Any] = {}
+        for grant, key in zip(filled, keys, strict=False):
+            line = right_cache.get(grant.order_line_id) or db.session.get(
+                OrderLine, (grant.tenant_id, grant.order_line_id)
+            )
+            right_cache[grant.order_line_id] = line
+            assert line is not None
+            assign_key(grant, key, now, line.rights_per_unit()[grant.item_index], reserve=False)
+        deliveries = []
+        per_order: dict[int, int] = defaultdict(int)
+        for grant in filled:
+            per_order[grant.order_id] += 1
+        for order_id, count in per_order.items():
+            order = db.session.get(Order, (current_tenant_id(), order_id), populate_existing=True)
+            assert order is not None
+            settle(order, order_grants(order_id), now, actor=actor, reason="backorder filled")
+            audit.record("order.backorder_filled", "order", order_id, delivered=count, right_id=str(right_id))
+            customer = (
+                db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
+            )
+            deliveries.append(queue_delivery(order, customer, count, kind="delivery", actor=actor))
+        db.session.commit()
+    return len(filled), [d for d in deliveries if d is not None], len(keys) == len(grants)
+
+
+def fill_backorders(right_id: int, *, actor: str = "system: stock arrived") -> int:
+    """Fill a right's backorders from stock, oldest payment first, batch by batch; return how many."""
+    from orders.delivery import send_delivery
+
+    total = 0
+    while True:
+        filled, deliveries, more = _fill_once(right_id, actor)
+        total += filled
+        for delivery_id in deliveries:
+            send_delivery(delivery_id)
+        if not filled or not more:
+            break
+    if total:
+        check_stock_alerts({right_id})
+    return total
+
+
+def backordered_rights() -> list[int]:
+    """Return the rights that have backordered grants (for a manual "fill now")."""
+    return list(db.session.scalars(select(Grant.right_id).where(Grant.status == "backordered").distinct()))

@@ -1,0 +1,81 @@
+"""The customer's "my rights" (我的权益) pages, reached by a signed, expiring link — never by a login.
+
+The token names the tenant and the customer; the tenant is bound for the request from it, so every read is
+scoped to that tenant, and a grant is shown only when it belongs to that customer.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from orders import delivery, redemption
+from orders.events import OrderError
+from orders.models import Customer, Grant
+from saas.extensions import db
+from tenants.context import bind_request_tenant
+from tenants.models import Tenant
+
+bp = Blueprint("my_rights", __name__, url_prefix="/my")
+
+
+def _customer_from_token(token: str) -> Customer:
+    """Resolve the link: bind its tenant and return its customer; 404 when invalid or expired."""
+    try:
+        tenant_id, customer_id = delivery.read_token(token)
+    except delivery.LinkInvalid:
+        abort(404)
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None:
+        abort(404)
+    bind_request_tenant(tenant)
+    customer = delivery.resolve_customer(tenant_id, customer_id)
+    if customer is None:
+        abort(404)
+    return customer
+
+
+def _grant_or_404(customer: Customer, grant_id: int) -> Grant:
+    grant = delivery.customer_grant(customer, grant_id)
+    if grant is None:
+        abort(404)
+    return grant
+
+
+def _by_customer(customer: Customer) -> str:
+    return f"customer {customer.email or customer.phone or customer.id} (my rights link)"
+
+
+@bp.route("/<token>")
+def page(token: str) -> ResponseReturnValue:
+    """List the customer's rights with instructions, validity, reveal and redeem buttons."""
+    customer = _customer_from_token(token)
+    return render_template(
+        "orders/my_rights.html", customer=customer, token=token, rights=delivery.customer_rights(customer)
+    )
+
+
+@bp.route("/<token>/grants/<int:grant_id>/reveal", methods=["POST"])
+def reveal(token: str, grant_id: int) -> ResponseReturnValue:
+    """Return one right's code in full (JSON for the reveal button); audited."""
+    customer = _customer_from_token(token)
+    grant = _grant_or_404(customer, grant_id)
+    try:
+        value = delivery.reveal(grant, by=_by_customer(customer))
+    except OrderError as error:
+        return jsonify({"code": "not_revealable", "message": str(error)}), 409
+    return jsonify({"value": value})
+
+
+@bp.route("/<token>/grants/<int:grant_id>/redeem", methods=["POST"])
+def redeem(token: str, grant_id: int) -> ResponseReturnValue:
+    """Mark one right as used."""
+    customer = _customer_from_token(token)
+    grant = _grant_or_404(customer, grant_id)
+    outcome = redemption.redeem_grant(grant.id, source="customer", actor=_by_customer(customer))
+    if outcome.accepted:
+        flash(_("Marked as used."), "info")
+    else:
+        flash(_("This right cannot be marked as used."), "error")
+    return redirect(url_for("my_rights.page", token=token))

@@ -1,0 +1,393 @@
+"""Order use cases: create an order idempotently, mark it paid (which fulfils it), cancel, reservations.
+
+The only place besides the other domain modules of this package (fulfilment, delivery, redemption,
+refunds, topup) that commits. Every status change goes through `orders.events.transition`, a conditional
+UPDATE recorded in `order_events`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from catalog import keyring
+from catalog.models import Plan
+from orders.allocation import allocate_card_keys, release_card_keys
+from orders.customers import find_or_add_customer
+from orders.events import OrderError, actor_label, record_event, transition
+from orders.fulfilment import (
+    FulfilmentResult,
+    after_fulfilment,
+    assign_key,
+    check_stock_alerts,
+    fulfil_claimed,
+    fulfil_order,
+    order_grants,
+)
+from orders.models import ORDER_SOURCES, Grant, Order, OrderLine
+from saas.extensions import db, immediate_transaction
+from saas.timeutil import utcnow
+from tenants import audit
+from tenants.scoping import current_tenant_id
+
+MAX_LINES = 100
+MAX_QUANTITY = 1000
+MAX_RESERVE_MINUTES = 24 * 60
+
+
+@dataclass
+class CustomerInfo:
+    """Who bought: any of email, phone and the channel's customer id; a name if known."""
+
+    email: str | None = None
+    phone: str | None = None
+    name: str = ""
+    external_id: str | None = None
+
+
+@dataclass
+class LineRequest:
+    """One line to sell: a plan, how many, and the price paid per unit (default: the plan's price)."""
+
+    plan_id: int
+    quantity: int = 1
+    unit_price: int | None = None
+    sku: str = ""
+
+
+@dataclass
+class OrderRequest:
+    """Everything needed to create an order, from any source."""
+
+    channel: str
+    external_id: str
+    source: str
+    customer: CustomerInfo
+    lines: list[LineRequest] = field(default_factory=list)
+    note: str = ""
+    placed_at: dt.datetime | None = None
+    paid: bool = False
+    payment_reference: str | None = None
+    reserve_minutes: int | None = None
+    actor: str | None = None
+
+
+@dataclass
+class OrderOutcome:
+    """The order, whether this call created it, and what paying it did (if it did)."""
+
+    order: Order
+    created: bool
+    fulfilment: FulfilmentResult | None = None
+
+
+# ---------------------------------------------------------------- reading
+
+
+def find_order(channel: str, external_id: str) -> Order | None:
+    """Return the tenant's order with this channel and external id."""
+    return db.session.scalar(select(Order).where(Order.channel == channel, Order.external_id == external_id))
+
+
+def get_order(order_id: int) -> Order | None:
+    """Return one of the bound tenant's orders."""
+    return db.session.get(Order, (current_tenant_id(), order_id))
+
+
+# ---------------------------------------------------------------- creating
+
+
+def _check_request(request: OrderRequest) -> None:
+    if not request.channel.strip() or len(request.channel) > 64:
+        raise OrderError(_("The channel is required (at most 64 characters)."))
+    if not request.external_id.strip() or len(request.external_id) > 128:
+        raise OrderError(_("The external order id is required (at most 128 characters)."))
+    if request.source not in ORDER_SOURCES:
+        raise OrderError(_("Unknown order source."))
+    if not 1 <= len(request.lines) <= MAX_LINES:
+        raise OrderError(_("An order has 1 to %(n)s lines.", n=MAX_LINES))
+    for line in request.lines:
+        if not 1 <= line.quantity <= MAX_QUANTITY:
+            raise OrderError(_("Quantities are whole numbers from 1 to %(n)s.", n=MAX_QUANTITY))
+        if line.unit_price is not None and line.unit_price < 0:
+            raise OrderError(_("Prices cannot be negative."))
+    if request.reserve_minutes is not None and not 1 <= request.reserve_minutes <= MAX_RESERVE_MINUTES:
+        raise OrderError(_("Reserve stock for 1 minute to 24 hours."))
+
+
+def _priced_lines(request: OrderRequest) -> list[tuple[LineRequest, Plan, dict[str, Any]]]:
+    priced = []
+    for line in request.lines:
+        plan = db.session.get(Plan, (current_tenant_id(), line.plan_id))
+        if plan is None:
+            raise OrderError(_("Unknown plan %(id)s.", id=line.plan_id))
+        priced.append((line, plan, plan.snapshot()))
+    currencies = {plan.currency for _line, plan, _snap in priced}
+    if len(currencies) != 1:
+        raise OrderError(_("All lines of an order are in one currency."))
+    return priced
+
+
+def _needs_code_keys(priced: list[tuple[LineRequest, Plan, dict[str, Any]]]) -> bool:
+    return any(item["right"]["kind"] == "code" for _l, _p, snap in priced for item in snap["bundle"]["items"])
+
+
+def _build_order(
+    request: OrderRequest, priced: list[tuple[LineRequest, Plan, dict[str, Any]]], actor: str
+) -> Order:
+    info = request.customer
+    customer = find_or_add_customer(info.email, info.phone, info.name, request.channel, info.external_id)
+    now = utcnow()
+    order = Order(
+        channel=request.channel.strip(),
+        external_id=request.external_id.strip(),
+        source=request.source,
+        customer_id=customer.id,
+        status="pending",
+        currency=priced[0][1].currency,
+        total=0,
+        note=request.note.strip(),
+        created_by=actor,
+        created_at=now,
+        placed_at=request.placed_at or now,
+        payment_reference=request.payment_reference,
+    )
+    db.session.add(order)
+    total = 0
+    for position, (line, plan, snapshot) in enumerate(priced):
+        unit_price = plan.price if line.unit_price is None else line.unit_price
+        total += unit_price * line.quantity
+        db.session.add(
+            OrderLine(
+                order_id=order.id,
+                position=position,
+                plan_id=plan.id,
+                bundle_id=plan.bundle_id,
+                sku=line.sku[:120],
+                title=f"{snapshot['bundle']['name']} · {plan.name}"[:240],
+                quantity=line.quantity,
+                unit_price=unit_price,
+                currency=plan.currency,
+                total=unit_price * line.quantity,
+                snapshot=snapshot,
+            )
+        )
+    order.total = total
+    record_event(order.id, None, "pending", actor=actor, reason=request.note)
+    audit.record(
+        "order.created",
+        "order",
+        order.id,
+        channel=order.channel,
+        external_id=order.external_id,
+        source=order.source,
+        total=total,
+        currency=order.currency,
+    )
+    return order
+
+
+def create_order(request: OrderRequest) -> OrderOutcome:
+    """Create an order, or return the existing one with the same (channel, external id).
+
+    Lines snapshot their plan, price and bundle contents. With `paid`, the order is paid and fulfilled
+    at once; with `reserve_minutes`, an unpaid order holds card keys for that long.
+    """
+    _check_request(request)
+    existing = find_order(request.channel.strip(), request.external_id.strip())
+    if existing is not None:
+        return _again(existing, request)
+    priced = _priced_lines(request)
+    if _needs_code_keys(priced):
+        keyring.ensure_tenant_keys()
+    actor = actor_label(request.actor)
+    with immediate_transaction(db.session()):
+        existing = find_order(request.channel.strip(), request.external_id.strip())
+        if existing is not None:
+            db.session.commit()
+            return _again(existing, request)
+        order = _build_order(request, priced, actor)
+        if request.reserve_minutes and not request.paid:
+            reserve_stock(order, request.reserve_minutes)
+        try:
+            db.session.commit()
+        except IntegrityError:  # created by a concurrent call between our check and our commit
+            db.session.rollback()
+            existing = find_order(request.channel.strip(), request.external_id.strip())
+            if existing is None:
+                raise
+            return _again(existing, request)
+    outcome = OrderOutcome(order, True)
+    if request.paid:
+        outcome.fulfilment = mark_paid(order.id, reference=request.payment_reference, actor=request.actor)
+        db.session.refresh(order)
+    return outcome
+
+
+def _again(order: Order, request: OrderRequest) -> OrderOutcome:
+    """A repeated create: change nothing, except that a repeat that says "paid" pays a pending order."""
+    outcome = OrderOutcome(order, False)
+    if request.paid and order.status == "pending":
+        outcome.fulfilment = mark_paid(order.id, reference=request.payment_reference, actor=request.actor)
+        db.session.refresh(order)
+    return outcome
+
+
+# ---------------------------------------------------------------- paying and cancelling
+
+
+def mark_paid(
+    order_id: int,
+    *,
+    reference: str | None = None,
+    paid_at: dt.datetime | None = None,
+    actor: str | None = None,
+    reason: str = "",
+) -> FulfilmentResult:
+    """Record the payment of a pending order and fulfil it in the same transaction, exactly once.
+
+    A repeated or concurrent payment of the same order changes nothing and returns `acted=False`.
+    """
+    if get_order(order_id) is None:
+        raise OrderError(_("Unknown order."))
+    label = actor_label(actor)
+    values: dict[str, Any] = {"paid_at": paid_at or utcnow(), "reserved_until": None}
+    if reference:
+        values["payment_reference"] = reference[:128]
+    with immediate_transaction(db.session()):
+        if not transition(order_id, "pending", "paid", actor=label, reason=reason, **values):
+            db.session.commit()
+            return FulfilmentResult(order_id, False)
+        try:
+            audit.record("order.paid", "order", order_id, reference=reference, reason=reason or None)
+            transition(order_id, "paid", "fulfilling", actor=label)
+            result = fulfil_claimed(order_id, actor=label, reason=reason)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+    after_fulfilment(result)
+    return result
+
+
+def cancel_order(order_id: int, *, reason: str, actor: str | None = None) -> bool:
+    """Cancel an unpaid order; its reserved keys go back to stock. Paid orders are refunded instead."""
+    if not reason.strip():
+        raise OrderError(_("Say why the order is cancelled."))
+    label = actor_label(actor)
+    with immediate_transaction(db.session()):
+        if not transition(
+            order_id,
+            "pending",
+            "cancelled",
+            actor=label,
+            reason=reason,
+            cancelled_at=utcnow(),
+            reserved_until=None,
+        ):
+            db.session.commit()
+            order = get_order(order_id)
+            if order is None:
+                raise OrderError(_("Unknown order."))
+            raise OrderError(_("Only unpaid orders can be cancelled; refund a paid order instead."))
+        rights = _release_reserved(order_id, to_status="cancelled")
+        audit.record("order.cancelled", "order", order_id, reason=reason)
+        db.session.commit()
+    check_stock_alerts(rights)
+    return True
+
+
+# ---------------------------------------------------------------- reservations
+
+
+def reserve_stock(order: Order, minutes: int) -> int:
+    """Hold card keys for an unpaid order's card-key rights for `minutes`; return how many were held.
+
+    Rights without stock are simply not held: they are allocated (or backordered) when the order is paid.
+    Runs inside the caller's transaction.
+    """
+    from orders.fulfilment import missing_grants, order_lines, right_snapshots
+
+    now = utcnow()
+    lines = order_lines(order.id)
+    snapshots = right_snapshots(lines)
+    wanted = [g for g in missing_grants(order, lines, order_grants(order.id)) if g.kind == "card_key"]
+    by_right: dict[int, list[Grant]] = {}
+    for grant in wanted:
+        by_right.setdefault(grant.right_id, []).append(grant)
+    held = 0
+    for right_id, grants in by_right.items():
+        keys = allocate_card_keys(right_id, len(grants), reserve=True)
+        for grant, key in zip(grants, keys, strict=False):
+            assign_key(grant, key, now, snapshots[(grant.order_line_id, grant.item_index)], reserve=True)
+            db.session.add(grant)
+            held += 1
+    if held:
+        order.reserved_until = now + dt.timedelta(minutes=minutes)
+        audit.record(
+            "order.stock_reserved", "order", order.id, keys=held, until=order.reserved_until.isoformat()
+        )
+    return held
+
+
+def _release_reserved(order_id: int, *, to_status: str) -> set[int]:
+    """Release an order's reserved keys; the grants become `to_status` (pending again, or cancelled)."""
+    grants = [g for g in order_grants(order_id, lock=True) if g.status == "reserved"]
+    release_card_keys(g.card_key_id for g in grants if g.card_key_id is not None)
+    now = utcnow()
+    for grant in grants:
+        grant.status, grant.card_key_id, grant.reserved_at, grant.valid_until = to_status, None, None, None
+        grant.unit_cost = 0
+        if to_status == "cancelled":
+            grant.cancelled_at = now
+    return {g.right_id for g in grants}
+
+
+def release_expired_reservations(now: dt.datetime | None = None) -> int:
+    """Release the reservations of the bound tenant's unpaid orders whose hold has expired."""
+    now = now or utcnow()
+    expired = list(
+        db.session.scalars(
+            select(Order.id).where(
+                Order.status == "pending", Order.reserved_until.is_not(None), Order.reserved_until <= now
+            )
+        )
+    )
+    released = 0
+    rights: set[int] = set()
+    for order_id in expired:
+        with immediate_transaction(db.session()):
+            claimed = db.session.execute(
+                update(Order)
+                .where(Order.id == order_id, Order.status == "pending", Order.reserved_until <= now)
+                .values(reserved_until=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if claimed:
+                rights |= _release_reserved(order_id, to_status="pending")
+                audit.record(
+                    "order.reservation_released", "order", order_id, actor="system: reservation expired"
+                )
+                released += 1
+            db.session.commit()
+    check_stock_alerts(rights)
+    return released
+
+
+def fulfil_stuck_orders(older_than: dt.timedelta = dt.timedelta(minutes=2)) -> int:
+    """Fulfil paid orders that no fulfilment pass has touched yet (the safety net after a crash)."""
+    cutoff = utcnow() - older_than
+    has_grants = (
+        select(Grant.id).where(Grant.tenant_id == Order.tenant_id, Grant.order_id == Order.id).exists()
+    )
+    stuck = list(
+        db.session.scalars(
+            select(Order.id).where(Order.status == "paid", Order.paid_at <= cutoff, ~has_grants).limit(500)
+        )
+    )
+    return sum(1 for order_id in stuck if fulfil_order(order_id, actor="system: stuck order sweep").acted)
