@@ -28,7 +28,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem(_l("Subscriptions"), "subscriptions.subscriptions"),
     NavItem(_l("Channels"), "integrations.channels"),
     NavItem(_l("Dashboards"), "reports.dashboards"),
-    NavItem(_l("Reports"), "reports.reconciliation"),
+    NavItem(_l("Reconciliation"), "reconciliation.runs"),
     NavItem(_l("Team"), "tenant.team"),
     NavItem(_l("Audit log"), "tenant.audit_log"),
     NavItem(_l("API keys"), "tenant.api_keys"),
