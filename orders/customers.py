@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select, update
 
 from orders.events import OrderError
 from orders.models import Customer, CustomerExternalId, Grant, Order
-from saas.extensions import db
+from saas.extensions import db, immediate_transaction
 from saas.timeutil import utcnow
 from tenants import audit
 
@@ -111,14 +111,14 @@ def update_customer(
     customer: Customer, *, name: str, email: str | None, phone: str | None, notes: str
 ) -> None:
     """Edit a customer's contact details and notes."""
-    customer.name = name.strip()[:120]
-    customer.email = normalise_email(email)
-    customer.phone = normalise_phone(phone)
-    customer.notes = notes.strip()
-    if not customer.email and not customer.phone:
+    email, phone = normalise_email(email), normalise_phone(phone)
+    if not email and not phone:
         raise OrderError(_("A customer needs an email address or a phone number."))
-    audit.record("customer.updated", "customer", customer.id)
-    db.session.commit()
+    with immediate_transaction(db.session()):
+        customer.name = name.strip()[:120]
+        customer.email, customer.phone, customer.notes = email, phone, notes.strip()
+        audit.record("customer.updated", "customer", customer.id)
+        db.session.commit()
 
 
 def merge_customers(keep: Customer, duplicate: Customer, reason: str = "") -> None:
@@ -127,6 +127,12 @@ def merge_customers(keep: Customer, duplicate: Customer, reason: str = "") -> No
         raise OrderError(_("A customer cannot be merged into itself."))
     if duplicate.merged_into_id is not None or keep.merged_into_id is not None:
         raise OrderError(_("That customer was already merged into another one."))
+    with immediate_transaction(db.session()):
+        _merge_locked(keep, duplicate, reason)
+        db.session.commit()
+
+
+def _merge_locked(keep: Customer, duplicate: Customer, reason: str) -> None:
     moved = {}
     for model in (Order, Grant, CustomerExternalId):
         result = db.session.execute(

@@ -16,14 +16,14 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from catalog.models import Right
 from orders.allocation import reveal_grant_secret
 from orders.customers import surviving
 from orders.events import OrderError, actor_label
 from orders.models import Customer, Delivery, Grant, Order, OrderLine
-from saas.extensions import db
+from saas.extensions import db, immediate_transaction
 from saas.mail import send_mail
 from saas.timeutil import utcnow
 from tenants import audit
@@ -147,10 +147,15 @@ def reveal(grant: Grant, *, by: str) -> str:
     if grant.status not in ("delivered", "redeemed"):
         raise OrderError(_("This right cannot be shown."))
     value = reveal_grant_secret(grant)
-    if grant.first_revealed_at is None:
-        grant.first_revealed_at = utcnow()
-    audit.record("grant.revealed", "grant", grant.id, actor=by, order_id=str(grant.order_id))
-    db.session.commit()
+    with immediate_transaction(db.session()):
+        db.session.execute(
+            update(Grant)
+            .where(Grant.id == grant.id, Grant.first_revealed_at.is_(None))
+            .values(first_revealed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        audit.record("grant.revealed", "grant", grant.id, actor=by, order_id=str(grant.order_id))
+        db.session.commit()
     return value
 
 
@@ -230,8 +235,6 @@ def send_delivery(delivery_id: int) -> None:
         subject = _("%(shop)s: your rights for order %(order)s", shop=tenant.name, order=order.external_id)
         text = render_template("orders/mail/delivery.txt", **context)
     send_mail(delivery.recipient, subject, text)
-    delivery.status = "sent"
-    db.session.commit()
 
 
 def resend_delivery(order: Order, *, reason: str = "", actor: str | None = None) -> Delivery:
@@ -249,13 +252,14 @@ def resend_delivery(order: Order, *, reason: str = "", actor: str | None = None)
         raise OrderError(_("Nothing has been delivered for this order yet."))
     if customer is None or not customer.email:
         raise OrderError(_("The customer has no email address."))
-    delivery_id = queue_delivery(
-        order, customer, int(count), kind="resend", actor=actor_label(actor), note=reason
-    )
-    db.session.commit()
+    order_id, tenant_id, label = order.id, order.tenant_id, actor_label(actor)
+    with immediate_transaction(db.session()):
+        order = db.session.get(Order, (tenant_id, order_id)) or order
+        delivery_id = queue_delivery(order, customer, int(count), kind="resend", actor=label, note=reason)
+        db.session.commit()
     assert delivery_id is not None
     send_delivery(delivery_id)
-    delivery = db.session.get(Delivery, (order.tenant_id, delivery_id))
+    delivery = db.session.get(Delivery, (tenant_id, delivery_id))
     assert delivery is not None
     return delivery
 

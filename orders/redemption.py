@@ -212,8 +212,11 @@ def import_redemption_report(data: bytes, *, supplier: str = "", actor: str | No
     reference = f"supplier report {supplier}".strip()
     for code in codes_in_report(data):
         result.add(redeem_code(code, source="supplier_report", reference=reference, actor=actor).outcome)
-    audit.record("redemption.report_imported", "redemption", None, supplier=supplier, counts=result.counts)
-    db.session.commit()
+    with immediate_transaction(db.session()):
+        audit.record(
+            "redemption.report_imported", "redemption", None, supplier=supplier, counts=result.counts
+        )
+        db.session.commit()
     return result
 
 

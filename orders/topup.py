@@ -266,20 +266,22 @@ def retry_topup(grant: Grant, *, actor: str | None = None) -> None:
     """Put a failed or stuck top-up back in the queue (support or operator action)."""
     if grant.kind != "topup" or grant.topup_state not in ATTENTION_STATES:
         raise OrderError(_("Only failed or stuck top-ups can be retried."))
-    db.session.execute(
-        update(Grant)
-        .where(
-            Grant.id == grant.id,
-            Grant.status.in_(("failed", "processing")),
-            Grant.topup_state.in_(ATTENTION_STATES),
+    grant_id, label = grant.id, actor_label(actor)
+    with immediate_transaction(db.session()):
+        db.session.execute(
+            update(Grant)
+            .where(
+                Grant.id == grant_id,
+                Grant.status.in_(("failed", "processing")),
+                Grant.topup_state.in_(ATTENTION_STATES),
+            )
+            .values(status="processing", topup_state="retrying", topup_error=None)
+            .execution_options(synchronize_session=False)
         )
-        .values(status="processing", topup_state="retrying", topup_error=None)
-        .execution_options(synchronize_session=False)
-    )
-    audit.record("topup.retried", "grant", grant.id, actor=actor_label(actor))
-    db.session.commit()
+        audit.record("topup.retried", "grant", grant_id, actor=label)
+        db.session.commit()
     jobs.enqueue(
-        "orders.tasks.run_topup", current_tenant_id(), grant.id, queue="fulfilment", retries=3, timeout=120
+        "orders.tasks.run_topup", current_tenant_id(), grant_id, queue="fulfilment", retries=3, timeout=120
     )
 
 
