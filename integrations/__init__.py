@@ -6,4 +6,15 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register this package's views, API and jobs (nothing yet)."""
+    """Register the back office, the public webhook route, the API, the outbound signals and the demo step."""
+    from integrations import api, channels, demo, hooks, receivers, views
+    from tenants.checklist import register_checklist_item
+    from tenants.demo import DEMO_STEPS
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(api.bp)
+    receivers.connect_signals()
+    register_checklist_item("channel", "integrations.channels", lambda: channels.channel_count() > 0)
+    if demo.create_demo_channels not in DEMO_STEPS:
+        DEMO_STEPS.append(demo.create_demo_channels)

@@ -1,0 +1,514 @@
+"""REST resources of integrations under /api/v1: channels, their SKU mappings, inbox status, replay, spend.
+
+Secrets are never listed: creating a channel (without a secret of the platform's) or rotating one returns
+the new secret once. Amounts are integers in minor units; fees in basis points (250 = 2.50 %).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from flask import request, url_for
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from integrations import channels as channel_service
+from integrations import inbox
+from integrations.adapters import ADAPTERS
+from integrations.channels import ChannelError, ChannelSettings, SpendEntry
+from integrations.models import INBOX_STATUSES, Channel, ChannelSpend, InboxDelivery, SkuMapping
+from saas.errors import ApiError
+from saas.extensions import db
+from tenants import roles
+from tenants.api import QueryParam, api_blueprint, api_endpoint, paginate
+from tenants.scoping import current_tenant_id
+
+bp = api_blueprint("integrations_api")
+RefKind = Literal["sku", "variant", "price", "product"]
+Category = Literal["ad_spend", "commission", "platform_fee", "other"]
+
+
+class ChannelIn(BaseModel):
+    """A channel to connect. `secret`: the platform's signing secret; leave it out to get a generated one."""
+
+    kind: Literal["shopify", "woocommerce", "stripe", "generic", "csv"]
+    name: str
+    currency: str = "CNY"
+    fee_percent_bp: int = Field(0, ge=0, le=10_000)
+    fee_fixed: int = Field(0, ge=0)
+    price_tolerance_bp: int = Field(100, ge=0, le=10_000)
+    secret: str | None = None
+
+
+class ChannelPatch(BaseModel):
+    """Changes to a channel; fields left out stay as they are."""
+
+    name: str | None = None
+    currency: str | None = None
+    status: Literal["active", "paused"] | None = None
+    fee_percent_bp: int | None = Field(None, ge=0, le=10_000)
+    fee_fixed: int | None = Field(None, ge=0)
+    price_tolerance_bp: int | None = Field(None, ge=0, le=10_000)
+
+
+class ChannelOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    status: str
+    currency: str
+    webhook_url: str | None
+    secret_hint: str
+    previous_secret_valid_until: dt.datetime | None
+    fee_percent_bp: int
+    fee_fixed: int
+    price_tolerance_bp: int
+    inbox: dict[str, int]
+    last_delivery_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+class ChannelCreated(ChannelOut):
+    """The new channel, with its generated secret (shown this once; null when you gave one)."""
+
+    secret: str | None
+
+
+class RotateIn(BaseModel):
+    """Rotate the secret: the old one still verifies for `overlap_hours`."""
+
+    overlap_hours: int = Field(24, ge=0, le=336)
+    secret: str | None = None
+
+
+class SecretOut(BaseModel):
+    secret: str
+    previous_secret_valid_until: dt.datetime | None
+
+
+class MappingIn(BaseModel):
+    """A mapping; both `external_ref` and `plan_id` are required (checked after the channel is found)."""
+
+    ref_kind: RefKind = "sku"
+    external_ref: str = ""
+    plan_id: str = ""
+
+
+class MappingOut(BaseModel):
+    id: str
+    channel_id: str
+    ref_kind: str
+    external_ref: str
+    plan_id: str
+
+
+class InboxOut(BaseModel):
+    id: str
+    channel_id: str
+    topic: str
+    status: str
+    note: str
+    last_error: str | None
+    attempts: int
+    duplicates: int
+    external_order_id: str | None
+    order_id: str | None
+    api_version: str | None
+    received_at: dt.datetime
+    next_attempt_at: dt.datetime | None
+    processed_at: dt.datetime | None
+
+
+class SpendIn(BaseModel):
+    """One day's spend (`day` is required; the tenant's local date)."""
+
+    day: dt.date | None = None
+    amount: int = Field(0, ge=0)
+    currency: str = "CNY"
+    category: Category = "ad_spend"
+    note: str = ""
+
+
+class SpendOut(BaseModel):
+    id: str
+    channel_id: str
+    day: dt.date
+    amount: int
+    currency: str
+    category: str
+    note: str
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _channel_or_404(channel_id: int) -> Channel:
+    found = channel_service.get_channel(channel_id)
+    if found is None:
+        raise ApiError(404, "not_found", "no such channel")
+    return found
+
+
+def _channel_out(channel: Channel) -> ChannelOut:
+    takes_webhooks = ADAPTERS[channel.kind].takes_webhooks
+    return ChannelOut(
+        id=str(channel.id),
+        kind=channel.kind,
+        name=channel.name,
+        status=channel.status,
+        currency=channel.currency,
+        webhook_url=url_for("hooks.receive_delivery", public_id=channel.public_id, _external=True)
+        if takes_webhooks
+        else None,
+        secret_hint=channel.secret_hint,
+        previous_secret_valid_until=channel.previous_secret_expires_at,
+        fee_percent_bp=channel.fee_percent_bp,
+        fee_fixed=channel.fee_fixed,
+        price_tolerance_bp=channel.price_tolerance_bp,
+        inbox=channel_service.inbox_counts(channel.id),
+        last_delivery_at=channel.last_delivery_at,
+        created_at=channel.created_at,
+    )
+
+
+def _bp_text(value: int) -> str:
+    return f"{value / 100:.2f}"
+
+
+def _mapping_out(mapping: SkuMapping) -> MappingOut:
+    return MappingOut(
+        id=str(mapping.id),
+        channel_id=str(mapping.channel_id),
+        ref_kind=mapping.ref_kind,
+        external_ref=mapping.external_ref,
+        plan_id=str(mapping.plan_id),
+    )
+
+
+def _inbox_out(row: InboxDelivery) -> InboxOut:
+    return InboxOut(
+        id=str(row.id),
+        channel_id=str(row.channel_id),
+        topic=row.topic,
+        status=row.status,
+        note=row.note,
+        last_error=row.last_error,
+        attempts=row.attempts,
+        duplicates=row.duplicates,
+        external_order_id=row.external_order_id,
+        order_id=str(row.order_id) if row.order_id else None,
+        api_version=row.api_version,
+        received_at=row.received_at,
+        next_attempt_at=row.next_attempt_at,
+        processed_at=row.processed_at,
+    )
+
+
+def _refused(error: ChannelError) -> ApiError:
+    return ApiError(422, "invalid", str(error))
+
+
+# ---------------------------------------------------------------- channels
+
+
+@api_endpoint(
+    bp,
+    "/channels",
+    "GET",
+    summary="List channels",
+    scope=roles.CHANNELS_VIEW,
+    tag="channels",
+    response_model=ChannelOut,
+    paginated=True,
+)
+def list_channels() -> tuple[list[ChannelOut], str | None]:
+    rows, cursor = paginate(select(Channel), Channel.id)
+    return [_channel_out(c) for c in rows], cursor
+
+
+@api_endpoint(
+    bp,
+    "/channels",
+    "POST",
+    summary="Connect a channel",
+    scope=roles.CHANNELS_MANAGE,
+    tag="channels",
+    request_model=ChannelIn,
+    response_model=ChannelCreated,
+    status=201,
+)
+def create_channel(body: ChannelIn) -> ChannelCreated:
+    try:
+        channel, secret = channel_service.create_channel(
+            body.kind,
+            ChannelSettings(
+                name=body.name,
+                currency=body.currency,
+                fee_percent=_bp_text(body.fee_percent_bp),
+                fee_fixed=body.fee_fixed,
+                price_tolerance_percent=_bp_text(body.price_tolerance_bp),
+            ),
+            secret=body.secret,
+        )
+    except ChannelError as error:
+        raise _refused(error) from error
+    return ChannelCreated(**_channel_out(channel).model_dump(), secret=secret)
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>",
+    "GET",
+    summary="Read a channel and its inbox counts",
+    scope=roles.CHANNELS_VIEW,
+    tag="channels",
+    response_model=ChannelOut,
+    errors=(404,),
+)
+def get_channel(channel_id: int) -> ChannelOut:
+    return _channel_out(_channel_or_404(channel_id))
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>",
+    "PATCH",
+    summary="Change a channel",
+    scope=roles.CHANNELS_MANAGE,
+    tag="channels",
+    request_model=ChannelPatch,
+    response_model=ChannelOut,
+    errors=(404,),
+)
+def update_channel(channel_id: int, body: ChannelPatch) -> ChannelOut:
+    channel = _channel_or_404(channel_id)
+    values = ChannelSettings(
+        name=body.name if body.name is not None else channel.name,
+        currency=body.currency or channel.currency,
+        fee_percent=_bp_text(
+            body.fee_percent_bp if body.fee_percent_bp is not None else channel.fee_percent_bp
+        ),
+        fee_fixed=body.fee_fixed if body.fee_fixed is not None else channel.fee_fixed,
+        price_tolerance_percent=_bp_text(
+            body.price_tolerance_bp if body.price_tolerance_bp is not None else channel.price_tolerance_bp
+        ),
+        status=body.status or channel.status,
+        settings=dict(channel.settings or {}),
+    )
+    try:
+        channel_service.update_channel(channel, values)
+    except ChannelError as error:
+        raise _refused(error) from error
+    return _channel_out(channel)
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>/secret",
+    "POST",
+    summary="Rotate a channel's secret (give the platform's new one, or get a generated one)",
+    scope=roles.CHANNELS_MANAGE,
+    tag="channels",
+    request_model=RotateIn,
+    response_model=SecretOut,
+    errors=(404,),
+)
+def rotate_secret(channel_id: int, body: RotateIn) -> SecretOut:
+    channel = _channel_or_404(channel_id)
+    if not ADAPTERS[channel.kind].takes_webhooks:
+        raise ApiError(409, "conflict", "this channel takes no webhooks and has no secret")
+    try:
+        if body.secret:
+            channel_service.set_secret(channel, body.secret, overlap_hours=body.overlap_hours)
+            secret = body.secret.strip()
+        else:
+            secret = channel_service.rotate_secret(channel, overlap_hours=body.overlap_hours)
+    except ChannelError as error:
+        raise _refused(error) from error
+    return SecretOut(secret=secret, previous_secret_valid_until=channel.previous_secret_expires_at)
+
+
+# ---------------------------------------------------------------- SKU mappings
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>/mappings",
+    "GET",
+    summary="List a channel's SKU mappings",
+    scope=roles.CHANNELS_VIEW,
+    tag="channels",
+    response_model=MappingOut,
+    paginated=True,
+    errors=(404,),
+)
+def list_mappings(channel_id: int) -> tuple[list[MappingOut], str | None]:
+    channel = _channel_or_404(channel_id)
+    rows, cursor = paginate(select(SkuMapping).where(SkuMapping.channel_id == channel.id), SkuMapping.id)
+    return [_mapping_out(m) for m in rows], cursor
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>/mappings",
+    "POST",
+    summary="Map an external SKU / id to a plan",
+    scope=roles.CHANNELS_MANAGE,
+    tag="channels",
+    request_model=MappingIn,
+    response_model=MappingOut,
+    status=201,
+    errors=(404,),
+)
+def create_mapping(channel_id: int, body: MappingIn) -> MappingOut:
+    channel = _channel_or_404(channel_id)
+    if not body.plan_id.isdigit():
+        raise ApiError(422, "invalid", "plan_id is a plan's id")
+    try:
+        return _mapping_out(
+            channel_service.add_mapping(channel, body.ref_kind, body.external_ref, int(body.plan_id))
+        )
+    except ChannelError as error:
+        raise _refused(error) from error
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>/mappings/<int:mapping_id>",
+    "DELETE",
+    summary="Remove a SKU mapping",
+    scope=roles.CHANNELS_MANAGE,
+    tag="channels",
+    status=204,
+    errors=(404,),
+)
+def delete_mapping(channel_id: int, mapping_id: int) -> None:
+    mapping = db.session.get(SkuMapping, (current_tenant_id(), mapping_id))
+    if mapping is None or mapping.channel_id != channel_id:
+        raise ApiError(404, "not_found", "no such mapping")
+    channel_service.remove_mapping(mapping)
+
+
+# ---------------------------------------------------------------- the inbox
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>/inbox",
+    "GET",
+    summary="List a channel's webhook deliveries",
+    scope=roles.CHANNELS_VIEW,
+    tag="channels",
+    response_model=InboxOut,
+    paginated=True,
+    errors=(404,),
+    query=[QueryParam("status", "only deliveries in this status: " + ", ".join(INBOX_STATUSES))],
+)
+def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
+    channel = _channel_or_404(channel_id)
+    statement = select(InboxDelivery).where(InboxDelivery.channel_id == channel.id)
+    status = request.args.get("status")
+    if status:
+        if status not in INBOX_STATUSES:
+            raise ApiError(400, "invalid_status", "status is one of " + ", ".join(INBOX_STATUSES))
+        statement = statement.where(InboxDelivery.status == status)
+    rows, cursor = paginate(statement, InboxDelivery.id)
+    return [_inbox_out(r) for r in rows], cursor
+
+
+@api_endpoint(
+    bp,
+    "/inbox/<int:inbox_delivery_id>",
+    "GET",
+    summary="Read one webhook delivery's status",
+    scope=roles.CHANNELS_VIEW,
+    tag="channels",
+    response_model=InboxOut,
+    errors=(404,),
+)
+def get_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
+    row = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id))
+    if row is None:
+        raise ApiError(404, "not_found", "no such delivery")
+    return _inbox_out(row)
+
+
+@api_endpoint(
+    bp,
+    "/inbox/<int:inbox_delivery_id>/replay",
+    "POST",
+    summary="Replay a held, failed, dead, skipped, waiting or invalid delivery",
+    scope=roles.CHANNELS_MANAGE,
+    tag="channels",
+    response_model=InboxOut,
+    errors=(404, 409),
+)
+def replay_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
+    row = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id))
+    if row is None:
+        raise ApiError(404, "not_found", "no such delivery")
+    if not inbox.replay(row, reason="API"):
+        raise ApiError(409, "not_replayable", f"a delivery that is {row.status} cannot be replayed")
+    found = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id), populate_existing=True)
+    assert found is not None
+    return _inbox_out(found)
+
+
+# ---------------------------------------------------------------- spend
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>/spend",
+    "GET",
+    summary="List a channel's spend",
+    scope=roles.CHANNELS_VIEW,
+    tag="channels",
+    response_model=SpendOut,
+    paginated=True,
+    errors=(404,),
+)
+def list_spend(channel_id: int) -> tuple[list[SpendOut], str | None]:
+    channel = _channel_or_404(channel_id)
+    rows, cursor = paginate(
+        select(ChannelSpend).where(ChannelSpend.channel_id == channel.id), ChannelSpend.id
+    )
+    return [_spend_out(r) for r in rows], cursor
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>/spend",
+    "POST",
+    summary="Record a day's spend on a channel",
+    scope=roles.CHANNELS_MANAGE,
+    tag="channels",
+    request_model=SpendIn,
+    response_model=SpendOut,
+    status=201,
+    errors=(404,),
+)
+def create_spend(channel_id: int, body: SpendIn) -> SpendOut:
+    channel = _channel_or_404(channel_id)
+    if body.day is None:
+        raise ApiError(422, "invalid", "day is required")
+    try:
+        row = channel_service.add_spend(
+            SpendEntry(channel.id, body.day, body.amount, body.currency, body.category, body.note)
+        )
+    except ChannelError as error:
+        raise _refused(error) from error
+    return _spend_out(row)
+
+
+def _spend_out(row: ChannelSpend) -> SpendOut:
+    return SpendOut(
+        id=str(row.id),
+        channel_id=str(row.channel_id),
+        day=row.day,
+        amount=row.amount,
+        currency=row.currency,
+        category=row.category,
+        note=row.note,
+    )

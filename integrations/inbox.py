@@ -1,0 +1,576 @@
+"""Process inbox deliveries exactly once: parse with the channel's adapter, apply through the orders layer.
+
+A job claims a row (a conditional UPDATE with a lease), so two workers never process it at once; the
+orders layer is idempotent per (channel, external order id) and per refund id, so a crash between two
+steps is repaired by running again. Outcomes:
+
+- processed / ignored: done;
+- waiting: a cancellation or refund for an order not seen yet, applied when the order arrives;
+- held: needs a person (unknown SKU, a price beyond the tolerance, a blocked customer) — fix, then replay;
+- failed → retried with backoff (30 s, 2 min, 10 min, 1 h, 6 h) → dead: the dead-letter list, with replay;
+- skipped: an event this build cannot act on yet (subscriptions), kept for replay.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import or_, select, update
+
+from catalog.models import Plan
+from integrations import risk
+from integrations.adapters import adapter_for
+from integrations.adapters.base import (
+    Event,
+    ExternalLine,
+    Ignored,
+    InvalidDelivery,
+    OrderCancelled,
+    OrderPaid,
+    RefundReported,
+    SubscriptionChanged,
+    load_json,
+)
+from integrations.channels import plan_for_ref
+from integrations.models import REPLAYABLE_STATUSES, Channel, InboxDelivery
+from orders import refunds as order_refunds
+from orders import services as order_services
+from orders.events import OrderError
+from orders.models import Order
+from saas.extensions import db
+from saas.timeutil import utcnow
+from tenants import audit
+from tenants.scoping import current_tenant_id
+
+log = logging.getLogger(__name__)
+
+RETRY_SCHEDULE = (30, 120, 600, 3600, 6 * 3600)  # seconds after each failed attempt; then dead
+LEASE = dt.timedelta(minutes=5)
+SWEEP_BATCH = 500
+# A pending row younger than this is left to the job enqueued when it arrived.
+PENDING_GRACE = dt.timedelta(seconds=30)
+
+
+class Hold(Exception):
+    """Processing stops until a person fixes something and replays the delivery."""
+
+
+@dataclass
+class Outcome:
+    """What applying a delivery's events came to."""
+
+    status: str = "processed"
+    notes: list[str] = field(default_factory=list)
+    order_id: int | None = None
+    fulfilled: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (order id, payload) to emit
+    wake: list[int] = field(default_factory=list)  # waiting deliveries to process now
+
+
+# ---------------------------------------------------------------- claiming
+
+
+def claim(delivery_id: int, now: dt.datetime) -> bool:
+    """Take a delivery for processing unless another job holds it or it is finished; commits."""
+    claimed = db.session.execute(
+        update(InboxDelivery)
+        .where(
+            InboxDelivery.id == delivery_id,
+            or_(
+                InboxDelivery.status.in_(("pending", "failed")),
+                (InboxDelivery.status == "processing") & (InboxDelivery.lease_until < now),
+            ),
+        )
+        .values(status="processing", lease_until=now + LEASE, attempts=InboxDelivery.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    db.session.commit()
+    return bool(claimed)
+
+
+def _finish(delivery_id: int, outcome: Outcome) -> None:
+    values: dict[str, Any] = {
+        "status": outcome.status,
+        "note": "; ".join(outcome.notes)[:2000],
+        "lease_until": None,
+        "next_attempt_at": None,
+        "last_error": None,
+        "processed_at": utcnow(),
+    }
+    if outcome.order_id is not None:
+        values["order_id"] = outcome.order_id
+    db.session.execute(
+        update(InboxDelivery)
+        .where(InboxDelivery.id == delivery_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _fail(delivery_id: int, attempts: int, error: BaseException) -> str:
+    """Schedule the next attempt after a failure, or declare the delivery dead; commits."""
+    now = utcnow()
+    dead = attempts > len(RETRY_SCHEDULE)
+    status = "dead" if dead else "failed"
+    db.session.execute(
+        update(InboxDelivery)
+        .where(InboxDelivery.id == delivery_id)
+        .values(
+            status=status,
+            lease_until=None,
+            last_error=f"{type(error).__name__}: {error}"[:2000],
+            next_attempt_at=None if dead else now + dt.timedelta(seconds=RETRY_SCHEDULE[attempts - 1]),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return status
+
+
+# ---------------------------------------------------------------- processing
+
+
+def process_delivery(delivery_id: int) -> str:
+    """Process one stored delivery of the bound tenant, if nobody else is; return its status afterwards."""
+    now = utcnow()
+    if not claim(delivery_id, now):
+        status = db.session.scalar(select(InboxDelivery.status).where(InboxDelivery.id == delivery_id))
+        return status or "unknown"
+    row = db.session.get(InboxDelivery, (current_tenant_id(), delivery_id), populate_existing=True)
+    assert row is not None
+    channel = db.session.get(Channel, (row.tenant_id, row.channel_id))
+    assert channel is not None
+    attempts = row.attempts
+    try:
+        outcome = apply_delivery(channel, row)
+    except Hold as hold:
+        db.session.rollback()
+        outcome = Outcome("held", [str(hold)])
+    except InvalidDelivery as error:
+        db.session.rollback()
+        outcome = Outcome("invalid", [str(error)])
+    except Exception as error:
+        db.session.rollback()
+        log.exception("processing inbox delivery %s failed (attempt %d)", delivery_id, attempts)
+        return _fail(delivery_id, attempts, error)
+    _finish(delivery_id, outcome)
+    _after(outcome)
+    return outcome.status
+
+
+def _after(outcome: Outcome) -> None:
+    """Side effects after the row is settled: outbound events, then waiting deliveries of the order."""
+    from integrations import outbound
+
+    for order_id, payload in outcome.fulfilled:
+        outbound.emit("order.fulfilled", payload, key=f"order.fulfilled:{order_id}")
+    from integrations.receiving import enqueue_processing
+
+    for waiting_id in outcome.wake:
+        db.session.execute(
+            update(InboxDelivery)
+            .where(InboxDelivery.id == waiting_id, InboxDelivery.status == "waiting")
+            .values(status="pending", attempts=0)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        enqueue_processing(current_tenant_id(), waiting_id)
+
+
+def apply_delivery(channel: Channel, row: InboxDelivery) -> Outcome:
+    """Parse a delivery and apply each of its events; Hold, InvalidDelivery or any error stops it."""
+    adapter = adapter_for(channel.kind)
+    payload = load_json(bytes(row.body))
+    events = adapter.parse(row.topic, row.headers or {}, payload)
+    outcome = Outcome()
+    for event in events:
+        _apply(channel, row, event, outcome)
+    if not outcome.notes:
+        outcome.notes.append(_("done"))
+    return outcome
+
+
+def _apply(channel: Channel, row: InboxDelivery, event: Event, outcome: Outcome) -> None:
+    if isinstance(event, OrderPaid):
+        _order_paid(channel, row, event, outcome)
+    elif isinstance(event, OrderCancelled):
+        _order_cancelled(channel, event, outcome)
+    elif isinstance(event, RefundReported):
+        _refund(channel, event, outcome)
+    elif isinstance(event, SubscriptionChanged):
+        _subscription(channel, event, outcome)
+    elif isinstance(event, Ignored):
+        if outcome.status == "processed" and not outcome.order_id:
+            outcome.status = "ignored"
+        outcome.notes.append(event.reason)
+
+
+def _escalate(outcome: Outcome, status: str) -> None:
+    """Keep the most telling status of several events (waiting/skipped over processed/ignored)."""
+    rank = {"ignored": 0, "processed": 1, "waiting": 2, "skipped": 3}
+    if rank.get(status, 0) >= rank.get(outcome.status, 0):
+        outcome.status = status
+
+
+# ---------------------------------------------------------------- orders
+
+
+@dataclass
+class MappedLine:
+    """An external line resolved to a plan."""
+
+    line: ExternalLine
+    plan: Plan
+    ref: str
+
+
+def map_lines(channel: Channel, event: OrderPaid) -> list[MappedLine]:
+    """Resolve each line to a plan through the channel's SKU mapping; Hold on an unknown SKU or price."""
+    mapped = []
+    for line in event.lines:
+        plan = ref = None
+        for kind, value in line.refs:
+            plan = plan_for_ref(channel.id, kind, value)
+            if plan is not None:
+                ref = value
+                break
+        if plan is None:
+            described = ", ".join(f"{kind} {value}" for kind, value in line.refs) or _(
+                "no SKU, variant or price"
+            )
+            raise Hold(
+                _(
+                    "Unknown SKU: no plan is mapped to %(refs)s (%(title)s).",
+                    refs=described,
+                    title=line.title or "?",
+                )
+            )
+        check_price(channel, event.currency, line, plan)
+        mapped.append(MappedLine(line, plan, ref or ""))
+    return mapped
+
+
+def price_tolerance(channel: Channel, price: int) -> int:
+    """Return how far (minor units) a channel's price may be from the plan's: the percentage, at least 1."""
+    return max(1, price * channel.price_tolerance_bp // 10_000)
+
+
+def check_price(channel: Channel, currency: str, line: ExternalLine, plan: Plan) -> None:
+    """Hold a line sold in another currency, or at a price beyond the channel's tolerance of the plan's."""
+    if currency != plan.currency:
+        raise Hold(
+            _(
+                "Currency mismatch: the channel sold in %(got)s, plan %(plan)s is priced in %(want)s.",
+                got=currency,
+                plan=plan.name,
+                want=plan.currency,
+            )
+        )
+    if line.unit_price is not None and abs(line.unit_price - plan.price) > price_tolerance(
+        channel, plan.price
+    ):
+        raise Hold(
+            _(
+                "Amount mismatch: %(title)s sold at %(got)s, plan %(plan)s costs %(want)s (minor units).",
+                title=line.title or plan.name,
+                got=line.unit_price,
+                plan=plan.name,
+                want=plan.price,
+            )
+        )
+
+
+def _waiting(channel: Channel, external_id: str) -> list[tuple[InboxDelivery, list[Event]]]:
+    rows = db.session.scalars(
+        select(InboxDelivery)
+        .where(
+            InboxDelivery.channel_id == channel.id,
+            InboxDelivery.external_order_id == external_id,
+            InboxDelivery.status == "waiting",
+        )
+        .order_by(InboxDelivery.received_at, InboxDelivery.id)
+    )
+    adapter = adapter_for(channel.kind)
+    found = []
+    for row in rows:
+        try:
+            events = adapter.parse(row.topic, row.headers or {}, load_json(bytes(row.body)))
+        except InvalidDelivery:
+            continue
+        found.append((row, events))
+    return found
+
+
+def _order_request(channel: Channel, event: OrderPaid, lines: list[MappedLine], paid: bool) -> Any:
+    customer = event.customer
+    return order_services.OrderRequest(
+        channel=channel.public_id,
+        external_id=event.external_id,
+        source="channel",
+        customer=order_services.CustomerInfo(
+            customer.email, customer.phone, customer.name, customer.external_id
+        ),
+        lines=[
+            order_services.LineRequest(m.plan.id, m.line.quantity, m.line.unit_price, m.ref[:120])
+            for m in lines
+        ],
+        placed_at=event.placed_at,
+        paid=paid,
+        payment_reference=event.payment_reference,
+        actor=f"channel {channel.name}",
+    )
+
+
+def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome: Outcome) -> None:
+    existing = order_services.find_order(channel.public_id, event.external_id)
+    waiting = _waiting(channel, event.external_id) if existing is None else []
+    cancelled_first = any(isinstance(e, OrderCancelled) for _row, events in waiting for e in events)
+    if existing is None:
+        lines = map_lines(channel, event)
+        reason = risk.hold_reason(channel, event)
+        if reason:
+            raise Hold(reason)
+        request = _order_request(channel, event, lines, paid=not cancelled_first)
+    else:
+        request = None
+    try:
+        if request is not None:
+            result = order_services.create_order(request)
+        else:
+            assert existing is not None
+            result = order_services.OrderOutcome(existing, False)
+            if existing.status == "pending" and not cancelled_first:
+                result.fulfilment = order_services.mark_paid(
+                    existing.id, reference=event.payment_reference, actor=f"channel {channel.name}"
+                )
+        order = result.order
+        if cancelled_first and order.status == "pending":
+            order_services.cancel_order(
+                order.id,
+                reason=_("cancelled on the channel before the payment arrived"),
+                actor=f"channel {channel.name}",
+            )
+    except OrderError as error:
+        raise Hold(str(error)) from error
+    fresh = db.session.get(Order, (current_tenant_id(), result.order.id), populate_existing=True)
+    assert fresh is not None
+    order = fresh
+    outcome.order_id = order.id
+    _escalate(outcome, "processed")
+    outcome.notes.append(_("order %(id)s is %(status)s", id=order.external_id, status=order.status))
+    if result.fulfilment is not None and result.fulfilment.acted:
+        outcome.fulfilled.append((order.id, order_payload(channel, order)))
+    outcome.wake.extend(r.id for r, _events in waiting)
+
+
+def order_payload(channel: Channel, order: Order) -> dict[str, Any]:
+    """Describe an order for outbound webhooks."""
+    return {
+        "order_id": str(order.id),
+        "channel": channel.public_id,
+        "external_id": order.external_id,
+        "status": order.status,
+        "total": order.total,
+        "currency": order.currency,
+    }
+
+
+def _order_cancelled(channel: Channel, event: OrderCancelled, outcome: Outcome) -> None:
+    order = order_services.find_order(channel.public_id, event.external_id)
+    if order is None:
+        _escalate(outcome, "waiting")
+        outcome.notes.append(
+            _(
+                "cancellation of order %(id)s, not seen yet: its payment will not be fulfilled",
+                id=event.external_id,
+            )
+        )
+        return
+    outcome.order_id = order.id
+    _escalate(outcome, "processed")
+    if order.status == "pending":
+        order_services.cancel_order(
+            order.id, reason=event.reason or _("cancelled on the channel"), actor=f"channel {channel.name}"
+        )
+        outcome.notes.append(_("order %(id)s cancelled", id=event.external_id))
+    elif order.status == "cancelled":
+        outcome.notes.append(_("order %(id)s was cancelled already", id=event.external_id))
+    else:
+        outcome.notes.append(
+            _(
+                "order %(id)s is %(status)s: a paid order is undone by its refund",
+                id=event.external_id,
+                status=order.status,
+            )
+        )
+
+
+def _refund(channel: Channel, event: RefundReported, outcome: Outcome) -> None:
+    order = order_services.find_order(channel.public_id, event.external_id)
+    if order is None:
+        _escalate(outcome, "waiting")
+        outcome.notes.append(
+            _(
+                "refund %(refund)s for order %(id)s, which this channel never sent: kept until it does",
+                refund=event.refund_id,
+                id=event.external_id,
+            )
+        )
+        return
+    outcome.order_id = order.id
+    _escalate(outcome, "processed")
+    amount = event.amount
+    if event.cumulative and amount is not None:
+        amount -= order.refunded_amount
+        if amount <= 0:
+            outcome.notes.append(_("refund of order %(id)s recorded already", id=event.external_id))
+            return
+    if amount is not None:
+        amount = min(amount, order.refundable_amount)
+    try:
+        order_refunds.refund_from_channel(
+            order.id,
+            amount=amount,
+            reason=event.reason or _("refunded on the channel"),
+            external_id=event.refund_id,
+            channel=channel.public_id,
+        )
+    except OrderError as error:
+        outcome.notes.append(
+            _("refund %(refund)s not applied: %(why)s", refund=event.refund_id, why=str(error))
+        )
+        return
+    outcome.notes.append(
+        _("refund %(refund)s applied to order %(id)s", refund=event.refund_id, id=event.external_id)
+    )
+
+
+# ---------------------------------------------------------------- subscriptions
+
+
+SUBSCRIPTION_FUNCTIONS = {
+    "renewed": "renew",
+    "cancel_at_period_end": "cancel_at_period_end",
+    "resumed": "resume",
+    "cancel_now": "cancel_now",
+}
+
+
+def _subscriptions_module() -> Any:
+    try:
+        return importlib.import_module("orders.subscriptions")
+    except ImportError:
+        return None
+
+
+def _subscription(channel: Channel, event: SubscriptionChanged, outcome: Outcome) -> None:
+    """Hand a subscription change to orders.subscriptions when that package is present; else skip it."""
+    module = _subscriptions_module()
+    function = getattr(module, SUBSCRIPTION_FUNCTIONS[event.action], None) if module else None
+    finder = getattr(module, "find_by_external_id", None) if module else None
+    if function is None or finder is None:
+        _escalate(outcome, "skipped")
+        outcome.notes.append(
+            _(
+                "subscription %(id)s %(action)s: subscriptions are not available yet; replay "
+                "this delivery when they are",
+                id=event.subscription_id,
+                action=event.action,
+            )
+        )
+        return
+    subscription = finder(channel.public_id, event.subscription_id)
+    if subscription is None:
+        _escalate(outcome, "waiting")
+        outcome.notes.append(_("subscription %(id)s is unknown", id=event.subscription_id))
+        return
+    function(subscription.id, **_subscription_arguments(event, channel))
+    _escalate(outcome, "processed")
+    outcome.notes.append(_("subscription %(id)s: %(action)s", id=event.subscription_id, action=event.action))
+
+
+def _subscription_arguments(event: SubscriptionChanged, channel: Channel) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"actor": f"channel {channel.name}"}
+    if event.action == "renewed":
+        arguments.update(reference=event.reference, period_end=event.period_end)
+    elif event.action == "cancel_at_period_end":
+        arguments.update(period_end=event.period_end)
+    return arguments
+
+
+# ---------------------------------------------------------------- replay and the sweep
+
+
+def replay(row: InboxDelivery, *, reason: str = "") -> bool:
+    """Process a held, failed, dead, skipped, waiting or invalid delivery again (audited); commits."""
+    if row.status not in REPLAYABLE_STATUSES:
+        return False
+    delivery_id, channel_id, before = row.id, row.channel_id, row.status
+    if before == "invalid":
+        adapter = adapter_for(db.session.get(Channel, (row.tenant_id, channel_id)).kind)  # type: ignore[union-attr]
+        try:
+            envelope = adapter.describe(row.headers or {}, bytes(row.body))
+        except InvalidDelivery as error:
+            row.note = str(error)[:2000]
+            db.session.commit()
+            return False
+        row.topic, row.external_order_id = envelope.topic, envelope.external_order_id
+    row.status, row.attempts, row.next_attempt_at, row.lease_until = "pending", 0, None, None
+    audit.record(
+        "webhook.replayed",
+        "inbox_delivery",
+        delivery_id,
+        reason=reason or None,
+        was=before,
+        channel_id=str(channel_id),
+    )
+    db.session.commit()
+    from integrations.receiving import enqueue_processing
+
+    enqueue_processing(current_tenant_id(), delivery_id)
+    return True
+
+
+def replay_held(channel: Channel) -> int:
+    """Replay every held delivery of a channel (after fixing its mapping); return how many."""
+    rows = list(
+        db.session.scalars(
+            select(InboxDelivery)
+            .where(InboxDelivery.channel_id == channel.id, InboxDelivery.status == "held")
+            .order_by(InboxDelivery.received_at)
+        )
+    )
+    return sum(1 for row in rows if replay(row, reason="replay all held"))
+
+
+def due_deliveries(now: dt.datetime, limit: int = SWEEP_BATCH) -> list[int]:
+    """Return the bound tenant's deliveries the sweep should process now."""
+    return list(
+        db.session.scalars(
+            select(InboxDelivery.id)
+            .where(
+                or_(
+                    (InboxDelivery.status == "pending") & (InboxDelivery.received_at <= now - PENDING_GRACE),
+                    (InboxDelivery.status == "failed") & (InboxDelivery.next_attempt_at <= now),
+                    (InboxDelivery.status == "processing") & (InboxDelivery.lease_until < now),
+                )
+            )
+            .order_by(InboxDelivery.received_at)
+            .limit(limit)
+        )
+    )
+
+
+def process_due(now: dt.datetime | None = None, *, include_fresh: bool = False) -> int:
+    """Process the bound tenant's pending, stale and due-for-retry deliveries; return how many."""
+    now = now or utcnow()
+    ids = due_deliveries(now + (PENDING_GRACE if include_fresh else dt.timedelta(0)))
+    db.session.commit()
+    for delivery_id in ids:
+        process_delivery(delivery_id)
+    return len(ids)

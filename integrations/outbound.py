@@ -1,0 +1,461 @@
+"""Outbound webhooks: tenants' endpoints receive signed events, retried on a schedule, logged per attempt.
+
+Signature: `Quanyi-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>` under the endpoint's
+secret (the same scheme our inbound webhook accepts; docs/webhooks.md). Retries after 30 s, 2 min, 10 min,
+1 h and 6 h (`next_attempt_at`; the periodic sweep sends due ones). An endpoint that fails
+`DISABLE_AFTER_FAILURES` attempts in a row is disabled and its tenant's owners are mailed.
+
+`emit(event_type, payload, key=…)` is the one entry point. Inner packages trigger it without importing
+this package by sending the named blinker signals listed in `integrations.receivers`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import logging
+import socket
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlparse
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from catalog import keyring
+from integrations import secretbox, signing
+from integrations.models import OutboundAttempt, OutboundDelivery, WebhookEndpoint
+from saas import jobs
+from saas.auth.models import User
+from saas.extensions import db
+from saas.ids import new_id
+from saas.mail import send_mail
+from saas.timeutil import utcnow
+from tenants import audit
+from tenants.models import Membership, Tenant
+from tenants.scoping import current_tenant_id
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "order.fulfilled",
+    "order.refunded",
+    "order.cancelled",
+    "grant.delivered",
+    "grant.redeemed",
+    "stock.low",
+    "subscription.renewed",
+    "subscription.canceled",
+    "webhook.test",
+)
+RETRY_SCHEDULE = (30, 120, 600, 3600, 6 * 3600)
+DISABLE_AFTER_FAILURES = 15
+TIMEOUT_SECONDS = 10
+LEASE = dt.timedelta(minutes=2)
+SIGNATURE_HEADER = "Quanyi-Signature"
+
+
+class EndpointError(ValueError):
+    """A user-facing refusal of an endpoint action."""
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def _allow_private_urls() -> bool:
+    return bool(
+        current_app.config.get(
+            "OUTBOUND_WEBHOOKS_ALLOW_PRIVATE", current_app.config["ENV_NAME"] != "production"
+        )
+    )
+
+
+def check_url(url: str) -> str:
+    """Accept an http(s) URL; in production only https to a public address (no SSRF into our network)."""
+    url = url.strip()
+    parts = urlparse(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        raise EndpointError(_("Give an http:// or https:// URL."))
+    if _allow_private_urls():
+        return url
+    if parts.scheme != "https":
+        raise EndpointError(_("Endpoints must use https."))
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+    except OSError as error:
+        raise EndpointError(_("The host %(h)s does not resolve.", h=parts.hostname)) from error
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
+            raise EndpointError(_("The host %(h)s is not on the public internet.", h=parts.hostname))
+    return url
+
+
+def _check_event_types(event_types: list[str]) -> list[str]:
+    chosen = sorted(set(event_types))
+    if not chosen:
+        raise EndpointError(_("Choose at least one event."))
+    unknown = [e for e in chosen if e != "*" and e not in EVENT_TYPES]
+    if unknown:
+        raise EndpointError(_("Unknown events: %(e)s.", e=", ".join(unknown)))
+    return chosen
+
+
+def create_endpoint(url: str, event_types: list[str], description: str = "") -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint; return it and its signing secret (shown once, revealable later)."""
+    keyring.ensure_tenant_keys()
+    endpoint = WebhookEndpoint(
+        url=check_url(url), event_types=_check_event_types(event_types), description=description.strip()[:200]
+    )
+    secret = secretbox.new_secret("qsec_")
+    endpoint.secret_ciphertext = secretbox.seal("endpoint", endpoint.id, secret)
+    endpoint.secret_hint = secretbox.hint(secret)
+    db.session.add(endpoint)
+    audit.record(
+        "webhook_endpoint.created",
+        "webhook_endpoint",
+        endpoint.id,
+        url=endpoint.url,
+        events=endpoint.event_types,
+    )
+    db.session.commit()
+    return endpoint, secret
+
+
+def endpoint_secret(endpoint: WebhookEndpoint) -> bytes:
+    """Return an endpoint's signing secret."""
+    return secretbox.open_sealed(endpoint.tenant_id, "endpoint", endpoint.id, endpoint.secret_ciphertext)
+
+
+def reveal_endpoint_secret(endpoint: WebhookEndpoint) -> str:
+    """Return an endpoint's secret in full (audited)."""
+    audit.record("webhook_endpoint.secret_revealed", "webhook_endpoint", endpoint.id)
+    db.session.commit()
+    return endpoint_secret(endpoint).decode()
+
+
+def set_endpoint_status(endpoint: WebhookEndpoint, active: bool, reason: str = "") -> None:
+    """Enable (resetting the failure count) or disable an endpoint by hand."""
+    endpoint.status = "active" if active else "disabled"
+    endpoint.consecutive_failures = 0 if active else endpoint.consecutive_failures
+    endpoint.disabled_at = None if active else utcnow()
+    endpoint.disabled_reason = None if active else (reason or _("disabled by hand"))
+    audit.record(
+        "webhook_endpoint.enabled" if active else "webhook_endpoint.disabled",
+        "webhook_endpoint",
+        endpoint.id,
+        reason=reason or None,
+    )
+    db.session.commit()
+
+
+def list_endpoints() -> list[WebhookEndpoint]:
+    """Return the bound tenant's endpoints."""
+    return list(db.session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
+
+
+def deliveries_of(endpoint_id: int, limit: int = 100) -> list[OutboundDelivery]:
+    """Return an endpoint's latest deliveries."""
+    return list(
+        db.session.scalars(
+            select(OutboundDelivery)
+            .where(OutboundDelivery.endpoint_id == endpoint_id)
+            .order_by(OutboundDelivery.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def attempts_of(delivery_ids: list[int]) -> dict[int, list[OutboundAttempt]]:
+    """Return the attempts of some deliveries, oldest first."""
+    found: dict[int, list[OutboundAttempt]] = {i: [] for i in delivery_ids}
+    if delivery_ids:
+        for attempt in db.session.scalars(
+            select(OutboundAttempt)
+            .where(OutboundAttempt.delivery_id.in_(delivery_ids))
+            .order_by(OutboundAttempt.at)
+        ):
+            found[attempt.delivery_id].append(attempt)
+    return found
+
+
+# ---------------------------------------------------------------- emitting
+
+
+def _subscribed(event_type: str) -> list[WebhookEndpoint]:
+    return [
+        endpoint
+        for endpoint in db.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.status == "active"))
+        if "*" in endpoint.event_types or event_type in endpoint.event_types
+    ]
+
+
+def emit(event_type: str, payload: dict[str, Any], *, key: str | None = None) -> list[int]:
+    """Queue `event_type` with `payload` for every active endpoint of the bound tenant that wants it.
+
+    Call after your own commit: this commits the delivery rows, then starts their jobs. With `key`, an
+    event about the same thing reaches an endpoint once however often it is emitted. Returns the new
+    delivery ids.
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    created = []
+    for endpoint in _subscribed(event_type):
+        delivery = OutboundDelivery(
+            endpoint_id=endpoint.id,
+            event_id=f"evt_{new_id()}",
+            event_type=event_type,
+            event_key=key,
+            payload=payload,
+            status="pending",
+            next_attempt_at=utcnow(),
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(delivery)
+        except IntegrityError:
+            continue  # this endpoint has this event already
+        created.append(delivery.id)
+    db.session.commit()
+    for delivery_id in created:
+        enqueue_send(delivery_id)
+    return created
+
+
+def enqueue_send(delivery_id: int) -> None:
+    """Start the job that sends a delivery; if that fails, the periodic sweep sends it."""
+    try:
+        jobs.enqueue(
+            "integrations.tasks.send_outbound",
+            current_tenant_id(),
+            delivery_id,
+            queue="integrations",
+            timeout=60,
+        )
+    except Exception:
+        log.exception("could not enqueue outbound delivery %s; the sweep will send it", delivery_id)
+
+
+# ---------------------------------------------------------------- sending
+
+
+def event_body(delivery: OutboundDelivery) -> bytes:
+    """Return the JSON body of a delivery (the same bytes on every attempt)."""
+    document = {
+        "id": delivery.event_id,
+        "type": delivery.event_type,
+        "created_at": delivery.created_at.isoformat(),
+        "data": delivery.payload,
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _claim(delivery_id: int, now: dt.datetime, manual: bool) -> bool:
+    statuses = ("pending", "retrying", "failed") if manual else ("pending", "retrying")
+    claimed = db.session.execute(
+        update(OutboundDelivery)
+        .where(
+            OutboundDelivery.id == delivery_id,
+            OutboundDelivery.status.in_(statuses),
+            (OutboundDelivery.lease_until.is_(None)) | (OutboundDelivery.lease_until < now),
+        )
+        .values(lease_until=now + LEASE)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    db.session.commit()
+    return bool(claimed)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+    """POST a body; return (status code or None, error text or None). Redirects count as failure."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+            response.read(1024)
+            return int(response.status), None
+    except urllib.error.HTTPError as error:
+        return int(error.code), f"HTTP {error.code}"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return None, str(getattr(error, "reason", error))[:500]
+
+
+def send(delivery_id: int, *, manual: bool = False) -> str:
+    """Send one delivery now (if due and not taken); record the attempt; schedule a retry or give up."""
+    now = utcnow()
+    if not _claim(delivery_id, now, manual):
+        return "skipped"
+    delivery = db.session.get(OutboundDelivery, (current_tenant_id(), delivery_id), populate_existing=True)
+    assert delivery is not None
+    endpoint = db.session.get(
+        WebhookEndpoint, (delivery.tenant_id, delivery.endpoint_id), populate_existing=True
+    )
+    assert endpoint is not None
+    if not endpoint.is_active and not manual:
+        delivery.status, delivery.lease_until = "failed", None
+        delivery.last_error = _("the endpoint is disabled")
+        db.session.commit()
+        return delivery.status
+    body = event_body(delivery)
+    timestamp = int(now.timestamp())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Quanyi-Webhooks/1.0",
+        "Quanyi-Event": delivery.event_type,
+        "Quanyi-Delivery": delivery.event_id,
+        SIGNATURE_HEADER: signing.sign_timestamped(endpoint_secret(endpoint), body, timestamp),
+    }
+    url = endpoint.url
+    db.session.commit()  # no transaction stays open across the network call
+    started = time.monotonic()
+    status_code, error = post(url, body, headers)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return _record(delivery_id, status_code, error, duration_ms, manual)
+
+
+def _record(
+    delivery_id: int, status_code: int | None, error: str | None, duration_ms: int, manual: bool
+) -> str:
+    now = utcnow()
+    delivery = db.session.get(OutboundDelivery, (current_tenant_id(), delivery_id), populate_existing=True)
+    assert delivery is not None
+    endpoint = db.session.get(
+        WebhookEndpoint, (delivery.tenant_id, delivery.endpoint_id), populate_existing=True
+    )
+    assert endpoint is not None
+    ok = status_code is not None and 200 <= status_code < 300
+    db.session.add(
+        OutboundAttempt(
+            delivery_id=delivery.id,
+            at=now,
+            status_code=status_code,
+            duration_ms=duration_ms,
+            error=None if ok else (error or f"HTTP {status_code}"),
+            manual=manual,
+        )
+    )
+    delivery.attempts += 1
+    delivery.last_status_code, delivery.last_duration_ms = status_code, duration_ms
+    delivery.lease_until = None
+    if ok:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at, delivery.last_error = (
+            "succeeded",
+            now,
+            None,
+            None,
+        )
+        endpoint.consecutive_failures, endpoint.last_success_at = 0, now
+        db.session.commit()
+        return delivery.status
+    delivery.last_error = error or f"HTTP {status_code}"
+    if delivery.attempts <= len(RETRY_SCHEDULE):
+        delivery.status = "retrying"
+        delivery.next_attempt_at = now + dt.timedelta(seconds=RETRY_SCHEDULE[delivery.attempts - 1])
+    else:
+        delivery.status, delivery.next_attempt_at = "failed", None
+    endpoint.consecutive_failures += 1
+    disabled = endpoint.is_active and endpoint.consecutive_failures >= DISABLE_AFTER_FAILURES
+    if disabled:
+        endpoint.status, endpoint.disabled_at = "disabled", now
+        endpoint.disabled_reason = _("%(n)s failed attempts in a row", n=endpoint.consecutive_failures)
+        audit.record(
+            "webhook_endpoint.disabled",
+            "webhook_endpoint",
+            endpoint.id,
+            reason=endpoint.disabled_reason,
+            actor="system: outbound webhooks",
+        )
+    url, status = endpoint.url, delivery.status
+    db.session.commit()
+    if disabled:
+        _mail_owners(url)
+    return status
+
+
+def _mail_owners(url: str) -> None:
+    tenant = db.session.get(Tenant, current_tenant_id())
+    owners = list(
+        db.session.scalars(
+            select(User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.tenant_id == current_tenant_id(), Membership.role == "owner")
+        )
+    )
+    name = tenant.name if tenant else ""
+    send_mail(
+        owners,
+        _("Webhook endpoint disabled: %(url)s", url=url[:120]),
+        _(
+            "Quanyi stopped sending events to %(url)s for %(shop)s after %(n)s failed attempts in a row.\n\n"
+            "Fix the endpoint, then enable it again on the Webhooks page; failed deliveries can be "
+            "redelivered "
+            "from there.",
+            url=url,
+            shop=name,
+            n=DISABLE_AFTER_FAILURES,
+        ),
+    )
+
+
+def redeliver(delivery: OutboundDelivery) -> None:
+    """Send a delivery again now, by hand (audited), whatever its state."""
+    delivery.status, delivery.next_attempt_at, delivery.lease_until = "pending", utcnow(), None
+    delivery_id = delivery.id
+    audit.record("webhook_delivery.redelivered", "webhook_delivery", delivery_id)
+    db.session.commit()
+    try:
+        jobs.enqueue(
+            "integrations.tasks.send_outbound",
+            current_tenant_id(),
+            delivery_id,
+            True,
+            queue="integrations",
+            timeout=60,
+        )
+    except Exception:
+        log.exception("could not enqueue redelivery %s; the sweep will send it", delivery_id)
+
+
+def send_test(endpoint: WebhookEndpoint) -> str:
+    """Send a `webhook.test` event to one endpoint now (even a disabled one) and return the outcome."""
+    delivery = OutboundDelivery(
+        endpoint_id=endpoint.id,
+        event_id=f"evt_{new_id()}",
+        event_type="webhook.test",
+        payload={"message": "hello from Quanyi"},
+        status="pending",
+        next_attempt_at=utcnow(),
+    )
+    db.session.add(delivery)
+    delivery_id = delivery.id
+    db.session.commit()
+    return send(delivery_id, manual=True)
+
+
+def send_due(now: dt.datetime | None = None, limit: int = 200) -> int:
+    """Send the bound tenant's deliveries whose next attempt is due; return how many were tried."""
+    now = now or utcnow()
+    ids = list(
+        db.session.scalars(
+            select(OutboundDelivery.id)
+            .where(
+                OutboundDelivery.status.in_(("pending", "retrying")), OutboundDelivery.next_attempt_at <= now
+            )
+            .order_by(OutboundDelivery.next_attempt_at)
+            .limit(limit)
+        )
+    )
+    db.session.commit()
+    for delivery_id in ids:
+        send(delivery_id)
+    return len(ids)

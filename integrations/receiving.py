@@ -1,0 +1,206 @@
+"""Receive a webhook delivery: verify it, store it raw in the inbox, acknowledge, and hand it to a job.
+
+The inbox is in the database, so a delivery is safe once its row is committed: if Redis is down the
+enqueue fails, is logged, and the periodic sweep processes the row later. A bad signature changes nothing
+and is logged without the body. Signed deliveries we cannot use (too large, wrong content type,
+malformed) are answered 4xx and kept, status `invalid`, for someone to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from integrations.adapters import adapter_for
+from integrations.adapters.base import Envelope, InvalidDelivery, body_digest
+from integrations.channels import channel_secrets
+from integrations.models import Channel, InboxDelivery
+from saas import jobs
+from saas.extensions import db, is_postgres
+from saas.ids import new_id
+from saas.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024  # what we process
+HARD_LIMIT_BYTES = 8 * 1024 * 1024  # what we read at all (to verify and keep an oversized signed body)
+PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+@dataclass
+class Receipt:
+    """The answer to a delivery: HTTP status and JSON body."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return the headers worth keeping, with lower-case names (no credentials or cookies)."""
+    return {
+        name.lower(): value[:1000] for name, value in headers.items() if name.lower() not in PRIVATE_HEADERS
+    }
+
+
+def _insert_ignoring_duplicates(values: dict[str, Any]) -> bool:
+    """Insert an inbox row unless (tenant, channel, dedupe key) exists; tell whether it was inserted."""
+    insert = pg_insert if is_postgres() else sqlite_insert
+    statement = (
+        insert(InboxDelivery.__table__)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "channel_id", "dedupe_key"])
+    )
+    return bool(db.session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def _count_duplicate(channel: Channel, dedupe_key: str) -> None:
+    db.session.execute(
+        update(InboxDelivery)
+        .where(InboxDelivery.channel_id == channel.id, InboxDelivery.dedupe_key == dedupe_key)
+        .values(duplicates=InboxDelivery.duplicates + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def store(
+    channel: Channel,
+    envelope: Envelope,
+    headers: dict[str, str],
+    body: bytes,
+    content_type: str,
+    *,
+    status: str = "pending",
+    note: str = "",
+) -> tuple[int | None, bool]:
+    """Store a delivery in the inbox and commit; return (its id, whether it is new)."""
+    delivery_id = new_id()
+    now = utcnow()
+    inserted = _insert_ignoring_duplicates(
+        {
+            "tenant_id": channel.tenant_id,
+            "id": delivery_id,
+            "channel_id": channel.id,
+            "dedupe_key": envelope.dedupe_key,
+            "topic": envelope.topic,
+            "status": status,
+            "headers": headers,
+            "body": body,
+            "content_type": content_type[:120],
+            "api_version": envelope.api_version,
+            "external_order_id": envelope.external_order_id,
+            "note": note[:2000],
+            "attempts": 0,
+            "duplicates": 0,
+            "received_at": now,
+        }
+    )
+    if not inserted:
+        _count_duplicate(channel, envelope.dedupe_key)
+    db.session.execute(
+        update(Channel)
+        .where(Channel.id == channel.id)
+        .values(last_delivery_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if inserted:
+        return delivery_id, True
+    existing = db.session.scalar(
+        select(InboxDelivery.id).where(
+            InboxDelivery.channel_id == channel.id, InboxDelivery.dedupe_key == envelope.dedupe_key
+        )
+    )
+    return existing, False
+
+
+def enqueue_processing(tenant_id: int, delivery_id: int) -> bool:
+    """Start the job that processes a stored delivery; a failure (Redis down) is logged, not raised."""
+    try:
+        jobs.enqueue(
+            "integrations.tasks.process_delivery", tenant_id, delivery_id, queue="integrations", timeout=300
+        )
+    except Exception:
+        log.exception(
+            "could not enqueue inbox delivery %s of tenant %s; the periodic sweep will process it",
+            delivery_id,
+            tenant_id,
+        )
+        return False
+    return True
+
+
+def _keep_invalid(
+    channel: Channel, headers: dict[str, str], body: bytes, content_type: str, why: str, topic: str = ""
+) -> int | None:
+    envelope = Envelope(topic or "invalid", f"invalid:{body_digest(body)}")
+    delivery_id, _new = store(channel, envelope, headers, body, content_type, status="invalid", note=why)
+    return delivery_id
+
+
+def receive(
+    channel: Channel,
+    raw_headers: Mapping[str, str],
+    body: bytes,
+    content_type: str,
+    declared_length: int | None,
+) -> Receipt:
+    """Verify, store and acknowledge one delivery for `channel` (its tenant is bound)."""
+    adapter = adapter_for(channel.kind)
+    headers = stored_headers(raw_headers)
+    if adapter.is_unsigned_ping(headers, body):
+        return Receipt(200, {"ok": True, "ping": True})
+    if not adapter.verify(headers, body, channel_secrets(channel), utcnow().timestamp()):
+        log.warning(
+            "rejected a delivery with a bad signature: channel %s, %d bytes, signature header %s",
+            channel.public_id,
+            len(body),
+            "present" if adapter.signature_header.lower() in headers else "missing",
+        )
+        return Receipt(401, {"code": "bad_signature", "message": "the signature does not match this channel"})
+    too_large = len(body) > MAX_BODY_BYTES or (declared_length or 0) > MAX_BODY_BYTES
+    if too_large:
+        delivery_id = _keep_invalid(
+            channel,
+            headers,
+            body,
+            content_type,
+            f"body of {len(body)} bytes exceeds the limit of {MAX_BODY_BYTES}",
+        )
+        return Receipt(
+            413,
+            {
+                "code": "payload_too_large",
+                "message": f"bodies are at most {MAX_BODY_BYTES} bytes",
+                "kept": str(delivery_id),
+            },
+        )
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type not in adapter.content_types:
+        delivery_id = _keep_invalid(
+            channel, headers, body, content_type, f"content type {media_type or 'none'}"
+        )
+        return Receipt(
+            415,
+            {
+                "code": "unsupported_media_type",
+                "message": f"send {' or '.join(adapter.content_types)}",
+                "kept": str(delivery_id),
+            },
+        )
+    try:
+        envelope = adapter.describe(headers, body)
+    except InvalidDelivery as error:
+        delivery_id = _keep_invalid(channel, headers, body, content_type, str(error))
+        return Receipt(
+            error.status, {"code": "invalid_delivery", "message": str(error), "kept": str(delivery_id)}
+        )
+    delivery_id, new = store(channel, envelope, headers, body, content_type)
+    if new and delivery_id is not None:
+        enqueue_processing(channel.tenant_id, delivery_id)
+    return Receipt(200, {"received": str(delivery_id), "duplicate": not new})
