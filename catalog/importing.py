@@ -1,22 +1,28 @@
 """The card-key import engine: stream a file, check, hash, encrypt and bulk-load it in ONE transaction.
 
-A batch is imported whole or not at all. Keys are staged in a temporary table (PostgreSQL: binary COPY;
-SQLite: INSERT OR IGNORE in chunks), then moved into `card_keys` with one INSERT … SELECT that skips
-keys already in stock (the unique (tenant, right, code_hash) index decides, no decryption). A kill at
-any point leaves the database as it was: the temporary table and every row go with the transaction.
+A batch is imported whole or not at all: the batch row and its keys are written in one transaction, so a
+kill at any point leaves the database as it was. Rows flow through a generator (read → check → hash →
+encrypt) straight into the database, so memory stays flat whatever the file's size.
+
+PostgreSQL, fast path: one binary COPY straight into `card_keys` inside a savepoint. The unique index on
+(tenant, right, code_hash) refuses any key already in the file or in stock; then the savepoint is rolled
+back and the slow path runs: COPY into a temporary staging table, then one INSERT … SELECT … ON CONFLICT
+DO NOTHING that skips duplicates (found by keyed hash, never by decrypting). SQLite: INSERT OR IGNORE
+into a staging table keyed by hash (duplicates in the file), then INSERT … ON CONFLICT DO NOTHING.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from catalog import fileformats, keyring
-from catalog.fileformats import ImportFormat, KeyRow, Rejection, RowChecker
+from catalog.fileformats import ImportFormat, Rejection, RowChecker
 from catalog.models import CardKeyBatch, Right
 from saas.crypto import CardKeyCipher
 from saas.extensions import db, immediate_transaction
@@ -103,78 +109,180 @@ class RejectionReport:
             self._file.close()
 
 
-class _Stager:
-    """Collect checked keys into a temporary table (one per transaction) and count what it took."""
+KEY_COLUMNS = (
+    "tenant_id, id, right_id, batch_id, status, code_hash, ciphertext, mask, expires_at,"
+    " max_deliveries, delivery_count, created_at"
+)
+KEY_TYPES = [
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "text",
+    "bytea",
+    "bytea",
+    "text",
+    "timestamptz",
+    "int4",
+    "int4",
+    "timestamptz",
+]
+STAGING_COLUMNS = "id, code_hash, ciphertext, mask, expires_at"
 
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
-        self.staged = 0
-        self.buffer: list[tuple[Any, ...]] = []
-        raw = db.session.connection().connection.driver_connection  # inside the session's transaction
-        assert raw is not None
-        self.raw: Any = raw
-        self._copy: Any = None
-        self._copy_cm: Any = None
-        self._create_table()
 
-    def _create_table(self) -> None:
-        cursor = self.raw.cursor()
-        if self.dialect == "postgresql":
-            cursor.execute(
-                "CREATE TEMP TABLE card_key_staging (id bigint, code_hash bytea, ciphertext bytea, mask text,"
-                " expires_at timestamptz) ON COMMIT DROP"
-            )
-            self._copy_cm = cursor.copy(
-                "COPY card_key_staging (id, code_hash, ciphertext, mask, expires_at)"
-                " FROM STDIN (FORMAT BINARY)"
-            )
-            self._copy = self._copy_cm.__enter__()
-            self._copy.set_types(["int8", "bytea", "bytea", "text", "timestamptz"])
-        else:
-            cursor.execute("DROP TABLE IF EXISTS temp.card_key_staging")
-            cursor.execute(
-                "CREATE TEMP TABLE card_key_staging (id INTEGER NOT NULL, code_hash BLOB PRIMARY KEY,"
-                " ciphertext BLOB NOT NULL, mask TEXT NOT NULL, expires_at TEXT)"
-            )
-            self.cursor = cursor
+class _DuplicatesFound(Exception):
+    """The fast path met a key that is already in the file or in stock; the slow path takes over."""
 
-    def add(self, row: tuple[Any, ...]) -> None:
-        if self._copy is not None:
-            self._copy.write_row(row)
+
+@dataclass
+class _Run:
+    """One pass over the file: what it needs and what it counted."""
+
+    path: Path
+    request: ImportRequest
+    right: Right
+    batch: CardKeyBatch
+    cipher: CardKeyCipher
+    checker: RowChecker
+    now: dt.datetime
+    report: RejectionReport
+    progress: ProgressCallback | None
+    postgres: bool
+    outcome: ImportOutcome = field(default_factory=ImportOutcome)
+    staged: int = 0
+
+    def key_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Yield (id, code_hash, ciphertext, mask, expires_at) for every acceptable row, counting the rest."""
+        reader = fileformats.CellReader(self.path, self.request.fmt)
+        check, outcome, report = self.checker.check, self.outcome, self.report
+        encrypt, lookup_hash, mask = self.cipher.encrypt, self.cipher.lookup_hash, fileformats.mask
+        default_expiry = self.request.expires_at
+        abort_on_reject = self.request.on_reject == "abort"
+        postgres = self.postgres
+        for line_no, cells in reader:
+            outcome.rows_read += 1
+            if outcome.rows_read % PROGRESS_EVERY == 0 and self.progress is not None:
+                self.progress(90 * reader.fraction(), f"{outcome.rows_read:,} rows read")
+            row = check(line_no, cells)
+            if isinstance(row, Rejection):
+                outcome.rejected += 1
+                report.add(row)
+                if len(outcome.first_rejections) < 20:
+                    outcome.first_rejections.append((row.line_no, row.reason))
+                continue
+            if abort_on_reject and outcome.rejected:
+                continue  # the import will be aborted: read on only to report every rejected row
+            identity = row.identity
+            expires_at = row.expires_at or default_expiry
             self.staged += 1
-            return
-        self.buffer.append(row)
-        if len(self.buffer) >= CHUNK_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._copy is None and self.buffer:
-            self.cursor.executemany(
-                "INSERT OR IGNORE INTO card_key_staging (id, code_hash, ciphertext, mask, expires_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                self.buffer,
+            yield (
+                new_id(),
+                lookup_hash(identity.encode()),
+                encrypt(row.payload()),
+                mask(identity),
+                expires_at if postgres else _sqlite_time(expires_at),
             )
-            self.staged += self.cursor.rowcount
-            self.buffer.clear()
 
-    def finish(self) -> None:
-        """End the COPY (PostgreSQL) or write the last chunk (SQLite)."""
-        if self._copy_cm is not None:
-            self._copy_cm.__exit__(None, None, None)
-            self._copy_cm = self._copy = None
-        self.flush()
+    @property
+    def accepted(self) -> int:
+        """Return how many rows passed the checks."""
+        return self.outcome.rows_read - self.outcome.rejected
 
-    def distinct_count(self) -> int:
-        """Return how many different keys were staged (SQLite staging already refuses repeats)."""
-        if self.dialect != "postgresql":
-            return self.staged
-        cursor = self.raw.cursor()
-        cursor.execute("SELECT count(DISTINCT code_hash) FROM card_key_staging")
-        return int(cursor.fetchone()[0])
 
-    def drop(self) -> None:
-        if self.dialect != "postgresql":
-            self.raw.cursor().execute("DROP TABLE IF EXISTS temp.card_key_staging")
+def _raw_connection() -> Any:
+    raw = db.session.connection().connection.driver_connection  # inside the session's transaction
+    assert raw is not None
+    return raw
+
+
+def _copy_straight_into_stock(run: _Run) -> None:
+    """PostgreSQL fast path: COPY the keys into card_keys; _DuplicatesFound if any key is not new."""
+    from psycopg import errors
+
+    max_deliveries = run.right.max_deliveries if run.right.reusable else 1
+    fixed_head = (run.batch.tenant_id,)
+    right_id, batch_id, now = run.right.id, run.batch.id, run.now
+    cursor = _raw_connection().cursor()
+    cursor.execute("SAVEPOINT catalog_import_fast_path")
+    try:
+        with cursor.copy(f"COPY card_keys ({KEY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(KEY_TYPES)
+            write_row = copy.write_row
+            for key_id, code_hash, ciphertext, masked, expires_at in run.key_rows():
+                write_row(
+                    (
+                        *fixed_head,
+                        key_id,
+                        right_id,
+                        batch_id,
+                        "available",
+                        code_hash,
+                        ciphertext,
+                        masked,
+                        expires_at,
+                        max_deliveries,
+                        0,
+                        now,
+                    )
+                )
+    except errors.UniqueViolation as error:
+        cursor.execute("ROLLBACK TO SAVEPOINT catalog_import_fast_path")
+        raise _DuplicatesFound from error
+    cursor.execute("RELEASE SAVEPOINT catalog_import_fast_path")
+    run.outcome.imported = run.staged
+
+
+def _stage_then_insert(run: _Run) -> None:
+    """Slow path (and SQLite's only path): stage in a temporary table, then insert what is new."""
+    cursor = _raw_connection().cursor()
+    if run.postgres:
+        cursor.execute(
+            "CREATE TEMP TABLE card_key_staging (id bigint, code_hash bytea, ciphertext bytea,"
+            " mask text, expires_at timestamptz) ON COMMIT DROP"
+        )
+        with cursor.copy(f"COPY card_key_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "bytea", "bytea", "text", "timestamptz"])
+            for row in run.key_rows():
+                copy.write_row(row)
+        distinct = -1  # counted below, and only if some keys turn out not to be new
+    else:
+        cursor.execute("DROP TABLE IF EXISTS temp.card_key_staging")
+        cursor.execute(
+            "CREATE TEMP TABLE card_key_staging (id INTEGER NOT NULL, code_hash BLOB PRIMARY KEY,"
+            " ciphertext BLOB NOT NULL, mask TEXT NOT NULL, expires_at TEXT)"
+        )
+        rows = run.key_rows()
+        distinct = 0
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            cursor.executemany(
+                f"INSERT OR IGNORE INTO card_key_staging ({STAGING_COLUMNS}) VALUES (?, ?, ?, ?, ?)", chunk
+            )
+            distinct += cursor.rowcount
+    if run.outcome.rejected and run.request.on_reject == "abort":
+        return
+    run.outcome.imported = _move_into_stock(run.right, run.batch, run.now)
+    if distinct < 0:
+        distinct = run.staged
+        if run.outcome.imported < run.staged:
+            distinct = _scalar(cursor, "SELECT count(DISTINCT code_hash) FROM card_key_staging")
+    run.outcome.duplicates_in_file = run.accepted - distinct
+    run.outcome.duplicates_in_stock = distinct - run.outcome.imported
+    if not run.postgres:
+        cursor.execute("DROP TABLE IF EXISTS temp.card_key_staging")
+
+
+def _row_security_active() -> bool:
+    """Tell whether row-level security applies to this connection's writes to card_keys.
+
+    COPY cannot load a table under row-level security, so production (an app role subject to RLS) takes
+    the staging path; the fast path serves databases without RLS and maintenance runs as the owner.
+    """
+    return bool(_scalar(_raw_connection().cursor(), "SELECT row_security_active('card_keys')::int"))
+
+
+def _scalar(cursor: Any, sql: str) -> int:
+    cursor.execute(sql)
+    return int(cursor.fetchone()[0])
 
 
 def _sqlite_time(moment: dt.datetime | None) -> str | None:
@@ -182,49 +290,6 @@ def _sqlite_time(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
-
-
-def _stage_rows(
-    rows: Iterator[KeyRow | Rejection],
-    cipher: CardKeyCipher,
-    stager: _Stager,
-    outcome: ImportOutcome,
-    report: RejectionReport,
-    request: ImportRequest,
-    progress: Callable[[int], None],
-) -> None:
-    encrypt, lookup_hash = cipher.encrypt, cipher.lookup_hash
-    default_expiry = request.expires_at
-    postgres = stager.dialect == "postgresql"
-    abort_on_reject = request.on_reject == "abort"
-    for row in rows:
-        outcome.rows_read += 1
-        if outcome.rows_read % PROGRESS_EVERY == 0:
-            progress(outcome.rows_read)
-        if isinstance(row, Rejection):
-            outcome.rejected += 1
-            report.add(row)
-            if len(outcome.first_rejections) < 20:
-                outcome.first_rejections.append((row.line_no, row.reason))
-            continue
-        if abort_on_reject and outcome.rejected:
-            continue  # the import will be aborted: keep reading only to report every rejected row
-        identity = row.identity
-        expires_at = row.expires_at or default_expiry
-        stager.add(
-            (
-                new_id(),
-                lookup_hash(identity.encode()),
-                encrypt(row.payload()),
-                fileformats.mask(identity),
-                expires_at if postgres else _sqlite_time(expires_at),
-            )
-        )
-
-
-def _checked_rows(reader: fileformats.CellReader, checker: RowChecker) -> Iterator[KeyRow | Rejection]:
-    for line_no, cells in reader:
-        yield checker.check(line_no, cells)
 
 
 def _move_into_stock(right: Right, batch: CardKeyBatch, now: dt.datetime) -> int:
@@ -264,33 +329,24 @@ def run_import(
     keyring.ensure_tenant_keys()
     cipher = keyring.cipher_for(right.id)
     now = utcnow()
-    checker = RowChecker(request.fmt, zone, now)
-    reader = fileformats.CellReader(path, request.fmt)
-    outcome = ImportOutcome()
-    report = RejectionReport(report_path)
-    dialect = db.engine.dialect.name
-
-    def tick(rows: int) -> None:
-        if progress is not None:
-            progress(90 * reader.fraction(), f"{rows:,} rows read")
-
+    postgres = db.engine.dialect.name == "postgresql"
     with immediate_transaction(db.session()):  # the real Session: scoped_session lacks in_transaction()
         try:
-            stager = _Stager(dialect)
-            try:
-                _stage_rows(_checked_rows(reader, checker), cipher, stager, outcome, report, request, tick)
-            finally:
-                stager.finish()
-            _refuse_if_needed(outcome, request)
-            if progress is not None:
-                progress(92, "moving keys into stock")
-            batch = _new_batch(request, right, outcome)
-            outcome.duplicates_in_file = outcome.rows_read - outcome.rejected - stager.distinct_count()
-            outcome.imported = _move_into_stock(right, batch, now)
-            outcome.duplicates_in_stock = (
-                outcome.rows_read - outcome.rejected - outcome.duplicates_in_file - (outcome.imported)
+            batch = _new_batch(request, right)
+            run = _pass(
+                path,
+                request,
+                right,
+                batch,
+                cipher,
+                RowChecker(request.fmt, zone, now),
+                now,
+                report_path,
+                progress,
+                postgres,
             )
-            stager.drop()
+            outcome = run.outcome
+            _refuse_if_needed(outcome, request)
             _record_counts(batch, outcome)
             audit.record(
                 "inventory.imported",
@@ -306,12 +362,55 @@ def run_import(
         except BaseException:
             db.session.rollback()
             raise
-        finally:
-            report.close()
     outcome.batch_id = batch.id
     if progress is not None:
         progress(100, f"{outcome.imported:,} keys imported")
     return outcome
+
+
+def _pass(
+    path: Path,
+    request: ImportRequest,
+    right: Right,
+    batch: CardKeyBatch,
+    cipher: CardKeyCipher,
+    checker: RowChecker,
+    now: dt.datetime,
+    report_path: Path | None,
+    progress: ProgressCallback | None,
+    postgres: bool,
+) -> _Run:
+    """Read the file once (twice on PostgreSQL when the fast path meets a duplicate) and load its keys."""
+
+    def new_run() -> _Run:
+        return _Run(
+            path,
+            request,
+            right,
+            batch,
+            cipher,
+            checker,
+            now,
+            RejectionReport(report_path),
+            progress,
+            postgres,
+        )
+
+    run = new_run()
+    try:
+        if postgres and not _row_security_active():
+            try:
+                _copy_straight_into_stock(run)
+                return run
+            except _DuplicatesFound:
+                run.report.close()
+                run = new_run()
+                if progress is not None:
+                    progress(0, "some keys are already known: importing the new ones only")
+        _stage_then_insert(run)
+        return run
+    finally:
+        run.report.close()
 
 
 def _refuse_if_needed(outcome: ImportOutcome, request: ImportRequest) -> None:
@@ -328,7 +427,7 @@ def _refuse_if_needed(outcome: ImportOutcome, request: ImportRequest) -> None:
         raise ImportFailed("every row was rejected; nothing was imported", outcome)
 
 
-def _new_batch(request: ImportRequest, right: Right, outcome: ImportOutcome) -> CardKeyBatch:
+def _new_batch(request: ImportRequest, right: Right) -> CardKeyBatch:
     batch = CardKeyBatch(
         right_id=right.id,
         supplier=request.supplier,
