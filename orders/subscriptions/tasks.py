@@ -1,0 +1,54 @@
+"""Periodic jobs of subscriptions: fan out over every tenant, bind each, and do its work.
+
+`send_reminders_everywhere` and `expire_subscriptions_everywhere` are declared in `saas/periodic.py`. One
+tenant's failure does not stop the others; it is raised at the end so the job shows as failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from saas.extensions import db
+from tenants.models import Tenant
+from tenants.scoping import tenant_bound
+
+log = logging.getLogger(__name__)
+
+
+def _every_tenant(work: Callable[[], int | dict[str, int]], what: str) -> dict[str, int]:
+    totals: dict[str, int] = {"tenants": 0}
+    failed: list[int] = []
+    tenant_ids = list(db.session.scalars(select(Tenant.id).order_by(Tenant.id)))
+    db.session.commit()
+    for tenant_id in tenant_ids:
+        with tenant_bound(tenant_id):
+            try:
+                result = work()
+            except Exception:
+                db.session.rollback()
+                log.exception("%s failed for tenant %s", what, tenant_id)
+                failed.append(tenant_id)
+                continue
+        totals["tenants"] += 1
+        for key, value in result.items() if isinstance(result, dict) else [(what, result)]:
+            totals[key] = totals.get(key, 0) + value
+    if failed:
+        raise RuntimeError(f"{what} failed for tenants {failed}")
+    return totals
+
+
+def send_reminders_everywhere() -> dict[str, int]:
+    """Periodic: send every tenant's due renewal reminders (exactly once per subscription, period, offset)."""
+    from orders.subscriptions.reminders import send_due_reminders
+
+    return _every_tenant(send_due_reminders, "reminders")
+
+
+def expire_subscriptions_everywhere() -> dict[str, int]:
+    """Periodic: in every tenant, move subscriptions past their period end (past due, expired, canceled)."""
+    from orders.subscriptions.services import advance_lifecycles
+
+    return _every_tenant(advance_lifecycles, "lifecycle")
