@@ -55,8 +55,9 @@ def _insert_ignoring_duplicates(values: dict[str, Any]) -> bool:
         insert(InboxDelivery.__table__)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["tenant_id", "channel_id", "dedupe_key"])
+        .returning(InboxDelivery.__table__.c.id)
     )
-    return bool(db.session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return db.session.execute(statement).first() is not None
 
 
 def _count_duplicate(channel: Channel, dedupe_key: str) -> None:

@@ -16,6 +16,7 @@ from saas.ids import new_id
 from tenants.models import ApiKey, Invitation, JobRun, Membership
 from tests.catalog import factories as catalog_factories
 from tests.factories import PASSWORD, Shop
+from tests.integrations import factories as integration_factories
 from tests.orders import helpers as order_helpers
 
 
@@ -74,4 +75,11 @@ URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "order_id": lambda shop: order_helpers.order_row().id,
     "customer_id": _customer,
     "grant_id": lambda shop: order_helpers.grant_row().id,
+    # integrations (plain rows, no audit trail)
+    "channel_id": lambda shop: integration_factories.channel_row().id,
+    "mapping_id": lambda shop: integration_factories.mapping_row().id,
+    "inbox_delivery_id": lambda shop: integration_factories.inbox_row().id,
+    "spend_id": lambda shop: integration_factories.spend_row(),
+    "endpoint_id": lambda shop: integration_factories.endpoint_row(),
+    "webhook_delivery_id": lambda shop: integration_factories.webhook_delivery_row(),
 }
