@@ -18,6 +18,7 @@ from tests.catalog import factories as catalog_factories
 from tests.factories import PASSWORD, Shop
 from tests.integrations import factories as integration_factories
 from tests.orders import helpers as order_helpers
+from tests.subscriptions import factories as subscription_factories
 
 
 def _invitation(shop: Shop) -> int:
@@ -82,4 +83,6 @@ URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "spend_id": lambda shop: integration_factories.spend_row(),
     "endpoint_id": lambda shop: integration_factories.endpoint_row(),
     "webhook_delivery_id": lambda shop: integration_factories.webhook_delivery_row(),
+    # subscriptions (plain rows, no audit trail)
+    "subscription_id": lambda shop: subscription_factories.subscription_row().id,
 }
