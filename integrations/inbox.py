@@ -14,7 +14,6 @@ steps is repaired by running again. Outcomes:
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +41,8 @@ from orders import refunds as order_refunds
 from orders import services as order_services
 from orders.events import OrderError
 from orders.models import Order
+from orders.subscriptions import cancellation
+from orders.subscriptions import services as subscription_services
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import audit
@@ -69,6 +70,8 @@ class Outcome:
     order_id: int | None = None
     fulfilled: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (order id, payload) to emit
     wake: list[int] = field(default_factory=list)  # waiting deliveries to process now
+    renewed: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (subscription id, payload)
+    canceled: list[int] = field(default_factory=list)  # subscription ids
 
 
 # ---------------------------------------------------------------- claiming
@@ -169,6 +172,14 @@ def _after(outcome: Outcome) -> None:
 
     for order_id, payload in outcome.fulfilled:
         outbound.emit("order.fulfilled", payload, key=f"order.fulfilled:{order_id}")
+    for _subscription_id, payload in outcome.renewed:
+        outbound.emit("subscription.renewed", payload, key=f"subscription.renewed:{payload.get('invoice')}")
+    for subscription_id in outcome.canceled:
+        outbound.emit(
+            "subscription.canceled",
+            {"subscription_id": str(subscription_id)},
+            key=f"subscription.canceled:{subscription_id}",
+        )
     from integrations.receiving import enqueue_processing
 
     for waiting_id in outcome.wake:
@@ -285,6 +296,16 @@ def check_price(channel: Channel, currency: str, line: ExternalLine, plan: Plan)
         )
 
 
+def _waiting_for_subscription(channel: Channel, subscription_id: str) -> list[int]:
+    """Return the deliveries that waited for this subscription to be known (a renewal before the checkout)."""
+    rows = db.session.execute(
+        select(InboxDelivery.id, InboxDelivery.body).where(
+            InboxDelivery.channel_id == channel.id, InboxDelivery.status == "waiting"
+        )
+    )
+    return [row_id for row_id, body in rows if subscription_id.encode() in bytes(body)]
+
+
 def _waiting(channel: Channel, external_id: str) -> list[tuple[InboxDelivery, list[Event]]]:
     rows = db.session.scalars(
         select(InboxDelivery)
@@ -365,6 +386,9 @@ def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome:
     outcome.notes.append(_("order %(id)s is %(status)s", id=order.external_id, status=order.status))
     if result.fulfilment is not None and result.fulfilment.acted:
         outcome.fulfilled.append((order.id, order_payload(channel, order)))
+    if event.subscription_id and order.status not in ("pending", "cancelled"):
+        _start_subscriptions(channel, order.id, event.subscription_id)
+        outcome.wake.extend(_waiting_for_subscription(channel, event.subscription_id))
     outcome.wake.extend(r.id for r, _events in waiting)
 
 
@@ -453,54 +477,56 @@ def _refund(channel: Channel, event: RefundReported, outcome: Outcome) -> None:
 # ---------------------------------------------------------------- subscriptions
 
 
-SUBSCRIPTION_FUNCTIONS = {
-    "renewed": "renew",
-    "cancel_at_period_end": "cancel_at_period_end",
-    "resumed": "resume",
-    "cancel_now": "cancel_now",
-}
-
-
-def _subscriptions_module() -> Any:
-    try:
-        return importlib.import_module("orders.subscriptions")
-    except ImportError:
-        return None
-
-
 def _subscription(channel: Channel, event: SubscriptionChanged, outcome: Outcome) -> None:
-    """Hand a subscription change to orders.subscriptions when that package is present; else skip it."""
-    module = _subscriptions_module()
-    function = getattr(module, SUBSCRIPTION_FUNCTIONS[event.action], None) if module else None
-    finder = getattr(module, "find_by_external_id", None) if module else None
-    if function is None or finder is None:
-        _escalate(outcome, "skipped")
-        outcome.notes.append(
-            _(
-                "subscription %(id)s %(action)s: subscriptions are not available yet; replay "
-                "this delivery when they are",
-                id=event.subscription_id,
-                action=event.action,
-            )
-        )
-        return
-    subscription = finder(channel.public_id, event.subscription_id)
+    """Apply a subscription change (Stripe) through orders.subscriptions."""
+    subscription = subscription_services.find_by_external_id(channel.public_id, event.subscription_id)
     if subscription is None:
         _escalate(outcome, "waiting")
-        outcome.notes.append(_("subscription %(id)s is unknown", id=event.subscription_id))
+        outcome.notes.append(_("subscription %(id)s is not known yet", id=event.subscription_id))
         return
-    function(subscription.id, **_subscription_arguments(event, channel))
+    actor = f"channel {channel.name}"
     _escalate(outcome, "processed")
+    try:
+        if event.action == "renewed":
+            renewal = subscription_services.renew(
+                subscription.id,
+                paid_at=utcnow(),
+                amount=int(event.amount or 0),
+                currency=event.currency or subscription.currency,
+                channel=channel.public_id,
+                idempotency_key=f"{channel.public_id}:{event.reference or event.subscription_id}",
+                order_external_id=event.reference,
+                actor=actor,
+            )
+            if renewal.created:
+                payload = {
+                    "subscription_id": str(subscription.id),
+                    "channel": channel.public_id,
+                    "external_id": event.subscription_id,
+                    "invoice": event.reference,
+                }
+                outcome.renewed.append((subscription.id, payload))
+        elif event.action == "cancel_at_period_end":
+            cancellation.cancel_at_period_end(subscription.id, source="channel", actor=actor)
+        elif event.action == "resumed":
+            cancellation.undo_cancel(subscription.id, source="channel", actor=actor)
+        elif event.action == "cancel_now":
+            cancellation.cancel_now(subscription.id, source="channel", actor=actor, apply_refund_policy=False)
+            outcome.canceled.append(subscription.id)
+    except subscription_services.SubscriptionError as error:
+        outcome.notes.append(_("subscription %(id)s: %(why)s", id=event.subscription_id, why=str(error)))
+        return
     outcome.notes.append(_("subscription %(id)s: %(action)s", id=event.subscription_id, action=event.action))
 
 
-def _subscription_arguments(event: SubscriptionChanged, channel: Channel) -> dict[str, Any]:
-    arguments: dict[str, Any] = {"actor": f"channel {channel.name}"}
-    if event.action == "renewed":
-        arguments.update(reference=event.reference, period_end=event.period_end)
-    elif event.action == "cancel_at_period_end":
-        arguments.update(period_end=event.period_end)
-    return arguments
+def _start_subscriptions(channel: Channel, order_id: int, external_subscription_id: str) -> None:
+    """Start the subscription of a paid subscription checkout and remember the channel's id for it."""
+    started = subscription_services.start_subscription_for_order(order_id)
+    for subscription in started[:1]:
+        if subscription.external_id != external_subscription_id:
+            subscription_services.set_external_id(
+                subscription.id, channel.public_id, external_subscription_id
+            )
 
 
 # ---------------------------------------------------------------- replay and the sweep
