@@ -61,7 +61,7 @@ def parse_timestamped(header: str | None) -> TimestampedSignature | None:
         if key == "t" and value.isdigit() and len(value) <= 12:
             timestamp = int(value)
         elif key == "v1" and value:
-            signatures.append(value.strip().lower())
+            signatures.append(value.strip())
     if timestamp is None or not signatures:
         return None
     return TimestampedSignature(timestamp, tuple(signatures))

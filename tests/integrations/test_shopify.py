@@ -27,7 +27,11 @@ def channel_state(shop: Shop, channel_id: int) -> tuple[list[tuple[str, str]], l
         assert channel is not None
         orders = f.orders_of(channel)
         grants = [g for o in orders for g in f.grants_of(o.id) if g.status == "delivered"]
-        return [(o.external_id, o.status) for o in orders], [r.status for r in f.inbox_of(channel)], len(grants)
+        return (
+            [(o.external_id, o.status) for o in orders],
+            [r.status for r in f.inbox_of(channel)],
+            len(grants),
+        )
 
 
 def test_a_paid_order_is_acknowledged_stored_and_fulfilled_once(client: FlaskClient, shop: Shop) -> None:
@@ -38,7 +42,9 @@ def test_a_paid_order_is_acknowledged_stored_and_fulfilled_once(client: FlaskCli
     assert channel_state(shop, channel_id) == ([("1001", "fulfilled")], ["processed"], 1)
 
 
-def test_the_same_delivery_five_times_makes_one_order_and_one_fulfilment(client: FlaskClient, shop: Shop) -> None:
+def test_the_same_delivery_five_times_makes_one_order_and_one_fulfilment(
+    client: FlaskClient, shop: Shop
+) -> None:
     channel_id, public_id, _plan = connected(shop)
     delivery = f.shopify(f.shopify_order(1002), webhook_id="same-webhook-id")
     answers = [delivery.post(client, f"/hooks/{public_id}") for _ in range(5)]
@@ -107,8 +113,10 @@ def test_an_unknown_sku_is_held_with_the_reason_then_mapping_and_replay_fulfil_i
     login(client, shop.owner)
     page = client.get(f"/t/{shop.slug}/channels/{channel_id}").get_data(as_text=True)
     assert "Unknown SKU" in page and "GIFT-CARD-NEW" in page
-    client.post(f"/t/{shop.slug}/channels/{channel_id}/mappings",
-                data={"ref_kind": "sku", "external_ref": "GIFT-CARD-NEW", "plan_id": plan_id})
+    client.post(
+        f"/t/{shop.slug}/channels/{channel_id}/mappings",
+        data={"ref_kind": "sku", "external_ref": "GIFT-CARD-NEW", "plan_id": plan_id},
+    )
     client.post(f"/t/{shop.slug}/channels/{channel_id}/replay-held")
     assert channel_state(shop, channel_id) == ([("1009", "fulfilled")], ["processed"], 1)
 
@@ -148,13 +156,21 @@ def test_cancelled_before_paid_means_nothing_is_delivered(client: FlaskClient, s
     assert "waiting" not in statuses
 
 
-def test_a_paid_order_refunded_on_shopify_is_refunded_and_its_key_revoked(client: FlaskClient, shop: Shop) -> None:
+def test_a_paid_order_refunded_on_shopify_is_refunded_and_its_key_revoked(
+    client: FlaskClient, shop: Shop
+) -> None:
     channel_id, public_id, _plan = connected(shop)
     f.shopify(f.shopify_order(1014)).post(client, f"/hooks/{public_id}")
-    refund = {"id": 8801, "order_id": 1014, "note": "customer changed mind",
-              "transactions": [{"kind": "refund", "status": "success", "amount": "39.90", "currency": "CNY"}]}
+    refund = {
+        "id": 8801,
+        "order_id": 1014,
+        "note": "customer changed mind",
+        "transactions": [{"kind": "refund", "status": "success", "amount": "39.90", "currency": "CNY"}],
+    }
     f.shopify(refund, topic="refunds/create").post(client, f"/hooks/{public_id}")
-    f.shopify(refund, topic="refunds/create").post(client, f"/hooks/{public_id}")  # another webhook id, same refund
+    f.shopify(refund, topic="refunds/create").post(
+        client, f"/hooks/{public_id}"
+    )  # another webhook id, same refund
     orders, _statuses, delivered = channel_state(shop, channel_id)
     assert orders == [("1014", "refunded")] and delivered == 0
     with shop.bound():
@@ -165,10 +181,15 @@ def test_a_paid_order_refunded_on_shopify_is_refunded_and_its_key_revoked(client
         assert found is not None and [r.amount for r in refunds_of(found.id)] == [3990]
 
 
-def test_a_refund_for_an_order_we_never_saw_is_kept_and_changes_nothing(client: FlaskClient, shop: Shop) -> None:
+def test_a_refund_for_an_order_we_never_saw_is_kept_and_changes_nothing(
+    client: FlaskClient, shop: Shop
+) -> None:
     channel_id, public_id, _plan = connected(shop)
-    refund = {"id": 8802, "order_id": 424242,
-              "transactions": [{"kind": "refund", "status": "success", "amount": "10.00", "currency": "CNY"}]}
+    refund = {
+        "id": 8802,
+        "order_id": 424242,
+        "transactions": [{"kind": "refund", "status": "success", "amount": "10.00", "currency": "CNY"}],
+    }
     response = f.shopify(refund, topic="refunds/create").post(client, f"/hooks/{public_id}")
     assert response.status_code == 200
     assert channel_state(shop, channel_id) == ([], ["waiting"], 0)
@@ -181,11 +202,16 @@ def test_a_body_that_disagrees_with_its_topic_is_ignored(client: FlaskClient, sh
     assert channel_state(shop, channel_id) == ([], ["ignored", "ignored"], 0)
 
 
-def test_signed_but_malformed_deliveries_get_a_clear_4xx_and_are_kept(client: FlaskClient, shop: Shop) -> None:
+def test_signed_but_malformed_deliveries_get_a_clear_4xx_and_are_kept(
+    client: FlaskClient, shop: Shop
+) -> None:
     channel_id, public_id, _plan = connected(shop)
     bad_json = f.Delivery(b"{not json", {})
-    bad_json.headers = {"Content-Type": "application/json", "X-Shopify-Topic": "orders/paid",
-                        "X-Shopify-Hmac-Sha256": f.shopify_hmac(f.SHOPIFY_SECRET, b"{not json")}
+    bad_json.headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/paid",
+        "X-Shopify-Hmac-Sha256": f.shopify_hmac(f.SHOPIFY_SECRET, b"{not json"),
+    }
     assert bad_json.post(client, f"/hooks/{public_id}").status_code == 400
     form = f.shopify(f.shopify_order(1017))
     form.headers["Content-Type"] = "text/plain"
