@@ -18,6 +18,7 @@ from tests.catalog import factories as catalog_factories
 from tests.factories import PASSWORD, Shop
 from tests.integrations import factories as integration_factories
 from tests.orders import helpers as order_helpers
+from tests.reports import reconciliation_factories
 from tests.subscriptions import factories as subscription_factories
 
 
@@ -85,4 +86,9 @@ URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "webhook_delivery_id": lambda shop: integration_factories.webhook_delivery_row(),
     # subscriptions (plain rows, no audit trail)
     "subscription_id": lambda shop: subscription_factories.subscription_row().id,
+    # reconciliation (plain rows, no audit trail; nested ids point at one chain)
+    "reconciliation_run_id": lambda shop: reconciliation_factories.run_row(),
+    "reconciliation_file_id": lambda shop: reconciliation_factories.file_row(),
+    "settlement_id": lambda shop: reconciliation_factories.settlement_row(),
+    "settlement_match_id": lambda shop: reconciliation_factories.match_row(),
 }
