@@ -297,8 +297,12 @@ def start_subscription_for_order(order_id: int) -> list[Subscription]:
     with immediate_transaction(db.session()):
         have = {s.order_line_id for s in subscriptions_of_order(order_id)}
         for line in missing:
-            if line.id not in have:
+            if line.id in have:
+                continue
+            try:
                 _new_subscription(order, line, zone)
+            except ValueError:  # a plan whose period cannot renew (e.g. "days" without a number)
+                log.warning("order %s line %s: renewable plan without a usable period", order.id, line.id)
         try:
             db.session.commit()
         except IntegrityError:  # a concurrent call started them first

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-import orders.subscriptions.models  # noqa: F401  (the tables exist before the databases are created)
+# Every package's tables must be in the metadata before the PostgreSQL schema is created for the session;
+# the route factories import them all (run alone, this directory would otherwise miss later packages' tables).
+import orders.subscriptions.models  # noqa: F401
+import tests.url_objects  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
