@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, distinct, select, update
+from sqlalchemy import Select, distinct, func, select, update
 
 from catalog import fileformats, importing, keyring, uploads
 from catalog.fileformats import Detection, FileFormatError, ImportFormat, KeyRow, Rejection
@@ -354,7 +354,7 @@ def _finish_upload(upload: Upload, state: str, outcome: importing.ImportOutcome 
 
 def import_batch_count() -> int:
     """Return how many batches the tenant has imported (the getting-started checklist)."""
-    return len(db.session.scalars(select(CardKeyBatch.id).limit(1)).all())
+    return db.session.scalar(select(func.count()).select_from(CardKeyBatch)) or 0
 
 
 # ---------------------------------------------------------------- keys: list, void, reveal, expire

@@ -452,7 +452,10 @@ def _options_form(preview: inventory.Preview | None, upload: uploads.Upload) -> 
 @requires(roles.INVENTORY_MANAGE)
 def import_preview(upload_token: str) -> ResponseReturnValue:
     upload = _upload_or_404(upload_token)
-    if request.method == "POST" and upload.is_open:
+    if request.method == "POST" and not upload.is_open:
+        flash(_("This file is already being imported or was imported."), "info")
+        return redirect(url_for("catalog.import_preview", upload_token=upload.token))
+    if request.method == "POST":
         form = ImportOptionsForm()
         options = _options_from_form(form, upload)
         try:

@@ -27,7 +27,9 @@ def database_state() -> dict[str, Any]:
     keys = db.session.execute(
         select(CardKey.id, CardKey.status, CardKey.code_hash, CardKey.ciphertext).order_by(CardKey.id)
     ).all()
-    batches = db.session.execute(select(CardKeyBatch.id, CardKeyBatch.imported).order_by(CardKeyBatch.id)).all()
+    batches = db.session.execute(
+        select(CardKeyBatch.id, CardKeyBatch.imported).order_by(CardKeyBatch.id)
+    ).all()
     audit = db.session.scalars(select(AuditEvent.id).order_by(AuditEvent.id)).all()
     return {"keys": [tuple(k) for k in keys], "batches": [tuple(b) for b in batches], "audit": list(audit)}
 

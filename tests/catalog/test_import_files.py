@@ -26,8 +26,14 @@ Unchanged = Callable[[], Callable[[], None]]
 
 def run(path: Path, right: Right, **options: object) -> inventory.importing.ImportOutcome:
     report = path.with_suffix(".rejections.csv")
-    return inventory.import_local_file(path, right_id=right.id, supplier="深圳卡盟供货商", unit_cost="12.50",
-                                       options=dict(options), report_path=report)
+    return inventory.import_local_file(
+        path,
+        right_id=right.id,
+        supplier="深圳卡盟供货商",
+        unit_cost="12.50",
+        options=dict(options),
+        report_path=report,
+    )
 
 
 def test_one_key_per_line_is_imported_masked_and_encrypted(shop: Shop, right: Right, tmp_path: Path) -> None:
@@ -35,8 +41,13 @@ def test_one_key_per_line_is_imported_masked_and_encrypted(shop: Shop, right: Ri
     with shop.bound():
         outcome = run(path, right)
         keys = card_keys_of(right)
-    assert outcome.counts() == {"rows_read": 2, "imported": 2, "duplicates_in_file": 0, "duplicates_in_stock": 0,
-                                "rejected": 0}
+    assert outcome.counts() == {
+        "rows_read": 2,
+        "imported": 2,
+        "duplicates_in_file": 0,
+        "duplicates_in_stock": 0,
+        "rejected": 0,
+    }
     assert sorted(k.mask for k in keys) == ["ABCD••••••5678", "WXYZ••••••5432"]
     assert all(k.status == "available" for k in keys)
 
@@ -66,7 +77,9 @@ def test_card_and_secret_pairs_with_any_common_separator(
 
 
 def test_gbk_csv_with_chinese_headers_and_supplier_names(shop: Shop, right: Right, tmp_path: Path) -> None:
-    rows = ["卡号,卡密,供应商,有效期"] + [f"8{n:011d},密{n:06d}码,深圳市腾飞数码科技有限公司,2099-12-31" for n in range(30)]
+    rows = ["卡号,卡密,供应商,有效期"] + [
+        f"8{n:011d},密{n:06d}码,深圳市腾飞数码科技有限公司,2099-12-31" for n in range(30)
+    ]
     path = write_file(tmp_path, "供货.csv", "\r\n".join(rows), encoding="gbk")
     with shop.bound():
         detection = inventory.fileformats.detect(path)
@@ -78,7 +91,9 @@ def test_gbk_csv_with_chinese_headers_and_supplier_names(shop: Shop, right: Righ
     assert all(k.expires_at is not None and k.expires_at.year == 2099 for k in keys)
 
 
-def test_utf8_with_bom_crlf_blank_lines_and_surrounding_spaces(shop: Shop, right: Right, tmp_path: Path) -> None:
+def test_utf8_with_bom_crlf_blank_lines_and_surrounding_spaces(
+    shop: Shop, right: Right, tmp_path: Path
+) -> None:
     content = "\ufeff卡号\t密码\r\n\r\n  A0001 \t  S0001  \r\n\r\n\u3000A0002\tS0002\u3000\r\n   \r\nA0003\tS0003\r\n"
     path = write_file(tmp_path, "bom.tsv", content)
     with shop.bound():
@@ -100,12 +115,19 @@ def test_duplicates_in_the_file_and_in_stock_are_counted_not_imported(
         outcome = run(path, right)
         batch = db.session.get(CardKeyBatch, (shop.tenant.id, outcome.batch_id))
         assert len(card_keys_of(right)) == 15
-    assert outcome.counts() == {"rows_read": 11, "imported": 5, "duplicates_in_file": 2, "duplicates_in_stock": 4,
-                                "rejected": 0}
+    assert outcome.counts() == {
+        "rows_read": 11,
+        "imported": 5,
+        "duplicates_in_file": 2,
+        "duplicates_in_stock": 4,
+        "rejected": 0,
+    }
     assert batch is not None and (batch.rows_read, batch.imported, batch.duplicates_in_stock) == (11, 5, 4)
 
 
-def test_the_same_key_may_be_stocked_for_two_different_rights(shop: Shop, right: Right, tmp_path: Path) -> None:
+def test_the_same_key_may_be_stocked_for_two_different_rights(
+    shop: Shop, right: Right, tmp_path: Path
+) -> None:
     lines = key_lines(3)
     with shop.bound():
         other = make_right("QQ音乐绿钻")
@@ -126,7 +148,7 @@ def test_a_malformed_row_in_50000_is_skipped_and_reported(shop: Shop, right: Rig
         assert len(card_keys_of(right)) == 50_000
     assert (outcome.imported, outcome.rejected) == (50_000, 1)
     report = path.with_suffix(".rejections.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert report == ["line,reason", "25001,\"expected 2 columns, found 1\""]
+    assert report == ["line,reason", '25001,"expected 2 columns, found 1"']
 
 
 def test_a_malformed_row_in_50000_aborts_everything_when_asked(
@@ -149,7 +171,9 @@ def test_an_empty_file_is_refused(shop: Shop, right: Right, tmp_path: Path, unch
     same_as_before()
 
 
-def test_a_file_that_is_not_text_is_refused(shop: Shop, right: Right, tmp_path: Path, unchanged: Unchanged) -> None:
+def test_a_file_that_is_not_text_is_refused(
+    shop: Shop, right: Right, tmp_path: Path, unchanged: Unchanged
+) -> None:
     same_as_before = unchanged()
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10
     binary = b"some\x00binary\x00garbage" * 100
@@ -217,12 +241,16 @@ def test_an_xlsx_first_sheet_without_keys_is_refused_whole(
 
 
 def test_expired_rows_and_unreadable_dates_are_rejected(shop: Shop, right: Right, tmp_path: Path) -> None:
-    path = write_file(tmp_path, "dates.csv", "card,secret,expires\nC1,S1,2099-01-01\nC2,S2,2001-01-01\nC3,S3,soon\n")
+    path = write_file(
+        tmp_path, "dates.csv", "card,secret,expires\nC1,S1,2099-01-01\nC2,S2,2001-01-01\nC3,S3,soon\n"
+    )
     with shop.bound():
         outcome = run(path, right)
     assert (outcome.imported, outcome.rejected) == (1, 2)
     assert path.with_suffix(".rejections.csv").read_text(encoding="utf-8-sig").splitlines()[1:] == [
-        "3,already expired", "4,unreadable expiry date"]
+        "3,already expired",
+        "4,unreadable expiry date",
+    ]
 
 
 def test_the_operator_can_override_encoding_and_mapping(shop: Shop, right: Right, tmp_path: Path) -> None:
@@ -244,14 +272,17 @@ def test_a_killed_import_leaves_no_partial_batch(
             raise KeyboardInterrupt("killed")
 
     with shop.bound(), pytest.raises(KeyboardInterrupt):
-        inventory.import_local_file(path, right_id=right.id, supplier="x", unit_cost="1", progress=die_halfway)
+        inventory.import_local_file(
+            path, right_id=right.id, supplier="x", unit_cost="1", progress=die_halfway
+        )
     same_as_before()
 
 
 def test_a_stream_upload_keeps_the_file_checksum(shop: Shop, right: Right) -> None:
     with shop.bound():
-        upload = inventory.start_upload(io.BytesIO(b"K1\nK2\n"), "k.txt", right_id=right.id, supplier="s",
-                                        unit_cost="1.00")
+        upload = inventory.start_upload(
+            io.BytesIO(b"K1\nK2\n"), "k.txt", right_id=right.id, supplier="s", unit_cost="1.00"
+        )
     import hashlib
 
     assert upload.checksum == hashlib.sha256(b"K1\nK2\n").hexdigest()
