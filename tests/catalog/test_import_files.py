@@ -94,7 +94,10 @@ def test_gbk_csv_with_chinese_headers_and_supplier_names(shop: Shop, right: Righ
 def test_utf8_with_bom_crlf_blank_lines_and_surrounding_spaces(
     shop: Shop, right: Right, tmp_path: Path
 ) -> None:
-    content = "\ufeff卡号\t密码\r\n\r\n  A0001 \t  S0001  \r\n\r\n\u3000A0002\tS0002\u3000\r\n   \r\nA0003\tS0003\r\n"
+    content = (
+        "\ufeff卡号\t密码\r\n\r\n  A0001 \t  S0001  \r\n\r\n\u3000A0002\tS0002\u3000\r\n   \r\n"
+        "A0003\tS0003\r\n"
+    )
     path = write_file(tmp_path, "bom.tsv", content)
     with shop.bound():
         outcome = run(path, right)

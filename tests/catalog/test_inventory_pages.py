@@ -45,7 +45,10 @@ def test_upload_preview_then_import(client: FlaskClient, shop: Shop) -> None:
         right_id = make_right().id
         import_keys(db.session.get(Right, (shop.tenant.id, right_id)), ["IN-STOCK-0001----PW1"])  # type: ignore[arg-type]
     login(client, shop.members["operator"])
-    content = "卡号----卡密\nNEW-CARD-0001----PW-A\nNEW-CARD-0002----PW-B\nNEW-CARD-0001----PW-A\nIN-STOCK-0001----PW1\n"
+    content = (
+        "卡号----卡密\nNEW-CARD-0001----PW-A\nNEW-CARD-0002----PW-B\n"
+        "NEW-CARD-0001----PW-A\nIN-STOCK-0001----PW1\n"
+    )
     response = upload(client, shop, right_id, content.encode("gbk"), "供应商.txt")
     assert response.status_code == 302
     preview_url = response.headers["Location"]
