@@ -276,7 +276,7 @@ def detect_delimiter(lines: list[str]) -> str | None:
     for delimiter in DELIMITERS[:-1]:  # a malformed row in the sample: accept a clear majority
         counts = [len([c for c in _split(line, delimiter) if c]) for line in lines]
         usual = max(set(counts), key=counts.count)
-        if usual >= 2 and counts.count(usual) >= 0.9 * len(lines):
+        if usual >= 2 and counts.count(usual) >= max(2, 0.75 * len(lines)):
             return delimiter
     return None
 
