@@ -83,7 +83,7 @@ def test_an_import_through_the_api_with_preview_status_and_rejection_report(
     with shop.bound():
         right_id = str(make_right().id)
     headers = api_key(shop)
-    content = "\n".join(key_lines(5) + ["broken line"]).encode()
+    content = "\n".join([*key_lines(5), "broken line"]).encode()
     created = client.post(
         "/api/v1/inventory/imports",
         headers=headers,
