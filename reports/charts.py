@@ -49,7 +49,7 @@ def _values(table: Table, key: str) -> list[Any]:
 
 def _axis_title(table: Table, key: str) -> str:
     column = _column(table, key)
-    return f"{column.label} (%)" if column.kind == "ratio" else column.label
+    return f"{column.label} (%)" if column.kind == "ratio" else str(column.label)
 
 
 def bar(table: Table, x: str, *ys: str, horizontal: bool = False) -> dict[str, Any]:
@@ -58,10 +58,10 @@ def bar(table: Table, x: str, *ys: str, horizontal: bool = False) -> dict[str, A
     for y in ys:
         xs, values = _values(table, x), _values(table, y)
         if horizontal:
-            traces.append(go.Bar(y=xs, x=values, name=_column(table, y).label, orientation="h"))
+            traces.append(go.Bar(y=xs, x=values, name=str(_column(table, y).label), orientation="h"))
         else:
-            traces.append(go.Bar(x=xs, y=values, name=_column(table, y).label))
-    layout = {**LAYOUT, "title": {"text": table.title}, "barmode": "group"}
+            traces.append(go.Bar(x=xs, y=values, name=str(_column(table, y).label)))
+    layout = {**LAYOUT, "title": {"text": str(table.title)}, "barmode": "group"}
     axis = {"title": {"text": _axis_title(table, ys[0])}}
     layout["xaxis" if horizontal else "yaxis"] = axis
     if horizontal:
@@ -73,13 +73,13 @@ def line(table: Table, x: str, *ys: str) -> dict[str, Any]:
     """Return a line chart of the table's columns."""
     traces = [
         go.Scatter(
-            x=_values(table, x), y=_values(table, y), name=_column(table, y).label, mode="lines+markers"
+            x=_values(table, x), y=_values(table, y), name=str(_column(table, y).label), mode="lines+markers"
         )
         for y in ys
     ]
     layout = {
         **LAYOUT,
-        "title": {"text": table.title},
+        "title": {"text": str(table.title)},
         "yaxis": {"title": {"text": _axis_title(table, ys[0])}},
     }
     return _figure(traces, layout)
@@ -88,18 +88,18 @@ def line(table: Table, x: str, *ys: str) -> dict[str, Any]:
 def bars_and_line(table: Table, x: str, bars: str, line_of: str) -> dict[str, Any]:
     """Return bars of one column with a line of another on a second axis (orders and revenue)."""
     traces = [
-        go.Bar(x=_values(table, x), y=_values(table, bars), name=_column(table, bars).label),
+        go.Bar(x=_values(table, x), y=_values(table, bars), name=str(_column(table, bars).label)),
         go.Scatter(
             x=_values(table, x),
             y=_values(table, line_of),
-            name=_column(table, line_of).label,
+            name=str(_column(table, line_of).label),
             yaxis="y2",
             mode="lines+markers",
         ),
     ]
     layout = {
         **LAYOUT,
-        "title": {"text": table.title},
+        "title": {"text": str(table.title)},
         "yaxis": {"title": {"text": _axis_title(table, bars)}},
         "yaxis2": {"title": {"text": _axis_title(table, line_of)}, "overlaying": "y", "side": "right"},
     }
@@ -118,7 +118,7 @@ def lines_by(table: Table, x: str, series: str, y: str) -> dict[str, Any]:
         )
         for name, rows in groups.items()
     ]
-    layout = {**LAYOUT, "title": {"text": table.title}, "yaxis": {"title": {"text": _axis_title(table, y)}}}
+    layout = {**LAYOUT, "title": {"text": str(table.title)}, "yaxis": {"title": {"text": _axis_title(table, y)}}}
     return _figure(traces, layout)
 
 

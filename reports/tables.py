@@ -64,9 +64,9 @@ class Table:
         """Return the table as the API serves it."""
         return {
             "key": self.key,
-            "title": self.title,
-            "note": self.note,
-            "columns": [{"key": c.key, "label": c.label, "kind": c.kind} for c in self.columns],
+            "title": str(self.title),
+            "note": str(self.note),
+            "columns": [{"key": c.key, "label": str(c.label), "kind": c.kind} for c in self.columns],
             "rows": [{c.key: row.get(c.key) for c in self.columns} for row in self.rows],
         }
 
