@@ -169,7 +169,14 @@ def resolve_customer(tenant_id: int, customer_id: int) -> Customer | None:
 
 
 def queue_delivery(
-    order: Order, customer: Customer | None, grant_count: int, *, kind: str, actor: str, note: str = ""
+    order: Order,
+    customer: Customer | None,
+    grant_count: int,
+    *,
+    kind: str,
+    actor: str,
+    note: str = "",
+    audited: bool = True,
 ) -> int | None:
     """Record a delivery message in the session (sent after the commit by `send_delivery`)."""
     recipient = (customer.email if customer is not None else None) or ""
@@ -186,9 +193,11 @@ def queue_delivery(
     db.session.add(delivery)
     if kind == "resend":
         audit.record("order.delivery_resent", "order", order.id, recipient=recipient, reason=note or None)
-    else:
-        audit.record("order.delivered", "order", order.id, recipient=recipient, grants=grant_count)
-    return delivery.id
+    elif audited:  # a fulfilment pass audits the delivery in its own "order.fulfilled" row
+        audit.record(
+            "order.delivered", "order", order.id, actor=actor, recipient=recipient, grants=grant_count
+        )
+    return delivery.id if recipient else None
 
 
 def _mail_rights(order: Order) -> list[dict[str, str]]:

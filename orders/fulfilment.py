@@ -13,12 +13,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from catalog.models import Right
 from orders.allocation import AllocatedKey, allocate_card_keys, confirm_reserved_keys, generate_code
-from orders.events import actor_label, set_status, transition
-from orders.models import Customer, Grant, Order, OrderLine
+from orders.bulk import insert_objects
+from orders.events import actor_label, set_status
+from orders.models import Customer, Grant, Order, OrderEvent, OrderLine
 from saas import jobs
 from saas.extensions import db, immediate_transaction, is_postgres
 from saas.timeutil import utcnow
@@ -139,9 +141,12 @@ def allocate_pending(
     grants: list[Grant],
     snapshots: dict[tuple[int, int], dict[str, Any]],
     now: dt.datetime,
-    customer: Customer | None,
+    customers: dict[int, Customer],
 ) -> list[Grant]:
-    """Deliver or queue every pending grant by its right's kind; return the backordered ones."""
+    """Deliver or queue every pending grant by its right's kind, in the given order; return the backorders.
+
+    Card keys are allocated per right with one statement for all the grants that need that right.
+    """
     by_right: dict[int, list[Grant]] = defaultdict(list)
     backordered: list[Grant] = []
     for grant in grants:
@@ -159,7 +164,7 @@ def allocate_pending(
             deliver(grant, now, right.get("validity_days"))
         else:  # topup: delivered when the supplier confirms
             grant.status, grant.topup_state = "processing", "queued"
-            grant.topup_account = _topup_account(customer)
+            grant.topup_account = _topup_account(customers.get(grant.customer_id or 0))
     for right_id, waiting in by_right.items():
         keys = allocate_card_keys(right_id, len(waiting))
         for grant, key in zip(waiting, keys, strict=False):
@@ -199,100 +204,228 @@ def settle(order: Order, grants: list[Grant], now: dt.datetime, *, actor: str, r
 # ---------------------------------------------------------------- use cases
 
 
-def fulfil_claimed(order_id: int, *, actor: str, reason: str = "") -> FulfilmentResult:
-    """Inside a transaction that has claimed the order (status `fulfilling`): create and allocate grants."""
+def _by_order(rows: list[Any]) -> dict[int, list[Any]]:
+    grouped: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[row.order_id].append(row)
+    return grouped
+
+
+def fulfil_claimed(order_ids: list[int], *, actor: str, reason: str = "") -> list[FulfilmentResult]:
+    """Inside a transaction that has claimed the orders (status `fulfilling`): create and allocate grants.
+
+    Works on many orders at once, so a worker draining paid orders spends a few statements per batch:
+    grants are allocated per right in payment order across the batch.
+    """
+    now = utcnow()
+    orders = list(
+        db.session.scalars(
+            select(Order)
+            .where(Order.id.in_(order_ids))
+            .order_by(Order.paid_at, Order.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+    customer_ids = {o.customer_id for o in orders if o.customer_id is not None}
+    customers = (
+        {c.id: c for c in db.session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))}
+        if customer_ids
+        else {}
+    )
+    lines = _by_order(
+        list(
+            db.session.scalars(
+                select(OrderLine)
+                .where(OrderLine.order_id.in_(order_ids))
+                .order_by(OrderLine.position, OrderLine.id)
+            )
+        )
+    )
+    existing = _by_order(
+        list(
+            db.session.scalars(
+                select(Grant)
+                .where(Grant.order_id.in_(order_ids))
+                .order_by(Grant.order_line_id, Grant.unit_index, Grant.item_index)
+                .execution_options(populate_existing=True)
+            )
+        )
+    )
+    snapshots = right_snapshots([line for order in orders for line in lines[order.id]])
+    plans: dict[int, tuple[list[Grant], list[Grant], list[Grant]]] = {}
+    pending_all: list[Grant] = []
+    for order in orders:
+        have = existing[order.id]
+        new = missing_grants(order, lines[order.id], have)
+        reserved = [g for g in have if g.status == "reserved"]
+        pending = [g for g in have if g.status == "pending"] + new
+        for grant in pending:
+            grant.queued_at = grant.queued_at or order.paid_at or now
+        plans[order.id] = (new, reserved, pending)
+        pending_all.extend(pending)
+    reserved_all = [g for _new, reserved, _pending in plans.values() for g in reserved]
+    confirm_reserved_keys(g.card_key_id for g in reserved_all if g.card_key_id is not None)
+    for grant in reserved_all:
+        right = snapshots[(grant.order_line_id, grant.item_index)]
+        deliver(grant, now, right.get("validity_days"), grant.valid_until)
+    allocate_pending(pending_all, snapshots, now, customers)
+    insert_objects([g for new, _r, _p in plans.values() for g in new])
+    events: list[OrderEvent] = []
+    results = [
+        _settle_fulfilled(order, existing[order.id], plans[order.id], customers, now, actor, reason, events)
+        for order in orders
+    ]
+    _write_statuses(orders, now)
+    insert_objects(events)
+    return results
+
+
+def _write_statuses(orders: list[Order], now: dt.datetime) -> None:
+    """Write the orders' new statuses with one UPDATE per status (they were set without a flush)."""
+    by_status: dict[str, list[int]] = defaultdict(list)
+    for order in orders:
+        by_status[order.status].append(order.id)
+    for status, ids in by_status.items():
+        values: dict[str, Any] = {"status": status}
+        if status == "fulfilled":
+            values["fulfilled_at"] = now
+        db.session.execute(
+            update(Order)
+            .where(Order.id.in_(ids))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _settle_fulfilled(
+    order: Order,
+    existing: list[Grant],
+    plan: tuple[list[Grant], list[Grant], list[Grant]],
+    customers: dict[int, Customer],
+    now: dt.datetime,
+    actor: str,
+    reason: str,
+    events: list[OrderEvent],
+) -> FulfilmentResult:
+    """Decide one order's status, and add its audit row and delivery record, after allocation."""
     from orders.delivery import queue_delivery
 
-    now = utcnow()
-    order = db.session.get(Order, (current_tenant_id(), order_id), populate_existing=True)
-    assert order is not None
-    customer = db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
-    lines = order_lines(order.id)
-    existing = order_grants(order.id)
-    new = missing_grants(order, lines, existing)
-    snapshots = right_snapshots(lines)
-    reserved = [g for g in existing if g.status == "reserved"]
-    confirm_reserved_keys(g.card_key_id for g in reserved if g.card_key_id is not None)
-    for grant in reserved:
-        deliver(
-            grant,
-            now,
-            snapshots[(grant.order_line_id, grant.item_index)].get("validity_days"),
-            grant.valid_until,
+    new, reserved, pending = plan
+    before = "paid" if order.status == "fulfilling" else order.status
+    status = settled_status(order, existing + new)
+    set_committed_value(order, "status", status)
+    if status == "fulfilled" and order.fulfilled_at is None:
+        set_committed_value(order, "fulfilled_at", now)
+    if status != before:
+        events.append(
+            OrderEvent(
+                order_id=order.id,
+                from_status=before,
+                to_status=status,
+                actor=actor,
+                reason=reason[:2000],
+                at=now,
+            )
         )
-    pending = [g for g in existing if g.status == "pending"] + new
-    for grant in pending:
-        grant.queued_at = grant.queued_at or order.paid_at or now
-    backordered = allocate_pending(pending, snapshots, now, customer)
-    db.session.add_all(new)
-    grants = existing + new
-    settle(order, grants, now, actor=actor, reason=reason)
-    delivered = [g.id for g in reserved + pending if g.status == "delivered"]
+    touched = reserved + pending
+    delivered = [g.id for g in touched if g.status == "delivered"]
     result = FulfilmentResult(
         order.id,
         True,
         order.status,
         delivered,
-        len(backordered),
+        sum(1 for g in pending if g.status == "backordered"),
         [g.id for g in pending if g.status == "processing"],
         None,
-        {g.right_id for g in pending + reserved if g.kind == "card_key"},
+        {g.right_id for g in touched if g.kind == "card_key"},
     )
     audit.record(
         "order.fulfilled",
         "order",
         order.id,
+        actor=actor,
         reason=reason or None,
         status=order.status,
         delivered=len(delivered),
-        backordered=len(backordered),
+        backordered=result.backordered,
         topups=len(result.topups),
-        keys=[str(g.card_key_id) for g in reserved + pending if g.card_key_id is not None][:50],
+        keys=[str(g.card_key_id) for g in touched if g.card_key_id is not None][:50],
+        recipient=(customers[order.customer_id].email if order.customer_id in customers else None) or "",
     )
     if delivered:
-        result.delivery_id = queue_delivery(order, customer, len(delivered), kind="delivery", actor=actor)
+        customer = customers.get(order.customer_id or 0)
+        result.delivery_id = queue_delivery(
+            order, customer, len(delivered), kind="delivery", actor=actor, audited=False
+        )
     return result
 
 
-def fulfil_order(order_id: int, *, actor: str | None = None, reason: str = "") -> FulfilmentResult:
-    """Fulfil a paid order exactly once: claim it, allocate every grant, commit, then deliver.
+def claim_paid_orders(order_ids: list[int]) -> list[int]:
+    """Claim paid orders for fulfilment with one conditional UPDATE; return the ids this caller won."""
+    if not order_ids:
+        return []
+    rows = db.session.execute(
+        update(Order)
+        .where(Order.id.in_(order_ids), Order.status == "paid")
+        .values(status="fulfilling")
+        .returning(Order.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [int(order_id) for order_id in rows.scalars()]
+
+
+def fulfil_orders(
+    order_ids: list[int], *, actor: str | None = None, reason: str = ""
+) -> list[FulfilmentResult]:
+    """Fulfil paid orders exactly once, in one transaction: claim them, allocate every grant, commit, deliver.
 
     Calling it again, or from five processes at once, allocates nothing more: only the caller whose
-    conditional UPDATE moved the order from `paid` to `fulfilling` goes on.
+    conditional UPDATE moved an order from `paid` to `fulfilling` fulfils it. Returns one result per order
+    this call fulfilled.
     """
     label = actor_label(actor)
     with immediate_transaction(db.session()):
-        if not transition(order_id, "paid", "fulfilling", actor=label):
+        claimed = claim_paid_orders(order_ids)
+        if not claimed:
             db.session.commit()
-            return FulfilmentResult(order_id, False)
+            return []
         try:
-            result = fulfil_claimed(order_id, actor=label, reason=reason)
+            results = fulfil_claimed(claimed, actor=label, reason=reason)
             db.session.commit()
         except BaseException:
             db.session.rollback()
             raise
-    after_fulfilment(result)
-    return result
+    after_fulfilment(results)
+    return results
 
 
-def after_fulfilment(result: FulfilmentResult) -> None:
-    """Side effects after the commit: the delivery mail, top-up jobs, the low-stock check."""
+def fulfil_order(order_id: int, *, actor: str | None = None, reason: str = "") -> FulfilmentResult:
+    """Fulfil one paid order exactly once (see `fulfil_orders`); `acted` is False if nothing was to do."""
+    results = fulfil_orders([order_id], actor=actor, reason=reason)
+    return results[0] if results else FulfilmentResult(order_id, False)
+
+
+def after_fulfilment(results: list[FulfilmentResult]) -> None:
+    """Side effects after the commit: the delivery mails, top-up jobs, the low-stock check."""
     from orders.delivery import send_delivery
 
-    if not result.acted:
-        return
-    if result.delivery_id is not None:
-        send_delivery(result.delivery_id)
-    for grant_id in result.topups:
-        jobs.enqueue(
-            "orders.tasks.run_topup",
-            current_tenant_id(),
-            grant_id,
-            queue="fulfilment",
-            retries=3,
-            timeout=120,
-        )
-    check_stock_alerts(result.rights)
+    rights: set[int] = set()
+    for result in results:
+        if not result.acted:
+            continue
+        if result.delivery_id is not None:
+            send_delivery(result.delivery_id)
+        for grant_id in result.topups:
+            jobs.enqueue(
+                "orders.tasks.run_topup",
+                current_tenant_id(),
+                grant_id,
+                queue="fulfilment",
+                retries=3,
+                timeout=120,
+            )
+        rights |= result.rights
+    check_stock_alerts(rights)
 
 
 def check_stock_alerts(right_ids: set[int]) -> None:

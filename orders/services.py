@@ -266,12 +266,12 @@ def mark_paid(
         try:
             audit.record("order.paid", "order", order_id, reference=reference, reason=reason or None)
             transition(order_id, "paid", "fulfilling", actor=label)
-            result = fulfil_claimed(order_id, actor=label, reason=reason)
+            (result,) = fulfil_claimed([order_id], actor=label, reason=reason)
             db.session.commit()
         except BaseException:
             db.session.rollback()
             raise
-    after_fulfilment(result)
+    after_fulfilment([result])
     return result
 
 

@@ -60,6 +60,18 @@ def run_together(app: Flask, tenant_id: int, calls: list[Callable[[], Any]]) -> 
     return results
 
 
+def create_call(request: services.OrderRequest) -> Callable[[], Any]:
+    return lambda: services.create_order(request).order.id
+
+
+def refund_call(order_id: int) -> Callable[[], Any]:
+    return lambda: refunds.refund(refunds.RefundRequest(order_id=order_id, reason="chargeback")).id
+
+
+def redeem_call(grant_id: int) -> Callable[[], Any]:
+    return lambda: redemption.redeem_grant(grant_id, source="api").outcome
+
+
 @pytest.fixture
 def on_postgres(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
@@ -75,7 +87,7 @@ def more_buyers_than_keys(app: Flask, shop: Shop, buyers: int = 12, keys: int = 
         add_keys(product.right, keys)
         requests = [order_request(product, f"RUSH-{n}", paid=True) for n in range(buyers)]
         right_id = product.right.id
-    run_together(app, shop.tenant.id, [lambda r=r: services.create_order(r).order.id for r in requests])
+    run_together(app, shop.tenant.id, [create_call(r) for r in requests])
     with shop.bound():
         statuses = sorted(db.session.scalars(select(Order.status)))
         assert statuses.count("fulfilled") == keys
@@ -124,10 +136,7 @@ def refund_racing_redemption(app: Flask, shop: Shop, rounds: int = 6) -> None:
         run_together(
             app,
             shop.tenant.id,
-            [
-                lambda o=order_id: refunds.refund(refunds.RefundRequest(order_id=o, reason="chargeback")).id,
-                lambda g=grant_id: redemption.redeem_grant(g, source="api").outcome,
-            ],
+            [refund_call(order_id), redeem_call(grant_id)],
         )
     with shop.bound():
         for grant_id in grant_ids:

@@ -162,7 +162,7 @@ def test_fulfilment_is_audited_and_transitions_recorded(shop: Shop) -> None:
         actions = set(
             db.session.scalars(select(AuditEvent.action).where(AuditEvent.object_id == str(order.id)))
         )
-        assert {"order.created", "order.paid", "order.fulfilled", "order.delivered"} <= actions
+        assert {"order.created", "order.paid", "order.fulfilled"} <= actions
 
 
 def test_unpaid_orders_can_be_cancelled_and_paid_ones_cannot(shop: Shop) -> None:
