@@ -118,7 +118,11 @@ def lines_by(table: Table, x: str, series: str, y: str) -> dict[str, Any]:
         )
         for name, rows in groups.items()
     ]
-    layout = {**LAYOUT, "title": {"text": str(table.title)}, "yaxis": {"title": {"text": _axis_title(table, y)}}}
+    layout = {
+        **LAYOUT,
+        "title": {"text": str(table.title)},
+        "yaxis": {"title": {"text": _axis_title(table, y)}},
+    }
     return _figure(traces, layout)
 
 

@@ -29,7 +29,7 @@ from reports.localtime import (
     is_postgres,
     local_day_of,
     local_day_of_month_sql,
-    local_day_sql,
+    local_month_sql,
     zone_params,
 )
 from reports.models import REDEEM_TIME_BUCKETS
@@ -767,19 +767,19 @@ def renewal_rates(filters: Filters) -> Table:
     """Return per plan and start-month cohort: subscriptions started, how many renewed, the rate."""
     extra, params = _subscription_where(filters, "s")
     params.update(_period_params(filters))
-    started_day = local_day_sql("s.started_at", filters.period.zone)
+    month = local_month_sql("s.started_at", filters.period.zone)
     rows: dict[tuple[int, str], dict[str, Any]] = {}
     for row in _rows(
-        f"""SELECT s.plan_id, MAX(s.plan_name) AS plan, {started_day} AS day, COUNT(*) AS started,
-                   SUM(CASE WHEN EXISTS (SELECT 1 FROM subscription_renewals r
-                        WHERE r.tenant_id = s.tenant_id AND r.subscription_id = s.id)
-                       THEN 1 ELSE 0 END) AS renewed
+        f"""SELECT s.plan_id, MAX(s.plan_name) AS plan, {month} AS month, COUNT(*) AS started,
+                   COUNT(renewed.subscription_id) AS renewed
             FROM subscriptions s
+            LEFT JOIN (SELECT DISTINCT subscription_id FROM subscription_renewals
+                       WHERE tenant_id = :tenant_id) renewed ON renewed.subscription_id = s.id
             WHERE s.tenant_id = :tenant_id AND s.started_at >= :start AND s.started_at < :end {extra}
-            GROUP BY s.plan_id, {started_day}""",
+            GROUP BY s.plan_id, {month}""",
         params,
     ):
-        cohort = as_date(row["day"]).strftime("%Y-%m")
+        cohort = str(row["month"])
         entry = rows.setdefault(
             (int(row["plan_id"]), cohort), {"plan": row["plan"], "cohort": cohort, "started": 0, "renewed": 0}
         )
@@ -896,10 +896,10 @@ def cancellation_reasons(filters: Filters) -> Table:
     """Return cancellations requested in the period (not undone) by reason."""
     extra, params = _subscription_where(filters, "s")
     params.update(_period_params(filters))
+    join = "JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = c.subscription_id" if extra else ""
     rows = _rows(
         f"""SELECT COALESCE(c.reason_code, 'none') AS reason, COUNT(*) AS cancellations
-            FROM subscription_cancellations c
-            JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = c.subscription_id
+            FROM subscription_cancellations c {join}
             WHERE c.tenant_id = :tenant_id AND c.requested_at >= :start AND c.requested_at < :end
               AND c.undone_at IS NULL {extra}
             GROUP BY COALESCE(c.reason_code, 'none') ORDER BY COUNT(*) DESC""",

@@ -97,7 +97,22 @@ def parse_period(args: Mapping[str, str], zone: str) -> Period:
     if preset not in PRESETS:
         raise FilterError(str(_l("Unknown period.")))
     if preset != "custom":
-        return preset_period(preset, zone)
+        period = preset_period(preset, zone)
+        if not _dates_moved(args, period):
+            return period
+    return _custom_period(args, zone)
+
+
+def _dates_moved(args: Mapping[str, str], period: Period) -> bool:
+    """Tell whether the form's dates were changed away from the preset's (the person meant Custom)."""
+    start, end = (args.get("start") or "").strip(), (args.get("end") or "").strip()
+    if not start or not end:
+        return False
+    return (start, end) != (period.start.isoformat(), period.end.isoformat())
+
+
+def _custom_period(args: Mapping[str, str], zone: str) -> Period:
+    """Read `start` and `end` (default: the last 30 days), inclusive, at most three years apart."""
     today = today_in(zone)
     start = (
         _parse_day(args["start"], str(_l("start"))) if args.get("start") else today - dt.timedelta(days=29)

@@ -109,6 +109,12 @@ def local_day_sql(column: str, zone: str) -> str:
     return f"CAST({local} AS DATE)" if is_postgres() else f"date({local})"
 
 
+def local_month_sql(column: str, zone: str) -> str:
+    """Return SQL for the tenant-local month of `column` as text, `YYYY-MM`."""
+    local = local_timestamp_sql(column, zone)
+    return f"to_char({local}, 'YYYY-MM')" if is_postgres() else f"strftime('%Y-%m', {local})"
+
+
 def local_day_of_month_sql(column: str, zone: str) -> str:
     """Return SQL for the tenant-local day of the month (1–31) of `column`."""
     local = local_timestamp_sql(column, zone)

@@ -40,6 +40,20 @@ def test_an_order_at_2330_on_the_last_day_of_the_month_in_shanghai_belongs_to_th
     assert "2026-01-01 to 2026-01-31, Asia/Shanghai time" in page and "¥19.90" in page
 
 
+def test_changing_the_dates_of_a_preset_makes_the_period_custom(shop: Shop) -> None:
+    from reports.filters import parse_period
+
+    with frozen_time(at(2026, 4, 10)):
+        moved = parse_period(
+            {"period": "last_30_days", "start": "2026-03-01", "end": "2026-03-31"}, "Asia/Shanghai"
+        )
+        kept = parse_period(
+            {"period": "last_7_days", "start": "2026-04-04", "end": "2026-04-10"}, "Asia/Shanghai"
+        )
+    assert (moved.preset, moved.start, moved.end) == ("custom", dt.date(2026, 3, 1), dt.date(2026, 3, 31))
+    assert (kept.preset, kept.start) == ("last_7_days", dt.date(2026, 4, 4))
+
+
 def test_sales_by_bundle_and_the_bundle_filter(shop: Shop) -> None:
     with shop.bound():
         video = card_key_product("视频月卡", price=1990)
