@@ -40,7 +40,7 @@ SET delivery_count = k.delivery_count + 1,
     {stamp} = :now
 FROM pick
 WHERE k.tenant_id = :tenant_id AND k.id = pick.id
-RETURNING k.id, k.expires_at, k.batch_id, k.max_deliveries,
+RETURNING k.id, k.expires_at, k.batch_id, k.max_deliveries, k.mask,
     (SELECT b.unit_cost FROM card_key_batches b WHERE b.tenant_id = k.tenant_id AND b.id = k.batch_id)
 """
 
@@ -57,7 +57,7 @@ WHERE tenant_id = :tenant_id AND id IN (
     ORDER BY expires_at NULLS LAST, batch_id, id
     LIMIT :n
 )
-RETURNING id, expires_at, batch_id, max_deliveries,
+RETURNING id, expires_at, batch_id, max_deliveries, mask,
     (SELECT b.unit_cost FROM card_key_batches b WHERE b.tenant_id = card_keys.tenant_id
      AND b.id = card_keys.batch_id)
 """
@@ -71,6 +71,7 @@ class AllocatedKey:
     expires_at: dt.datetime | None
     batch_id: int | None
     unit_cost: int
+    mask: str = ""
 
     @property
     def fifo_key(self) -> tuple[bool, dt.datetime, int, int]:
@@ -105,7 +106,7 @@ def _take_once(right_id: int, count: int, reserve: bool, now: dt.datetime) -> li
         },
     ).all()
     return [
-        AllocatedKey(int(row[0]), row[1], row[2], int(row[4] or 0) // max(1, int(row[3] or 1)))
+        AllocatedKey(int(row[0]), row[1], row[2], int(row[5] or 0) // max(1, int(row[3] or 1)), str(row[4]))
         for row in rows
     ]
 

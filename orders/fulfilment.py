@@ -123,6 +123,7 @@ def assign_key(
     """Give an allocated key to a grant: reserved for an unpaid order, else delivered."""
     grant.card_key_id = key.id
     grant.unit_cost = key.unit_cost
+    grant.mask = key.mask
     if reserve:
         grant.status = "reserved"
         grant.reserved_at = now
