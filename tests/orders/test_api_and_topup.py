@@ -86,7 +86,7 @@ def test_paying_refunding_and_redeeming_through_the_api(
 
 
 class Supplier:
-    """A tiny supplier: checks the signature, fails the first `fail_first` calls with 503, remembers requests."""
+    """A tiny supplier: checks signatures, fails the first `fail_first` calls with 503, remembers calls."""
 
     def __init__(self, secret: str, fail_first: int = 0, answer: str = "success") -> None:
         self.secret, self.fail_first, self.answer = secret, fail_first, answer
