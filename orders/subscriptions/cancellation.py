@@ -25,12 +25,14 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from orders.events import actor_label
+from orders.models import Order
 from orders.subscriptions.models import (
     CANCELLATION_SOURCES,
     LIVE_STATUSES,
     REASON_CODES,
     Subscription,
     SubscriptionCancellation,
+    SubscriptionPeriod,
 )
 from orders.subscriptions.periods import days_between, local_date
 from orders.subscriptions.policy import policy_for
@@ -352,6 +354,41 @@ def undo_cancel(
     if notify:
         send_undo_notice(rows[0].id)
     return rows[0]
+
+
+def end_refunded_subscriptions() -> int:
+    """End, without a refund of their own, live subscriptions whose current period's order was refunded.
+
+    The money went back through the orders refund path already; the subscription must not renew nor keep
+    its rights. Returns how many ended.
+    """
+    current_period = (
+        (SubscriptionPeriod.tenant_id == Subscription.tenant_id)
+        & (SubscriptionPeriod.subscription_id == Subscription.id)
+        & (SubscriptionPeriod.number == Subscription.current_period_number)
+    )
+    refunded = list(
+        db.session.scalars(
+            select(Subscription.id)
+            .join(SubscriptionPeriod, current_period)
+            .join(
+                Order,
+                (Order.tenant_id == SubscriptionPeriod.tenant_id) & (Order.id == SubscriptionPeriod.order_id),
+            )
+            .where(Subscription.status.in_(LIVE_STATUSES), Order.status == "refunded")
+        )
+    )
+    db.session.commit()
+    for subscription_id in refunded:
+        cancel_now(
+            subscription_id,
+            source="system",
+            reason_text="the order that paid the current period was refunded",
+            actor="system: order refunded",
+            apply_refund_policy=False,
+            notify=False,
+        )
+    return len(refunded)
 
 
 # ---------------------------------------------------------------- mails

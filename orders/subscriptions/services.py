@@ -310,6 +310,43 @@ def start_subscription_for_order(order_id: int) -> list[Subscription]:
     return subscriptions_of_order(order_id)
 
 
+MISSING_SWEEP_DAYS = 7
+MISSING_SWEEP_LIMIT = 500
+
+
+def start_missing_subscriptions(now: dt.datetime | None = None) -> int:
+    """Start the subscriptions of recently paid renewable orders that have none; return how many started.
+
+    The safety net behind the payment hook (a crash between the payment's commit and the start, or a path
+    that forgot to call it): the periodic lifecycle job runs it over the last week's paid orders.
+    """
+    now = now or utcnow()
+    has_subscription = exists().where(
+        Subscription.tenant_id == OrderLine.tenant_id, Subscription.order_line_id == OrderLine.id
+    )
+    rows = db.session.execute(
+        select(OrderLine.order_id, OrderLine.snapshot)
+        .join(Order, (Order.tenant_id == OrderLine.tenant_id) & (Order.id == OrderLine.order_id))
+        .where(
+            Order.status.in_(PAID_ORDER_STATUSES),
+            Order.paid_at >= now - dt.timedelta(days=MISSING_SWEEP_DAYS),
+            OrderLine.plan_id.is_not(None),
+            ~has_subscription,
+        )
+        .order_by(Order.paid_at)
+        .limit(MISSING_SWEEP_LIMIT)
+    ).all()
+    order_ids = sorted(
+        {row.order_id for row in rows if (row.snapshot or {}).get("plan", {}).get("renewable")}
+    )
+    db.session.commit()
+    started = 0
+    for order_id in order_ids:
+        before = len(subscriptions_of_order(order_id))
+        started += len(start_subscription_for_order(order_id)) - before
+    return started
+
+
 def set_external_id(subscription_id: int, channel: str, external_subscription_id: str) -> Subscription:
     """Remember the channel's id of a subscription (so `find_by_external_id` finds it); commits."""
     subscription = get_subscription(subscription_id)

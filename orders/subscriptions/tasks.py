@@ -47,8 +47,24 @@ def send_reminders_everywhere() -> dict[str, int]:
     return _every_tenant(send_due_reminders, "reminders")
 
 
+def run_lifecycle() -> dict[str, int]:
+    """In the bound tenant: start missed subscriptions, end refunded ones, move those whose period ended."""
+    from orders.subscriptions.cancellation import end_refunded_subscriptions
+    from orders.subscriptions.services import advance_lifecycles, start_missing_subscriptions
+
+    counts = {"started": start_missing_subscriptions(), "ended_by_refund": end_refunded_subscriptions()}
+    counts.update(advance_lifecycles())
+    return counts
+
+
 def expire_subscriptions_everywhere() -> dict[str, int]:
     """Periodic: in every tenant, move subscriptions past their period end (past due, expired, canceled)."""
-    from orders.subscriptions.services import advance_lifecycles
+    return _every_tenant(run_lifecycle, "lifecycle")
 
-    return _every_tenant(advance_lifecycles, "lifecycle")
+
+def start_subscriptions(tenant_id: int, order_id: int) -> int:
+    """Job: start the subscriptions of a paid order (for a payment path that prefers enqueueing a job)."""
+    from orders.subscriptions.services import start_subscription_for_order
+
+    with tenant_bound(tenant_id):
+        return len(start_subscription_for_order(order_id))

@@ -274,3 +274,38 @@ def test_a_channel_finds_its_subscription_by_its_own_id(shop: Shop) -> None:
         found = services.find_by_external_id("stripe", "sub_1PQR")
         assert found is not None and found.id == sub.id
         assert services.find_by_external_id("shopify", "sub_1PQR") is None
+
+
+def test_the_lifecycle_job_starts_a_subscription_the_payment_path_missed(shop: Shop) -> None:
+    from orders.subscriptions.tasks import expire_subscriptions_everywhere
+
+    with shop.bound():
+        order = buy(renewable_plan("month"), at=local(2026, 5, 1, 10))
+        order_id = order.id
+    with frozen_time(local(2026, 5, 1, 10, 15)):
+        totals = expire_subscriptions_everywhere()
+        assert totals["started"] == 1
+        assert expire_subscriptions_everywhere()["started"] == 0
+    with shop.bound():
+        [sub] = services.subscriptions_of_order(order_id)
+        assert shanghai(sub.current_period_start) == "2026-05-01 10:00"  # from the payment, not the sweep
+
+
+def test_refunding_the_order_of_the_current_period_ends_the_subscription(shop: Shop) -> None:
+    from orders import refunds
+    from orders.subscriptions.tasks import expire_subscriptions_everywhere
+
+    with shop.bound():
+        sub = subscribe(renewable_plan("month"), at=local(2026, 5, 1, 10))
+        with frozen_time(local(2026, 5, 2)):
+            refunds.refund(refunds.RefundRequest(order_id=sub.order_id, reason="客户误购"))
+        sub_id = sub.id
+    with frozen_time(local(2026, 5, 2, 0, 15)):
+        assert expire_subscriptions_everywhere()["ended_by_refund"] == 1
+    with shop.bound():
+        sub = fresh(sub_id)
+        assert sub.status == "canceled" and not sub.auto_renew
+        from orders.subscriptions.cancellation import cancellations_of
+
+        [receipt] = cancellations_of(sub_id)
+        assert (receipt.source, receipt.refundable_amount) == ("system", 0)
