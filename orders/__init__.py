@@ -10,7 +10,13 @@ from saas import jobs
 
 
 def on_card_keys_arrived(sender: Any, *, tenant_id: int, right_id: int, **_: Any) -> None:
-    """When keys arrive for a right, fill its backorders in the background."""
+    """When keys arrive for a right that has backorders, fill them in the background."""
+    from orders.fulfilment import has_backorders
+    from tenants.scoping import tenant_bound
+
+    with tenant_bound(tenant_id):
+        if not has_backorders(right_id):
+            return
     jobs.enqueue(
         "orders.tasks.fill_backorders", tenant_id, right_id, queue="fulfilment", retries=3, timeout=600
     )

@@ -517,7 +517,7 @@ def fill_backorders(right_id: int, *, actor: str = "system: stock arrived") -> i
     from orders.delivery import send_delivery
 
     total = 0
-    while True:
+    while has_backorders(right_id):
         filled, deliveries, more = _fill_once(right_id, actor)
         total += filled
         for delivery_id in deliveries:
@@ -527,6 +527,14 @@ def fill_backorders(right_id: int, *, actor: str = "system: stock arrived") -> i
     if total:
         check_stock_alerts({right_id})
     return total
+
+
+def has_backorders(right_id: int) -> bool:
+    """Tell whether any grant of the right waits for stock (a read: no write lock is taken)."""
+    found = db.session.scalar(
+        select(Grant.id).where(Grant.right_id == right_id, Grant.status == "backordered").limit(1)
+    )
+    return found is not None
 
 
 def backordered_rights() -> list[int]:
