@@ -340,8 +340,19 @@ def run_upload_import(token: str, progress: Callable[[float, str], None] | None 
         _finish_upload(upload, "failed", None, _("The import failed unexpectedly; nothing was imported."))
         raise
     _finish_upload(upload, "imported", outcome, "")
-    check_low_stock(upload.right_id)
+    keys_arrived(upload.right_id)
     return {"status": "imported", "batch_id": str(outcome.batch_id), **outcome.counts()}
+
+
+def keys_arrived(right_id: int) -> None:
+    """After an import commits: re-check the low-stock alert and tell outer packages (backorders)."""
+    from flask import current_app
+
+    from catalog.signals import card_keys_arrived
+
+    check_low_stock(right_id)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    card_keys_arrived.send(app, tenant_id=current_tenant_id(), right_id=right_id)
 
 
 def _finish_upload(upload: Upload, state: str, outcome: importing.ImportOutcome | None, message: str) -> None:
@@ -547,5 +558,5 @@ def import_local_file(
     request = import_request(upload, fmt)
     request.upload_token = None
     outcome = importing.run_import(path, request, report_path=report_path, progress=progress)
-    check_low_stock(right.id)
+    keys_arrived(right.id)
     return outcome
