@@ -563,6 +563,11 @@ def renew(
     label = actor_label(actor)
     with immediate_transaction(db.session()):
         subscription = locked_subscription(subscription_id)
+        known = _renewal_by_key(idempotency_key.strip())
+        if known is not None:  # the same payment, recorded while this call waited for the lock
+            db.session.commit()
+            _ensure_renewal_order(known)
+            return RenewalOutcome(known, False)
         number = subscription.current_period_number + 1
         external = (order_external_id or f"RENEWAL-{subscription.id}-{number}").strip()
         try:
@@ -613,33 +618,43 @@ def _customer_info(subscription: Subscription, channel: str) -> object:
     return CustomerInfo(email=customer.email, phone=customer.phone, name=customer.name, external_id=external)
 
 
-def _ensure_renewal_order(renewal: SubscriptionRenewal) -> None:
-    """Give a recorded renewal its paid order (creating it if needed) and link it to the period; commits."""
-    from orders.services import LineRequest, OrderRequest, create_order
+def _renewal_order_request(renewal: SubscriptionRenewal) -> object:
+    from orders.services import LineRequest, OrderRequest
 
-    if renewal.order_id is None:
-        subscription = get_subscription(renewal.subscription_id)
-        assert subscription is not None
-        request = OrderRequest(
-            channel=renewal.order_channel,
-            external_id=renewal.order_external_id,
-            source=ORDER_SOURCE_OF_CHANNEL.get(renewal.order_channel, "channel"),
-            customer=_customer_info(subscription, renewal.order_channel),  # type: ignore[arg-type]
-            lines=[
-                LineRequest(
-                    subscription.plan_id,
-                    subscription.quantity,
-                    unit_price=renewal.amount // max(1, subscription.quantity),
-                )
-            ],
-            note=f"renewal of subscription {subscription.id}, period {renewal.period_number}",
-            placed_at=renewal.paid_at,
-            paid=True,
-            payment_reference=renewal.idempotency_key[:128],
-            actor=renewal.actor,
-        )
+    subscription = get_subscription(renewal.subscription_id)
+    assert subscription is not None
+    return OrderRequest(
+        channel=renewal.order_channel,
+        external_id=renewal.order_external_id,
+        source=ORDER_SOURCE_OF_CHANNEL.get(renewal.order_channel, "channel"),
+        customer=_customer_info(subscription, renewal.order_channel),  # type: ignore[arg-type]
+        lines=[
+            LineRequest(
+                subscription.plan_id,
+                subscription.quantity,
+                unit_price=renewal.amount // max(1, subscription.quantity),
+            )
+        ],
+        note=f"renewal of subscription {subscription.id}, period {renewal.period_number}",
+        placed_at=renewal.paid_at,
+        paid=True,
+        payment_reference=renewal.idempotency_key[:128],
+        actor=renewal.actor,
+    )
+
+
+def _ensure_renewal_order(renewal: SubscriptionRenewal) -> None:
+    """Give a recorded renewal its paid order (creating it if needed) and link it to the period; commits.
+
+    The order is created (and paid, fulfilled, delivered) by the orders services in their own transactions;
+    creating it again for the same renewal returns the same order (its channel and external id are fixed).
+    """
+    from orders.services import create_order
+
+    renewal_id, order_id = renewal.id, renewal.order_id
+    if order_id is None:
         try:
-            outcome = create_order(request)
+            order_id = create_order(_renewal_order_request(renewal)).order.id  # type: ignore[arg-type]
         except OrderError as error:
             audit.record(
                 "subscription.renewal_order_failed",
@@ -650,17 +665,24 @@ def _ensure_renewal_order(renewal: SubscriptionRenewal) -> None:
             )
             db.session.commit()
             raise SubscriptionError(str(error)) from error
-        renewal.order_id = outcome.order.id
-    period = db.session.scalar(
-        select(SubscriptionPeriod).where(
-            SubscriptionPeriod.subscription_id == renewal.subscription_id,
-            SubscriptionPeriod.number == renewal.period_number,
+    with immediate_transaction(db.session()):
+        row = db.session.scalar(
+            select(SubscriptionRenewal)
+            .where(SubscriptionRenewal.id == renewal_id)
+            .execution_options(populate_existing=True)
         )
-    )
-    if period is not None and period.order_id != renewal.order_id:
-        period.order_id = renewal.order_id
-        period.order_line_id = _line_of_plan(renewal.order_id, renewal.plan_id)
-    db.session.commit()
+        assert row is not None
+        row.order_id = row.order_id or order_id
+        period = db.session.scalar(
+            select(SubscriptionPeriod).where(
+                SubscriptionPeriod.subscription_id == row.subscription_id,
+                SubscriptionPeriod.number == row.period_number,
+            )
+        )
+        if period is not None and period.order_id != row.order_id:
+            period.order_id = row.order_id
+            period.order_line_id = _line_of_plan(row.order_id, row.plan_id)
+        db.session.commit()
 
 
 def _line_of_plan(order_id: int | None, plan_id: int) -> int | None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-# Every package's tables must be in the metadata before the PostgreSQL schema is created for the session;
-# the route factories import them all (run alone, this directory would otherwise miss later packages' tables).
 import orders.subscriptions.models  # noqa: F401
-import tests.url_objects  # noqa: F401
+from saas.app import create_app
+
+# Every package's tables must be in the metadata before the PostgreSQL schema is created for the session;
+# packages import their models in init_app, so build an app once (run alone, this directory would otherwise
+# miss the tables of packages no test here imports).
+create_app({"ENV_NAME": "testing", "DATABASE_URL": "sqlite://"})
 
 
 @pytest.fixture(autouse=True)
