@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, RadioField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from orders.subscriptions.cancellation import REASON_LABELS
 
@@ -46,7 +46,7 @@ class PolicyForm(FlaskForm):
     """A renewable plan's subscription policy."""
 
     grace_days = IntegerField(
-        _l("Grace days after the period end"), default=3, validators=[Optional(), NumberRange(min=0, max=90)]
+        _l("Grace days after the period end"), default=3, validators=[InputRequired(), NumberRange(min=0, max=90)]
     )
     reminder_offsets = StringField(
         _l("Reminders, days before the period end (e.g. 7, 3)"), validators=[Optional(), Length(max=60)]
