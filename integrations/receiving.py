@@ -8,6 +8,7 @@ malformed) are answered 4xx and kept, status `invalid`, for someone to look at.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ def _count_duplicate(channel: Channel, dedupe_key: str) -> None:
     )
 
 
+LAST_DELIVERY_RESOLUTION = dt.timedelta(minutes=1)
+
+
 def store(
     channel: Channel,
     envelope: Envelope,
@@ -82,11 +86,12 @@ def store(
     """Store a delivery in the inbox and commit; return (its id, whether it is new)."""
     delivery_id = new_id()
     now = utcnow()
+    tenant_id, channel_id, last = channel.tenant_id, channel.id, channel.last_delivery_at
     inserted = _insert_ignoring_duplicates(
         {
-            "tenant_id": channel.tenant_id,
+            "tenant_id": tenant_id,
             "id": delivery_id,
-            "channel_id": channel.id,
+            "channel_id": channel_id,
             "dedupe_key": envelope.dedupe_key,
             "topic": envelope.topic,
             "status": status,
@@ -103,18 +108,19 @@ def store(
     )
     if not inserted:
         _count_duplicate(channel, envelope.dedupe_key)
-    db.session.execute(
-        update(Channel)
-        .where(Channel.id == channel.id)
-        .values(last_delivery_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    if last is None or now - last > LAST_DELIVERY_RESOLUTION:  # not one write per delivery on a hot row
+        db.session.execute(
+            update(Channel)
+            .where(Channel.id == channel_id)
+            .values(last_delivery_at=now)
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
     if inserted:
         return delivery_id, True
     existing = db.session.scalar(
         select(InboxDelivery.id).where(
-            InboxDelivery.channel_id == channel.id, InboxDelivery.dedupe_key == envelope.dedupe_key
+            InboxDelivery.channel_id == channel_id, InboxDelivery.dedupe_key == envelope.dedupe_key
         )
     )
     return existing, False
@@ -153,6 +159,7 @@ def receive(
 ) -> Receipt:
     """Verify, store and acknowledge one delivery for `channel` (its tenant is bound)."""
     adapter = adapter_for(channel.kind)
+    tenant_id = channel.tenant_id
     headers = stored_headers(raw_headers)
     if adapter.is_unsigned_ping(headers, body):
         return Receipt(200, {"ok": True, "ping": True})
@@ -203,5 +210,5 @@ def receive(
         )
     delivery_id, new = store(channel, envelope, headers, body, content_type)
     if new and delivery_id is not None:
-        enqueue_processing(channel.tenant_id, delivery_id)
+        enqueue_processing(tenant_id, delivery_id)
     return Receipt(200, {"received": str(delivery_id), "duplicate": not new})
