@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -72,8 +73,16 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
+# Channel names, SKUs and titles repeat on most lines of a run: remember their safe form.
+neutralise_repeated = lru_cache(maxsize=16384)(neutralise)
+
+
+@lru_cache(maxsize=65536)
 def money_text(minor_units: int) -> str:
-    """Write minor units as exact decimal text: -1234 -> "-12.34" (two decimals, no float)."""
+    """Write minor units as exact decimal text: -1234 -> "-12.34" (two decimals, no float).
+
+    Cached: a run repeats the same few prices, fees and costs on most of its lines.
+    """
     sign = "-" if minor_units < 0 else ""
     whole, cents = divmod(abs(minor_units), 100)
     return f"{sign}{whole}.{cents:02d}"
@@ -127,29 +136,32 @@ class CsvExport:
         self._file = path.open("w", encoding="utf-8-sig", newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow([header for _, header in DETAIL_HEADERS])
+        self._writerow = self._writer.writerow
+        self._tz = context.tzinfo
+        self._currency = context.currency
 
     def add(self, line: DetailLine) -> None:
-        """Write one detail line."""
-        tz = self.context.tzinfo
-        self._writer.writerow(
+        """Write one detail line (the hot path of a million-line export: no per-call lookups)."""
+        money, repeated = money_text, neutralise_repeated
+        self._writerow(
             (
                 KIND_LABELS[line.kind],
-                line.at.astimezone(tz).strftime(DATE_FORMAT),
-                neutralise(line.channel_name),
+                line.at.astimezone(self._tz).replace(tzinfo=None, microsecond=0).isoformat(" "),
+                repeated(line.channel_name),
                 neutralise(line.external_id),
                 line.order_id,
                 "" if line.line_no is None else line.line_no,
-                neutralise(line.sku),
-                neutralise(line.title),
+                repeated(line.sku),
+                repeated(line.title),
                 line.quantity,
-                money_text(line.unit_price),
-                money_text(line.gross),
-                money_text(line.refund),
-                money_text(line.fee),
-                money_text(line.net),
-                money_text(line.cost),
-                money_text(line.profit),
-                self.context.currency,
+                money(line.unit_price),
+                money(line.gross),
+                money(line.refund),
+                money(line.fee),
+                money(line.net),
+                money(line.cost),
+                money(line.profit),
+                self._currency,
                 neutralise(line.note or ""),
             )
         )

@@ -14,8 +14,12 @@ lines add up to the order exactly.
 from __future__ import annotations
 
 import calendar
+import contextlib
+import contextvars
 import datetime as dt
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -251,37 +255,114 @@ def detail_parameters(run: ReconciliationRun, channel: str | None = None) -> dic
     return params
 
 
-def detail_statement(run: ReconciliationRun, channel: str | None = None) -> tuple[TextClause, dict[str, Any]]:
-    """Return the run's detail query, typed for both databases, with its parameters (law 4 helper).
+def detail_statement(
+    run: ReconciliationRun, channel: str | None = None, *, dialect: str = "sqlite"
+) -> tuple[TextClause, dict[str, Any]]:
+    """Return the run's detail query, typed for the database, with its parameters (law 4 helper).
 
-    `channel` narrows a run over every channel to one of them (a channel's settlement file).
+    `channel` narrows a run over every channel to one of them (a channel's settlement file). PostgreSQL
+    returns aware datetimes itself; SQLite's text dates are read back as UTC.
     """
     params = detail_parameters(run, channel)
     statement, params = tenant_sql(detail_sql(one_channel="channel" in params), params)
     statement = statement.bindparams(
         bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())
     )
+    if dialect == "postgresql":  # a textual SELECT (so it streams through a server-side cursor), untyped
+        return statement.columns(), params  # type: ignore[return-value]
     return statement.columns(at=UTCDateTime()), params  # type: ignore[return-value]
 
 
+REPORT_SESSION_SETTINGS = (
+    "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL cursor_tuple_fraction = 1.0"
+)
+PREFETCH_DEPTH = 3
+
+
 def stream_detail(
-    run: ReconciliationRun, batch: int = 5000, channel: str | None = None
+    run: ReconciliationRun, batch: int = 10_000, channel: str | None = None
 ) -> Iterator[DetailLine]:
-    """Yield the run's detail rows in order, fetched in batches (a server-side cursor on PostgreSQL)."""
-    statement, params = detail_statement(run, channel)
+    """Yield the run's detail rows in order, fetched in batches (a server-side cursor on PostgreSQL).
+
+    On PostgreSQL the next batch is fetched by a helper thread while this one is being written, so the
+    database and the writer work at the same time; memory stays at a few batches.
+    """
     connection = db.session.connection()
-    result = connection.execution_options(stream_results=True, yield_per=batch).execute(statement, params)
+    statement, params = detail_statement(run, channel, dialect=connection.dialect.name)
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        # One long read of every row: JIT compilation costs more than it saves (12 s of a 29 s run at 1M
+        # lines), a bigger sort/hash budget keeps the window and the final sort off the disk, and the
+        # cursor is planned for reading it all (the default plans a cursor for its first 10 %).
+        connection.exec_driver_sql(REPORT_SESSION_SETTINGS)
+    result = connection.execute(
+        statement, params, execution_options={"stream_results": True, "yield_per": batch}
+    )
+    make = DetailLine._make
     try:
-        for partition in result.partitions():
+        partitions = _prefetched(result.partitions()) if postgres else result.partitions()
+        for partition in partitions:
             for row in partition:
-                yield DetailLine._make(row)
+                yield make(row)
     finally:
         result.close()
 
 
+_DONE = object()
+
+
+def _prefetched(partitions: Iterator[Any]) -> Iterator[Any]:
+    """Iterate `partitions` one step ahead in a thread (with this context: tenant binding, RLS)."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH_DEPTH)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for partition in partitions:
+                while not stop.is_set():
+                    try:
+                        ready.put(partition, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_DONE)
+        except BaseException as error:  # handed to the reader, who raises it
+            ready.put(error)
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(pump,), daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # let the pump finish its fetch before the cursor is closed
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.1)
+        thread.join()
+
+
+_COUNT_SQL = """
+SELECT
+  (SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.tenant_id = l.tenant_id AND o.id = l.order_id
+   WHERE l.tenant_id = :tenant_id AND o.paid_at >= :start AND o.paid_at < :end
+     AND o.currency = :currency{channel})
+  + (SELECT COUNT(*) FROM refunds r JOIN orders o ON o.tenant_id = r.tenant_id AND o.id = r.order_id
+   WHERE r.tenant_id = :tenant_id AND r.created_at >= :start AND r.created_at < :end
+     AND r.currency = :currency{channel})
+"""
+
+
 def count_detail_rows(run: ReconciliationRun) -> int:
-    """Count the run's detail rows (for progress)."""
-    sql = f"SELECT COUNT(*) FROM ({detail_sql(one_channel=bool(run.channel)).rsplit('ORDER BY', 1)[0]}) AS d"
+    """Count the run's detail rows (for progress) without running the detail query itself."""
+    sql = _COUNT_SQL.format(channel=" AND o.channel = :channel" if run.channel else "")
     statement, params = tenant_sql(sql, detail_parameters(run))
     statement = statement.bindparams(
         bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())
