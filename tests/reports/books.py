@@ -21,6 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+import reports.models  # noqa: F401  (every reports table exists before a PostgreSQL test database is made)
 from integrations.models import Channel
 from orders import refunds, services
 from orders.models import Order
