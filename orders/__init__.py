@@ -1,4 +1,4 @@
-"""Customers, orders, grants, fulfilment, delivery, redemption, refunds (subscriptions come later)."""
+"""Customers, orders, grants, fulfilment, delivery, redemption, refunds, and subscriptions (`orders.subscriptions`)."""
 
 from __future__ import annotations
 
@@ -34,3 +34,6 @@ def init_app(app: Flask) -> None:
     card_keys_arrived.connect(on_card_keys_arrived)
     if demo.add_demo_orders not in DEMO_STEPS:
         DEMO_STEPS.append(demo.add_demo_orders)
+    from orders import subscriptions
+
+    subscriptions.init_app(app)

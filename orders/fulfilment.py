@@ -416,6 +416,14 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
             continue
         if result.delivery_id is not None:
             send_delivery(result.delivery_id)
+        # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net).
+        jobs.enqueue(
+            "orders.subscriptions.tasks.start_subscriptions",
+            current_tenant_id(),
+            result.order_id,
+            queue="fulfilment",
+            retries=3,
+        )
         for grant_id in result.topups:
             jobs.enqueue(
                 "orders.tasks.run_topup",

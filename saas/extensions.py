@@ -91,6 +91,8 @@ def immediate_transaction(session: Session | None = None) -> Iterator[Session]:
     statements themselves lock rows (`FOR UPDATE SKIP LOCKED`). The caller commits.
     """
     active: Any = session if session is not None else db.session
+    if hasattr(active, "registry"):  # a scoped_session: act on the current session itself
+        active = active()
     if active.in_transaction():
         active.commit()
     active.connection(execution_options={"sqlite_immediate": True})

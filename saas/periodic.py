@@ -27,8 +27,8 @@ class PeriodicJob:
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("expire-card-keys", "catalog.tasks.expire_card_keys_everywhere", 3600),
     PeriodicJob("release-expired-reservations", "orders.tasks.release_expired_reservations_everywhere", 60),
-    PeriodicJob("subscription-reminders", "orders.tasks.send_subscription_reminders_everywhere", 900),
-    PeriodicJob("expire-subscriptions", "orders.tasks.expire_subscriptions_everywhere", 900),
+    PeriodicJob("subscription-reminders", "orders.subscriptions.tasks.send_reminders_everywhere", 900),
+    PeriodicJob("subscription-lifecycle", "orders.subscriptions.tasks.expire_subscriptions_everywhere", 900),
     PeriodicJob("retry-webhook-inbox", "integrations.tasks.process_pending_inbox_everywhere", 60),
     PeriodicJob("monthly-reconciliation", "reports.tasks.schedule_monthly_reconciliation_everywhere", 3600),
 )

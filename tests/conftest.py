@@ -61,6 +61,7 @@ class PostgresDatabase:
 
 def prepare_schema(owner_url: str) -> None:
     """Create every table as the owner, then row-level security and the app role's grants."""
+    create_app({"ENV_NAME": "testing", "DATABASE_URL": owner_url})  # imports every package's models
     engine = sa.create_engine(sqlalchemy_url(owner_url))
     try:
         db.metadata.create_all(engine)

@@ -276,12 +276,31 @@ def test_a_channel_finds_its_subscription_by_its_own_id(shop: Shop) -> None:
         assert services.find_by_external_id("shopify", "sub_1PQR") is None
 
 
-def test_the_lifecycle_job_starts_a_subscription_the_payment_path_missed(shop: Shop) -> None:
-    from orders.subscriptions.tasks import expire_subscriptions_everywhere
+def test_the_payment_starts_the_subscription(shop: Shop) -> None:
+    with shop.bound():
+        order_id = buy(renewable_plan("month"), at=local(2026, 5, 1, 10)).id
+        [sub] = services.subscriptions_of_order(order_id)
+        assert sub.status == "active"
 
+
+def test_the_lifecycle_job_starts_a_subscription_the_payment_path_missed(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orders.subscriptions.tasks import expire_subscriptions_everywhere
+    from saas import jobs
+
+    real_enqueue = jobs.enqueue
+
+    def lose_the_start_job(func_path: str, *args: object, **kwargs: object) -> None:
+        if func_path != "orders.subscriptions.tasks.start_subscriptions":  # as if Redis dropped it
+            real_enqueue(func_path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jobs, "enqueue", lose_the_start_job)
     with shop.bound():
         order = buy(renewable_plan("month"), at=local(2026, 5, 1, 10))
         order_id = order.id
+        assert services.subscriptions_of_order(order_id) == []
+    monkeypatch.setattr(jobs, "enqueue", real_enqueue)
     with frozen_time(local(2026, 5, 1, 10, 15)):
         totals = expire_subscriptions_everywhere()
         assert totals["started"] == 1
