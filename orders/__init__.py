@@ -1,4 +1,4 @@
-"""Customers, orders, grants, fulfilment, delivery, redemption, refunds, and subscriptions (`orders.subscriptions`)."""
+"""Customers, orders, grants, fulfilment, delivery, redemption, refunds; subscriptions in a subpackage."""
 
 from __future__ import annotations
 
