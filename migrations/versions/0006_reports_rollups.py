@@ -97,10 +97,19 @@ def upgrade():
 
     with op.batch_alter_table('grants', schema=None) as batch_op:
         batch_op.create_index('ix_grants_tenant_delivered', ['tenant_id', 'delivered_at'], unique=False)
+        batch_op.create_index(
+            'ix_grants_tenant_redeem_time',
+            ['tenant_id', 'seconds_to_redeem'],
+            unique=False,
+            postgresql_include=['delivered_at', 'right_id'],
+            postgresql_where=sa.text("redeemed_at IS NOT NULL AND status <> 'revoked' AND seconds_to_redeem IS NOT NULL"),
+            sqlite_where=sa.text("redeemed_at IS NOT NULL AND status <> 'revoked' AND seconds_to_redeem IS NOT NULL"),
+        )
 
 
 def downgrade():
     with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.drop_index('ix_grants_tenant_redeem_time')
         batch_op.drop_index('ix_grants_tenant_delivered')
 
     op.drop_table('report_rollup_state')

@@ -105,6 +105,8 @@ def test_filters_narrow_every_breakdown(shop: Shop, march: dict[str, int]) -> No
     assert [r["bundle"] for r in only_video.table("by_bundle").rows] == ["视频月卡"]  # type: ignore[union-attr]
     assert only_video.table("time_to_redeem_summary").rows[0]["redeemed"] == 4  # type: ignore[union-attr]
     assert [r["right"] for r in only_right.table("by_right").rows] == ["视频月卡"]  # type: ignore[union-attr]
+    summary = only_right.table("time_to_redeem_summary").rows[0]  # type: ignore[union-attr]
+    assert summary == {"redeemed": 4, "median_hours": "3.5", "p90_hours": "35.1"}
 
 
 def test_sold_well_redeemed_poorly_lists_the_big_sellers_nobody_uses(shop: Shop) -> None:
