@@ -38,7 +38,7 @@ def test_a_merchant_connects_shopify_maps_a_sku_and_sees_the_paid_order_fulfille
     page.select_option("select[name=kind]", "shopify")
     page.fill("input[name=name]", "Starlight Shopify")
     page.fill("input[name=secret]", f.SHOPIFY_SECRET)
-    page.click("button[type=submit]")
+    page.click("main form.card button[type=submit]")
     hook_url = page.locator("[data-testid=hook-url]").inner_text()
     assert hook_url.startswith(base + "/hooks/shopify_")
     assert "orders/paid" in page.locator("[data-testid=setup-steps]").inner_text()
