@@ -77,7 +77,7 @@ def test_every_periodic_job_is_declared_with_a_known_queue() -> None:
     assert all(job.queue in jobs.QUEUES and job.every_seconds >= 60 for job in PERIODIC_JOBS)
 
 
-def test_periodic_jobs_that_exist_resolve(app: Flask) -> None:
+def test_every_periodic_job_names_a_function_that_exists(app: Flask) -> None:
     for job in known_periodic_jobs():
         assert callable(jobs.resolve(job.func_path))
 
