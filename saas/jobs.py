@@ -101,7 +101,8 @@ class ThreadRunner(JobRunner):
 
     def __init__(self, app: Flask) -> None:
         super().__init__(app)
-        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quanyi-job")
+        # One job at a time: SQLite has one writer, and the embedded default is for one merchant.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quanyi-job")
 
     def submit(self, spec: JobSpec) -> None:
         self.executor.submit(self._run, spec)

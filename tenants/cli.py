@@ -13,6 +13,13 @@ from tenants import demo, services
 @with_appcontext
 def demo_command() -> None:
     """Create the demo tenant with a member of each role (idempotent) and print the logins."""
+    from flask import current_app
+
+    from saas.jobs import InlineRunner
+
+    # The demo's jobs run one after another in this process: background threads writing the same SQLite
+    # file at the same time as the demo steps would trip over its single writer lock.
+    current_app.extensions["quanyi.jobs"] = InlineRunner(current_app._get_current_object())  # type: ignore[attr-defined]
     tenant, logins, created = demo.create_demo_tenant()
     click.echo(("Created" if created else "Found") + f" demo tenant {tenant.name!r} at /t/{tenant.slug}/")
     for role, email, password in logins:
