@@ -4,11 +4,14 @@
         .venv/bin/python bench/allocate.py --orders 20000 --keys 15000 --workers 4
 
 A fresh database is created beside the one in the URL (and dropped at the end). Our path is the real one:
-each worker process runs `orders.fulfilment.fulfil_order` per order (claim, grants, SKIP LOCKED allocation,
-status, events, audit, delivery log — one transaction per order). The reference is a bare SQL loop with the
-same concurrency: one `WITH pick … FOR UPDATE SKIP LOCKED UPDATE … RETURNING` and one commit per order, on
-a copy of the same keys. The run checks K orders fulfilled, N-K backordered and no key in two grants, and
-prints as its last line: `allocate: ours=<s> reference=<s> ratio=<x> duplicates=<n>`.
+each worker process runs `orders.fulfilment.fulfil_orders` on its share of the paid orders, `--batch` orders
+per transaction (claim with one conditional UPDATE, grants, SKIP LOCKED allocation per right, statuses,
+events, audit, delivery log); `--batch 1` is one order per transaction. The reference is a bare SQL loop
+with the same concurrency: one `WITH pick … FOR UPDATE SKIP LOCKED UPDATE … RETURNING` and one commit per
+order, on a copy of the same keys. The product is a one-off (non-renewable) plan with one card-key right,
+so no subscription work follows; customers have no email, so no mail is composed. The run checks K orders
+fulfilled, N-K backordered and no key in two grants, and prints as its last line:
+`allocate: ours=<s> reference=<s> ratio=<x> duplicates=<n>`.
 """
 
 from __future__ import annotations
@@ -84,7 +87,14 @@ def prepare(url: str, orders: int, keys: int) -> tuple[int, int, list[int]]:
             bundle = Bundle(name="视频月卡", status="active")
             db.session.add_all([right, bundle])
             db.session.flush()
-            plan = Plan(bundle_id=bundle.id, name="月卡", period_unit="month", price=1990, currency="CNY")
+            plan = Plan(
+                bundle_id=bundle.id,
+                name="月卡",
+                period_unit="month",
+                price=1990,
+                currency="CNY",
+                renewable=False,
+            )
             db.session.add_all([plan, BundleItem(bundle_id=bundle.id, right_id=right.id, quantity=1)])
             db.session.commit()
             snapshot = plan.snapshot()

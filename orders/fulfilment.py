@@ -43,6 +43,7 @@ class FulfilmentResult:
     topups: list[int] = field(default_factory=list)
     delivery_id: int | None = None
     rights: set[int] = field(default_factory=set)
+    renewable: bool = False  # a line's plan renews: the order may start a subscription
 
 
 # ---------------------------------------------------------------- building grants
@@ -276,6 +277,8 @@ def fulfil_claimed(order_ids: list[int], *, actor: str, reason: str = "") -> lis
         _settle_fulfilled(order, existing[order.id], plans[order.id], customers, now, actor, reason, events)
         for order in orders
     ]
+    for order, result in zip(orders, results, strict=True):
+        result.renewable = any(line.snapshot.get("plan", {}).get("renewable") for line in lines[order.id])
     _write_statuses(orders, now)
     insert_objects(events)
     return results
@@ -417,13 +420,14 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
         if result.delivery_id is not None:
             send_delivery(result.delivery_id)
         # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net).
-        jobs.enqueue(
-            "orders.subscriptions.tasks.start_subscriptions",
-            current_tenant_id(),
-            result.order_id,
-            queue="fulfilment",
-            retries=3,
-        )
+        if result.renewable:
+            jobs.enqueue(
+                "orders.subscriptions.tasks.start_subscriptions",
+                current_tenant_id(),
+                result.order_id,
+                queue="fulfilment",
+                retries=3,
+            )
         for grant_id in result.topups:
             jobs.enqueue(
                 "orders.tasks.run_topup",
