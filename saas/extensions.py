@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from flask_babel import Babel
@@ -74,11 +75,30 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+_write_intent: ContextVar[bool] = ContextVar("sqlite_write_intent", default=False)
+
+
+@contextmanager
+def write_intent() -> Iterator[None]:
+    """Declare that the work in the block writes: on SQLite its transactions take the write lock up front.
+
+    SQLite in WAL mode refuses, at once and without waiting, a transaction that read and then tries to write
+    after another connection committed ("database is locked"). Requests that change things, API calls and
+    jobs therefore begin with `BEGIN IMMEDIATE` and wait their turn instead; page views stay deferred so
+    they read while a long import writes. PostgreSQL ignores this.
+    """
+    token = _write_intent.set(True)
+    try:
+        yield
+    finally:
+        _write_intent.reset(token)
+
+
 @event.listens_for(Engine, "begin")
 def _sqlite_begin(conn: Any) -> None:
-    """Start SQLite transactions explicitly; `immediate_transaction` asks for a write lock up front."""
+    """Start SQLite transactions explicitly; writers (see `write_intent`) take the write lock up front."""
     if conn.dialect.name == "sqlite":
-        immediate = conn.get_execution_options().get("sqlite_immediate")
+        immediate = conn.get_execution_options().get("sqlite_immediate") or _write_intent.get()
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

@@ -61,10 +61,13 @@ def run_job(func_path: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
     """Entry point of every job: call the function inside an app context."""
     from flask import has_app_context
 
-    if has_app_context():
-        return resolve(func_path)(*args, **kwargs)
-    with worker_app().app_context():
-        return resolve(func_path)(*args, **kwargs)
+    from saas.extensions import write_intent
+
+    with write_intent():
+        if has_app_context():
+            return resolve(func_path)(*args, **kwargs)
+        with worker_app().app_context():
+            return resolve(func_path)(*args, **kwargs)
 
 
 _worker_app: list[Flask] = []

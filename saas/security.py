@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+
+from saas.extensions import write_intent
 
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 
@@ -42,8 +44,23 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+def _declare_write_intent() -> None:
+    """Requests that may write (not GET/HEAD, or any API call) take SQLite's write lock up front."""
+    if request.method not in ("GET", "HEAD", "OPTIONS") or request.path.startswith("/api/"):
+        g.write_intent = write_intent()
+        g.write_intent.__enter__()
+
+
+def _end_write_intent(exc: BaseException | None) -> None:
+    intent = g.pop("write_intent", None)
+    if intent is not None:
+        intent.__exit__(None, None, None)
+
+
 def init_app(app: Flask) -> None:
     """Bind the rate limiter (Redis when configured) and the security headers."""
+    app.before_request(_declare_write_intent)
+    app.teardown_request(_end_write_intent)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)  # a Redis outage must not take the site down
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
