@@ -13,6 +13,7 @@ from integrations.models import Channel
 from integrations.receiving import HARD_LIMIT_BYTES, receive
 from saas.errors import ApiError
 from saas.extensions import csrf, db
+from saas.security import limiter, webhook_rate
 from tenants.context import bind_request_tenant
 from tenants.models import Tenant
 from tenants.scoping import tenant_unscoped
@@ -52,7 +53,13 @@ def _not_found() -> ApiError:
     return ApiError(404, "not_found", "no channel has this webhook URL")
 
 
+def _channel_in_url() -> str:
+    """Key the webhook rate limit by the channel the URL names (deliveries come from few addresses)."""
+    return "hooks:" + str((request.view_args or {}).get("public_id", ""))[:40]
+
+
 @bp.route("/<public_id>", methods=["POST"])
+@limiter.limit(webhook_rate, key_func=_channel_in_url)
 def receive_delivery(public_id: str) -> ResponseReturnValue:
     owner = channel_owner(public_id)
     if owner is None:

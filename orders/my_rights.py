@@ -14,6 +14,7 @@ from orders import delivery, redemption
 from orders.events import OrderError
 from orders.models import Customer, Grant
 from saas.extensions import db
+from saas.security import customer_action_rate, customer_page_rate, limiter
 from tenants.context import bind_request_tenant
 from tenants.models import Tenant
 
@@ -48,6 +49,7 @@ def _by_customer(customer: Customer) -> str:
 
 
 @bp.route("/<token>")
+@limiter.limit(customer_page_rate, methods=["GET"])
 def page(token: str) -> ResponseReturnValue:
     """List the customer's rights with instructions, validity, reveal and redeem buttons."""
     customer = _customer_from_token(token)
@@ -57,6 +59,7 @@ def page(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/<token>/grants/<int:grant_id>/reveal", methods=["POST"])
+@limiter.limit(customer_action_rate)
 def reveal(token: str, grant_id: int) -> ResponseReturnValue:
     """Return one right's code in full (JSON for the reveal button); audited."""
     customer = _customer_from_token(token)
@@ -69,6 +72,7 @@ def reveal(token: str, grant_id: int) -> ResponseReturnValue:
 
 
 @bp.route("/<token>/grants/<int:grant_id>/redeem", methods=["POST"])
+@limiter.limit(customer_action_rate)
 def redeem(token: str, grant_id: int) -> ResponseReturnValue:
     """Mark one right as used."""
     customer = _customer_from_token(token)

@@ -41,6 +41,9 @@ class BaseConfig:
     API_RATE_LIMIT = "600 per minute"  # per API key
     LOGIN_RATE_LIMIT = "20 per minute"  # per IP address
     PASSWORD_RESET_RATE_LIMIT = "5 per minute"  # per IP address
+    CUSTOMER_PAGE_RATE_LIMIT = "60 per minute"  # customer pages (/my/...) viewed, per IP address
+    CUSTOMER_ACTION_RATE_LIMIT = "10 per minute"  # reveal, redeem, code, cancel on /my/..., per IP and action
+    WEBHOOK_RATE_LIMIT = "1200 per minute"  # inbound webhook deliveries, per channel
     LOGIN_LOCKOUT_FAILURES = 5  # failed passwords in a row before the account locks
     LOGIN_LOCKOUT_MINUTES = 15
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -27,6 +27,21 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+def customer_page_rate() -> str:
+    """Return the per-address limit on viewing the customer pages (`CUSTOMER_PAGE_RATE_LIMIT`)."""
+    return str(current_app.config["CUSTOMER_PAGE_RATE_LIMIT"])
+
+
+def customer_action_rate() -> str:
+    """Return the per-address limit on each customer action: reveal, redeem, codes, cancel."""
+    return str(current_app.config["CUSTOMER_ACTION_RATE_LIMIT"])
+
+
+def webhook_rate() -> str:
+    """Return the per-channel limit on inbound webhook deliveries (`WEBHOOK_RATE_LIMIT`)."""
+    return str(current_app.config["WEBHOOK_RATE_LIMIT"])
+
+
 def add_security_headers(response: Response) -> Response:
     """Set CSP, frame denial, no sniffing, a strict referrer policy, and HSTS over https in production."""
     headers = response.headers
@@ -35,8 +50,6 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    from flask import current_app
-
     if current_app.config["ENV_NAME"] == "production":
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if request.path.startswith(("/my/", "/t/", "/account", "/login")):

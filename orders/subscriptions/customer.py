@@ -15,6 +15,7 @@ from orders.subscriptions.forms import CancelForm, CodeForm
 from orders.subscriptions.models import Subscription
 from orders.subscriptions.services import SubscriptionError
 from saas.extensions import db
+from saas.security import customer_action_rate, customer_page_rate, limiter
 from tenants.context import bind_request_tenant
 from tenants.models import Tenant
 
@@ -43,6 +44,7 @@ def _back(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/<token>")
+@limiter.limit(customer_page_rate, methods=["GET"])
 def page(token: str) -> ResponseReturnValue:
     """Show the subscription, exactly when each kind of cancellation would take effect, and the receipts."""
     found = _subscription_from_token(token)
@@ -65,6 +67,7 @@ def page(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/<token>/code", methods=["POST"])
+@limiter.limit(customer_action_rate)
 def send_code(token: str) -> ResponseReturnValue:
     """Mail a one-time code to the customer's address."""
     found = _subscription_from_token(token)
@@ -80,6 +83,7 @@ def send_code(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/<token>/verify", methods=["POST"])
+@limiter.limit(customer_action_rate)
 def verify(token: str) -> ResponseReturnValue:
     """Check the code; a right code lets this browser act on the subscription for a while."""
     found = _subscription_from_token(token)
@@ -98,6 +102,7 @@ def verify(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/<token>/cancel", methods=["POST"])
+@limiter.limit(customer_action_rate)
 def cancel(token: str) -> ResponseReturnValue:
     """Cancel, at the period end or now, with an optional reason (after the code)."""
     found = _subscription_from_token(token)
@@ -128,6 +133,7 @@ def cancel(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/<token>/undo", methods=["POST"])
+@limiter.limit(customer_action_rate)
 def undo(token: str) -> ResponseReturnValue:
     """Turn auto-renew back on before the period end (after the code)."""
     found = _subscription_from_token(token)
