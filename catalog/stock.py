@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 
 from catalog.models import KEY_STATUSES, CardKey, CardKeyBatch, Right
 from saas.auth.models import User
+from saas.events import publish
 from saas.extensions import db
 from saas.mail import send_mail
 from saas.timeutil import utcnow
@@ -155,6 +156,12 @@ def check_low_stock(right_id: int) -> str | None:
         audit.record("inventory.low_stock", "right", right_id, available=available, threshold=threshold)
         db.session.commit()
         _mail_low_stock(right_id, available)
+        publish(
+            "stock.low",
+            current_tenant_id(),
+            {"right_id": str(right_id), "available": available, "threshold": threshold},
+            key=f"stock.low:{right_id}:{utcnow().isoformat()}",
+        )
         return "fired"
     if not below and right.low_stock_since is not None:
         if not _flip_alert(right_id, on=False):

@@ -22,6 +22,7 @@ from orders.bulk import insert_objects
 from orders.events import actor_label, set_status
 from orders.models import Customer, Grant, Order, OrderEvent, OrderLine
 from saas import jobs
+from saas.events import publish
 from saas.extensions import db, immediate_transaction, is_postgres
 from saas.timeutil import utcnow
 from tenants import audit
@@ -419,6 +420,8 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
             continue
         if result.delivery_id is not None:
             send_delivery(result.delivery_id)
+        if result.status == "fulfilled":
+            _announce_fulfilled(result)
         # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net).
         if result.renewable:
             jobs.enqueue(
@@ -439,6 +442,23 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
             )
         rights |= result.rights
     check_stock_alerts(rights)
+
+
+def _announce_fulfilled(result: FulfilmentResult) -> None:
+    """Tell outer packages (outbound webhooks) that an order is fulfilled; the key makes it once."""
+    order = db.session.get(Order, (current_tenant_id(), result.order_id))
+    if order is None:
+        return
+    payload = {
+        "order_id": str(order.id),
+        "channel": order.channel,
+        "external_id": order.external_id,
+        "status": order.status,
+        "total": order.total,
+        "currency": order.currency,
+        "grants": [str(g) for g in result.delivered],
+    }
+    publish("order.fulfilled", order.tenant_id, payload, key=f"order.fulfilled:{order.id}")
 
 
 def check_stock_alerts(right_ids: set[int]) -> None:

@@ -19,6 +19,7 @@ from orders.allocation import mark_keys_redeemed
 from orders.events import OrderError, actor_label
 from orders.models import REDEMPTION_SOURCES, Grant, Redemption
 from saas.crypto import CryptoError
+from saas.events import publish
 from saas.extensions import db, immediate_transaction
 from saas.timeutil import utcnow
 from tenants import audit
@@ -87,7 +88,16 @@ def redeem_grant(
         ).rowcount  # type: ignore[attr-defined]
         db.session.refresh(grant)
         outcome = _record_outcome(grant, bool(changed), source, reference, label, code_mask or grant.mask)
+        event = {
+            "grant_id": str(grant.id),
+            "order_id": str(grant.order_id),
+            "right_id": str(grant.right_id),
+            "source": source,
+            "redeemed_at": grant.redeemed_at.isoformat() if grant.redeemed_at else None,
+        }
         db.session.commit()
+    if changed:
+        publish("grant.redeemed", current_tenant_id(), event, key=f"grant.redeemed:{grant_id}")
     return outcome
 
 

@@ -16,6 +16,7 @@ from orders.allocation import release_card_keys, void_card_keys
 from orders.events import OrderError, actor_label, set_status
 from orders.fulfilment import check_stock_alerts, order_grants, order_lines
 from orders.models import REFUND_SOURCES, REFUNDABLE_STATUSES, Grant, Order, OrderLine, Refund
+from saas.events import publish
 from saas.extensions import db, immediate_transaction, is_postgres
 from saas.timeutil import utcnow
 from tenants import audit
@@ -158,10 +159,19 @@ def refund(request: RefundRequest) -> Refund:
         order = _locked_order(request.order_id)
         try:
             row, rights = _refund_locked(order, request, label)
+            event = {
+                "refund_id": str(row.id),
+                "order_id": str(order.id),
+                "amount": row.amount,
+                "currency": row.currency,
+                "reason": row.reason,
+                "order_status": order.status,
+            }
             db.session.commit()
         except BaseException:
             db.session.rollback()
             raise
+    publish("order.refunded", current_tenant_id(), event, key=f"order.refunded:{event['refund_id']}")
     check_stock_alerts(rights)
     return row
 

@@ -44,6 +44,7 @@ from orders.subscriptions.services import (
     locked_subscription,
     periods_of,
 )
+from saas.events import publish
 from saas.extensions import db, immediate_transaction
 from saas.mail import send_mail
 from saas.timeutil import format_in_zone, utcnow
@@ -176,6 +177,21 @@ def _live(subscription_id: int) -> Subscription:
     return subscription
 
 
+def _announce(cancellation: SubscriptionCancellation) -> None:
+    """Tell outer packages (outbound webhooks) that a subscription was cancelled."""
+    publish(
+        "subscription.canceled",
+        cancellation.tenant_id,
+        {
+            "subscription_id": str(cancellation.subscription_id),
+            "kind": cancellation.kind,
+            "effective_at": cancellation.effective_at.isoformat(),
+            "source": cancellation.source,
+        },
+        key=f"subscription.canceled:{cancellation.subscription_id}",
+    )
+
+
 def cancel_at_period_end(
     subscription_id: int,
     *,
@@ -217,6 +233,7 @@ def cancel_at_period_end(
         except BaseException:
             db.session.rollback()
             raise
+    _announce(cancellation)
     if notify:
         send_receipt(cancellation.id)
     return cancellation
@@ -259,6 +276,7 @@ def cancel_now(
         except BaseException:
             db.session.rollback()
             raise
+    _announce(cancellation)
     if notify:
         send_receipt(cancellation.id)
     return cancellation

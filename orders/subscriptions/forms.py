@@ -46,7 +46,9 @@ class PolicyForm(FlaskForm):
     """A renewable plan's subscription policy."""
 
     grace_days = IntegerField(
-        _l("Grace days after the period end"), default=3, validators=[InputRequired(), NumberRange(min=0, max=90)]
+        _l("Grace days after the period end"),
+        default=3,
+        validators=[InputRequired(), NumberRange(min=0, max=90)],
     )
     reminder_offsets = StringField(
         _l("Reminders, days before the period end (e.g. 7, 3)"), validators=[Optional(), Length(max=60)]

@@ -33,6 +33,7 @@ from orders.subscriptions.models import (
 )
 from orders.subscriptions.periods import Cadence, boundary, days_between, period_bounds, shift_days
 from orders.subscriptions.policy import policy_for
+from saas.events import publish
 from saas.extensions import db, immediate_transaction, is_postgres
 from saas.timeutil import utcnow
 from tenants import audit
@@ -593,6 +594,18 @@ def renew(
             db.session.rollback()
             raise
     _ensure_renewal_order(renewal)
+    publish(
+        "subscription.renewed",
+        renewal.tenant_id,
+        {
+            "subscription_id": str(renewal.subscription_id),
+            "period_number": renewal.period_number,
+            "channel": renewal.channel,
+            "amount": renewal.amount,
+            "currency": renewal.currency,
+        },
+        key=f"subscription.renewed:{renewal.subscription_id}:{renewal.period_number}",
+    )
     return RenewalOutcome(renewal, True)
 
 
