@@ -12,15 +12,12 @@ this package by sending the named blinker signals listed in `integrations.receiv
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import urlparse
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -28,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog import keyring
-from integrations import secretbox, signing
+from integrations import secretbox, signing, ssrf
 from integrations.models import OutboundAttempt, OutboundDelivery, WebhookEndpoint
 from saas import jobs
 from saas.auth.models import User
@@ -51,6 +48,7 @@ EVENT_TYPES = (
     "stock.low",
     "subscription.renewed",
     "subscription.canceled",
+    "risk.flagged",
     "webhook.test",
 )
 RETRY_SCHEDULE = (30, 120, 600, 3600, 6 * 3600)
@@ -68,31 +66,31 @@ class EndpointError(ValueError):
 
 
 def _allow_private_urls() -> bool:
-    return bool(
-        current_app.config.get(
-            "OUTBOUND_WEBHOOKS_ALLOW_PRIVATE", current_app.config["ENV_NAME"] != "production"
-        )
-    )
+    return bool(current_app.config.get("OUTBOUND_WEBHOOKS_ALLOW_PRIVATE", False))
+
+
+def _refusal(error: ssrf.UnsafeTarget) -> str:
+    """Say in the user's words why a URL cannot receive webhooks."""
+    if error.reason == "credentials":
+        return _("Leave user names and passwords out of the URL; every delivery is signed instead.")
+    if error.reason == "unresolvable":
+        return _("The host %(h)s does not resolve.", h=error.host)
+    if error.reason == "not_public":
+        return _("The host %(h)s is not on the public internet.", h=error.host)
+    return _("Give an http:// or https:// URL.")
 
 
 def check_url(url: str) -> str:
-    """Accept an http(s) URL; in production only https to a public address (no SSRF into our network)."""
+    """Accept an http(s) URL without credentials to a public address (no SSRF into our network)."""
     url = url.strip()
-    parts = urlparse(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+    if len(url) > 2000:
         raise EndpointError(_("Give an http:// or https:// URL."))
-    if _allow_private_urls():
-        return url
-    if parts.scheme != "https":
-        raise EndpointError(_("Endpoints must use https."))
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
-    except OSError as error:
-        raise EndpointError(_("The host %(h)s does not resolve.", h=parts.hostname)) from error
-    for address in addresses:
-        ip = ipaddress.ip_address(address)
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            raise EndpointError(_("The host %(h)s is not on the public internet.", h=parts.hostname))
+        ssrf.check_target(url, allow_private=_allow_private_urls())
+    except ssrf.UnsafeTarget as error:
+        raise EndpointError(_refusal(error)) from error
+    if current_app.config["ENV_NAME"] == "production" and not url.lower().startswith("https://"):
+        raise EndpointError(_("Endpoints must use https."))
     return url
 
 
@@ -271,14 +269,23 @@ def _claim(delivery_id: int, now: dt.datetime, manual: bool) -> bool:
     return bool(claimed)
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
-    """POST a body; return (status code or None, error text or None). Redirects count as failure."""
+def post(
+    url: str, body: bytes, headers: dict[str, str], *, allow_private: bool = False
+) -> tuple[int | None, str | None]:
+    """POST a body; return (status code or None, error text or None). Redirects count as failure.
+
+    Unless private targets are allowed, the connection goes straight to the endpoint (no proxy from the
+    environment) and is refused when its peer address is not public.
+    """
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
 
-    opener = urllib.request.build_opener(NoRedirect)
+    handlers: list[Any] = [NoRedirect]
+    if not allow_private:
+        handlers += [urllib.request.ProxyHandler({}), ssrf.PublicOnlyHTTPHandler, ssrf.PublicOnlyHTTPSHandler]
+    opener = urllib.request.build_opener(*handlers)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
@@ -317,8 +324,14 @@ def send(delivery_id: int, *, manual: bool = False) -> str:
     }
     url = endpoint.url
     db.session.commit()  # no transaction stays open across the network call
+    allow_private = _allow_private_urls()
+    try:
+        ssrf.check_target(url, allow_private=allow_private)  # again: the name may resolve elsewhere now
+    except ssrf.UnsafeTarget as refused:
+        log.warning("refused to send delivery %s: %s", delivery_id, refused)
+        return _record(delivery_id, None, _refusal(refused), 0, manual)
     started = time.monotonic()
-    status_code, error = post(url, body, headers)
+    status_code, error = post(url, body, headers, allow_private=allow_private)
     duration_ms = int((time.monotonic() - started) * 1000)
     return _record(delivery_id, status_code, error, duration_ms, manual)
 

@@ -6,7 +6,7 @@ scoped to that tenant, and a grant is shown only when it belongs to that custome
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -65,7 +65,7 @@ def reveal(token: str, grant_id: int) -> ResponseReturnValue:
     customer = _customer_from_token(token)
     grant = _grant_or_404(customer, grant_id)
     try:
-        value = delivery.reveal(grant, by=_by_customer(customer))
+        value = delivery.reveal(grant, by=_by_customer(customer), ip=request.remote_addr)
     except OrderError as error:
         return jsonify({"code": "not_revealable", "message": str(error)}), 409
     return jsonify({"value": value})
@@ -77,7 +77,9 @@ def redeem(token: str, grant_id: int) -> ResponseReturnValue:
     """Mark one right as used."""
     customer = _customer_from_token(token)
     grant = _grant_or_404(customer, grant_id)
-    outcome = redemption.redeem_grant(grant.id, source="customer", actor=_by_customer(customer))
+    outcome = redemption.redeem_grant(
+        grant.id, source="customer", actor=_by_customer(customer), ip=request.remote_addr
+    )
     if outcome.accepted:
         flash(_("Marked as used."), "info")
     else:

@@ -18,6 +18,7 @@ from catalog.models import CardKey
 from orders.allocation import mark_keys_redeemed
 from orders.events import OrderError, actor_label
 from orders.models import REDEMPTION_SOURCES, Grant, Redemption
+from orders.risk.rules import announce, flag_payload, note_redemption
 from saas.crypto import CryptoError
 from saas.events import publish
 from saas.extensions import db, immediate_transaction
@@ -65,9 +66,19 @@ def _log(
 
 
 def redeem_grant(
-    grant_id: int, *, source: str, reference: str = "", actor: str | None = None, code_mask: str = ""
+    grant_id: int,
+    *,
+    source: str,
+    reference: str = "",
+    actor: str | None = None,
+    code_mask: str = "",
+    ip: str | None = None,
 ) -> RedemptionOutcome:
-    """Mark a delivered grant redeemed, once; a repeat is accepted and changes nothing."""
+    """Mark a delivered grant redeemed, once; a repeat is accepted and changes nothing.
+
+    Risk control records the address (`ip`) and flags a redemption after a refund or over the per-IP
+    velocity rule; the flags are announced after the commit.
+    """
     if source not in REDEMPTION_SOURCES:
         raise OrderError(_("Unknown redemption source."))
     label = actor_label(actor)
@@ -88,6 +99,7 @@ def redeem_grant(
         ).rowcount  # type: ignore[attr-defined]
         db.session.refresh(grant)
         outcome = _record_outcome(grant, bool(changed), source, reference, label, code_mask or grant.mask)
+        flagged = [flag_payload(f) for f in note_redemption(grant.id, ip, outcome.outcome)]
         event = {
             "grant_id": str(grant.id),
             "order_id": str(grant.order_id),
@@ -98,6 +110,7 @@ def redeem_grant(
         db.session.commit()
     if changed:
         publish("grant.redeemed", current_tenant_id(), event, key=f"grant.redeemed:{grant_id}")
+    announce(current_tenant_id(), flagged)
     return outcome
 
 

@@ -44,6 +44,7 @@ class BaseConfig:
     CUSTOMER_PAGE_RATE_LIMIT = "60 per minute"  # customer pages (/my/...) viewed, per IP address
     CUSTOMER_ACTION_RATE_LIMIT = "10 per minute"  # reveal, redeem, code, cancel on /my/..., per IP and action
     WEBHOOK_RATE_LIMIT = "1200 per minute"  # inbound webhook deliveries, per channel
+    OUTBOUND_WEBHOOKS_ALLOW_PRIVATE = False  # True lets endpoints point into private networks (SSRF!)
     LOGIN_LOCKOUT_FAILURES = 5  # failed passwords in a row before the account locks
     LOGIN_LOCKOUT_MINUTES = 15
 
@@ -67,6 +68,7 @@ class TestingConfig(BaseConfig):
     QUANYI_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchISE="  # b"test-master-key-32-bytes-long!!!"
     SERVER_NAME = "quanyi.test"
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only; production uses scrypt
+    OUTBOUND_WEBHOOKS_ALLOW_PRIVATE = True  # the outbound tests post to a server on 127.0.0.1
 
 
 class ProductionConfig(BaseConfig):
