@@ -344,6 +344,8 @@ def _order_request(channel: Channel, event: OrderPaid, lines: list[MappedLine], 
         paid=paid,
         payment_reference=event.payment_reference,
         actor=f"channel {channel.name}",
+        client_ip=event.client_ip,
+        device_id=event.device_id,
     )
 
 
@@ -386,7 +388,7 @@ def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome:
     outcome.notes.append(_("order %(id)s is %(status)s", id=order.external_id, status=order.status))
     if result.fulfilment is not None and result.fulfilment.acted:
         outcome.fulfilled.append((order.id, order_payload(channel, order)))
-    if event.subscription_id and order.status not in ("pending", "cancelled"):
+    if event.subscription_id and order.status not in ("pending", "held", "cancelled"):
         _start_subscriptions(channel, order.id, event.subscription_id)
         outcome.wake.extend(_waiting_for_subscription(channel, event.subscription_id))
     outcome.wake.extend(r.id for r, _events in waiting)

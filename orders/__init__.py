@@ -37,3 +37,6 @@ def init_app(app: Flask) -> None:
     from orders import subscriptions
 
     subscriptions.init_app(app)
+    from orders import risk
+
+    risk.init_app(app)

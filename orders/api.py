@@ -46,6 +46,8 @@ class OrderIn(BaseModel):
     payment_reference: str | None = None
     note: str = ""
     reserve_minutes: int | None = Field(None, description="hold card keys this long while unpaid")
+    client_ip: str | None = Field(None, max_length=45, description="the buyer's IP address (risk control)")
+    device_id: str | None = Field(None, max_length=128, description="the buyer's device id (risk control)")
 
 
 class PayIn(BaseModel):
@@ -114,6 +116,7 @@ class OrderOut(BaseModel):
     created_at: dt.datetime
     paid_at: dt.datetime | None
     fulfilled_at: dt.datetime | None
+    hold_reason: str | None = Field(None, description="why risk control holds the order (status held)")
     created: bool = Field(False, description="true when this call created the order")
     lines: list[LineOut] = []
     grants: list[GrantOut] = []
@@ -188,6 +191,7 @@ def order_out(order: Order, *, detail: bool = True, created: bool = False) -> Or
         created_at=order.created_at,
         paid_at=order.paid_at,
         fulfilled_at=order.fulfilled_at,
+        hold_reason=order.hold_reason if order.status == "held" else None,
         created=created,
         lines=[_line_out(line) for line in order_lines(order.id)] if detail else [],
         grants=[grant_out(g) for g in order_grants(order.id)] if detail else [],
@@ -244,6 +248,8 @@ def create_order(body: OrderIn) -> OrderOut:
                 payment_reference=body.payment_reference,
                 note=body.note,
                 reserve_minutes=body.reserve_minutes,
+                client_ip=body.client_ip,
+                device_id=body.device_id,
             )
         )
     except OrderError as error:

@@ -142,8 +142,10 @@ def customer_grant(customer: Customer, grant_id: int) -> Grant | None:
     return grant
 
 
-def reveal(grant: Grant, *, by: str) -> str:
-    """Return a delivered grant's secret in full and audit who saw it."""
+def reveal(grant: Grant, *, by: str, ip: str | None = None) -> str:
+    """Return a delivered grant's secret in full and audit who saw it (risk control notes from where)."""
+    from orders.risk.rules import announce, flag_payload, note_reveal
+
     if grant.status not in ("delivered", "redeemed"):
         raise OrderError(_("This right cannot be shown."))
     value = reveal_grant_secret(grant)
@@ -155,7 +157,9 @@ def reveal(grant: Grant, *, by: str) -> str:
             .execution_options(synchronize_session=False)
         )
         audit.record("grant.revealed", "grant", grant.id, actor=by, order_id=str(grant.order_id))
+        flagged = [flag_payload(f) for f in note_reveal(grant.id, grant.order_id, ip)]
         db.session.commit()
+    announce(grant.tenant_id, flagged)
     return value
 
 

@@ -44,6 +44,8 @@ class ManualOrderForm(FlaskForm):
     )
     paid = BooleanField(_l("Paid: fulfil it now"), default=True)
     payment_reference = StringField(_l("Payment reference"), validators=[Optional(), Length(max=128)])
+    client_ip = StringField(_l("Buyer's IP address (risk control)"), validators=[Optional(), Length(max=45)])
+    device_id = StringField(_l("Buyer's device id (risk control)"), validators=[Optional(), Length(max=128)])
     note = TextAreaField(_l("Why is it entered by hand?"), validators=[DataRequired(), Length(max=2000)])
 
 

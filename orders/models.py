@@ -32,6 +32,7 @@ from tenants.scoping import TenantOwned
 
 ORDER_STATUSES = (
     "pending",
+    "held",  # risk control stopped it before allocation: a person approves or rejects it
     "paid",
     "fulfilling",  # held only inside the transaction that allocates
     "fulfilled",
@@ -42,7 +43,14 @@ ORDER_STATUSES = (
     "cancelled",
 )
 PAYABLE_STATUSES = ("pending",)
-REFUNDABLE_STATUSES = ("paid", "fulfilled", "partially_fulfilled", "backordered", "partially_refunded")
+REFUNDABLE_STATUSES = (
+    "paid",
+    "held",
+    "fulfilled",
+    "partially_fulfilled",
+    "backordered",
+    "partially_refunded",
+)
 GRANT_STATUSES = (
     "pending",  # created, nothing allocated yet
     "reserved",  # a key is held for an unpaid order
@@ -120,6 +128,8 @@ class Order(TenantOwned, db.Model):  # type: ignore[name-defined]
         Index("ix_orders_tenant_status", "tenant_id", "status", "paid_at"),
         Index("ix_orders_tenant_created", "tenant_id", "created_at"),
         Index("ix_orders_tenant_customer", "tenant_id", "customer_id"),
+        Index("ix_orders_tenant_client_ip", "tenant_id", "client_ip", "created_at"),
+        Index("ix_orders_tenant_device", "tenant_id", "device_id", "created_at"),
     )
 
     channel: Mapped[str] = mapped_column(String(64))
@@ -140,6 +150,11 @@ class Order(TenantOwned, db.Model):  # type: ignore[name-defined]
     fulfilled_at: Mapped[dt.datetime | None]
     cancelled_at: Mapped[dt.datetime | None]
     refunded_at: Mapped[dt.datetime | None]
+    # risk control (风控): the request facts rules need, and why the order is held
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    device_id: Mapped[str | None] = mapped_column(String(128))
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    risk_reviewed_at: Mapped[dt.datetime | None]  # approved in review: not held again for the same facts
 
     @property
     def refundable_amount(self) -> int:

@@ -30,6 +30,7 @@ from orders.fulfilment import (
     order_grants,
 )
 from orders.models import ORDER_SOURCES, Grant, Order, OrderLine
+from orders.risk import rules as risk_rules
 from saas.extensions import db, immediate_transaction
 from saas.timeutil import utcnow
 from tenants import audit
@@ -75,6 +76,8 @@ class OrderRequest:
     payment_reference: str | None = None
     reserve_minutes: int | None = None
     actor: str | None = None
+    client_ip: str | None = None  # the buyer's address, for risk control
+    device_id: str | None = None  # the buyer's device, for risk control
 
 
 @dataclass
@@ -156,6 +159,8 @@ def _build_order(
         created_at=now,
         placed_at=request.placed_at or now,
         payment_reference=request.payment_reference,
+        client_ip=(request.client_ip or "").strip()[:45] or None,
+        device_id=(request.device_id or "").strip()[:128] or None,
     )
     db.session.add(order)
     total = 0
@@ -212,8 +217,12 @@ def create_order(request: OrderRequest) -> OrderOutcome:
             db.session.commit()
             return _again(existing, request)
         order = _build_order(request, priced, actor)
-        if request.reserve_minutes and not request.paid:
+        assessment = None if request.paid else risk_rules.assess(order.id)
+        if assessment is not None and assessment.hold_reason:
+            _hold_new(order, assessment.hold_reason, actor)
+        elif request.reserve_minutes and not request.paid:
             reserve_stock(order, request.reserve_minutes)
+        announced = _risk_payloads(order, assessment)
         try:
             db.session.commit()
         except IntegrityError:  # created by a concurrent call between our check and our commit
@@ -222,6 +231,7 @@ def create_order(request: OrderRequest) -> OrderOutcome:
             if existing is None:
                 raise
             return _again(existing, request)
+    risk_rules.announce(current_tenant_id(), announced)
     outcome = OrderOutcome(order, True)
     if request.paid:
         outcome.fulfilment = mark_paid(order.id, reference=request.payment_reference, actor=request.actor)
@@ -236,6 +246,32 @@ def _again(order: Order, request: OrderRequest) -> OrderOutcome:
         outcome.fulfilment = mark_paid(order.id, reference=request.payment_reference, actor=request.actor)
         db.session.refresh(order)
     return outcome
+
+
+# ---------------------------------------------------------------- risk control
+
+
+def _hold_new(order: Order, reason: str, actor: str) -> None:
+    """Hold an unpaid order just built in this transaction (nothing is reserved for it)."""
+    order.status, order.hold_reason = "held", reason
+    record_event(order.id, "pending", "held", actor=actor, reason=reason)
+    audit.record("order.held", "order", order.id, reason=reason)
+
+
+def _risk_payloads(order: Order, assessment: risk_rules.Assessment | None) -> list[dict[str, Any]]:
+    """Describe, before the commit, what to announce after it: new flags and the hold."""
+    if assessment is None:
+        return []
+    payloads = [risk_rules.flag_payload(flag) for flag in assessment.flags]
+    if assessment.hold_reason:
+        payloads.append(risk_rules.held_payload(order, assessment.hold_reason))
+    return payloads
+
+
+def _hold_paid(order_id: int, reason: str, actor: str) -> None:
+    """Hold a just-paid order before allocation, inside the paying transaction."""
+    transition(order_id, "paid", "held", actor=actor, reason=reason, hold_reason=reason)
+    audit.record("order.held", "order", order_id, reason=reason)
 
 
 # ---------------------------------------------------------------- paying and cancelling
@@ -265,12 +301,22 @@ def mark_paid(
             return FulfilmentResult(order_id, False)
         try:
             audit.record("order.paid", "order", order_id, reference=reference, reason=reason or None)
+            assessment = risk_rules.assess(order_id)
+            order = get_order(order_id)
+            assert order is not None
+            announced = _risk_payloads(order, assessment)
+            if assessment.hold_reason:
+                _hold_paid(order_id, assessment.hold_reason, label)
+                db.session.commit()
+                risk_rules.announce(current_tenant_id(), announced)
+                return FulfilmentResult(order_id, False, "held")
             transition(order_id, "paid", "fulfilling", actor=label)
             (result,) = fulfil_claimed([order_id], actor=label, reason=reason)
             db.session.commit()
         except BaseException:
             db.session.rollback()
             raise
+    risk_rules.announce(current_tenant_id(), announced)
     after_fulfilment([result])
     return result
 

@@ -135,6 +135,8 @@ def new_order() -> ResponseReturnValue:
                     note=form.note.data or "",
                     paid=bool(form.paid.data),
                     payment_reference=form.payment_reference.data or None,
+                    client_ip=form.client_ip.data or None,
+                    device_id=form.device_id.data or None,
                 )
             )
         except (OrderError, ValueError) as error:

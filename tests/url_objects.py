@@ -19,6 +19,7 @@ from tests.factories import PASSWORD, Shop
 from tests.integrations import factories as integration_factories
 from tests.orders import helpers as order_helpers
 from tests.reports import reconciliation_factories
+from tests.risk import factories as risk_factories
 from tests.subscriptions import factories as subscription_factories
 
 
@@ -91,4 +92,8 @@ URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "reconciliation_file_id": lambda shop: reconciliation_factories.file_row(),
     "settlement_id": lambda shop: reconciliation_factories.settlement_row(),
     "settlement_match_id": lambda shop: reconciliation_factories.match_row(),
+    # risk control (plain rows, no audit trail)
+    "held_order_id": lambda shop: risk_factories.held_order_row(),
+    "risk_flag_id": lambda shop: risk_factories.flag_row(),
+    "block_entry_id": lambda shop: risk_factories.block_row(),
 }

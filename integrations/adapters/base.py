@@ -63,6 +63,8 @@ class OrderPaid:
     placed_at: dt.datetime | None = None
     payment_reference: str | None = None
     subscription_id: str | None = None
+    client_ip: str | None = None  # the buyer's address, when the channel tells it (risk control)
+    device_id: str | None = None  # a device or browser-session id, when the channel tells it
 
 
 @dataclass

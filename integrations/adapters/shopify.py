@@ -105,6 +105,7 @@ class ShopifyAdapter(ChannelAdapter):
         if not lines:
             raise InvalidDelivery(_("The order has no line items."))
         customer = payload.get("customer") or {}
+        client = payload.get("client_details") or {}
         name = " ".join(p for p in (text(customer.get("first_name")), text(customer.get("last_name"))) if p)
         return OrderPaid(
             external_id=_order_id(payload),
@@ -119,6 +120,8 @@ class ShopifyAdapter(ChannelAdapter):
             ),
             placed_at=parse_time(payload.get("created_at")),
             payment_reference=text(payload.get("name"), 128) or None,
+            client_ip=text(payload.get("browser_ip") or client.get("browser_ip"), 45) or None,
+            device_id=text(client.get("session_hash"), 128) or None,
         )
 
     def _refund(self, payload: dict[str, Any]) -> Event:

@@ -1,0 +1,12 @@
+"""Risk control (风控): purchase limits, blocklists, velocity rules, the review queue and anomaly flags."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the risk back office."""
+    from orders.risk import views
+
+    app.register_blueprint(views.bp)

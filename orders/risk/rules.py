@@ -1,0 +1,388 @@
+"""Risk rules: decide whether an order must be held, and flag suspicious redemptions and reveals.
+
+Reads only, plus flags added to the caller's session: the caller owns the transaction and, after its
+commit, announces the new flags (`announce`). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from blinker import signal
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from catalog.models import Plan
+from orders.models import Customer, CustomerExternalId, Order, OrderLine, Redemption
+from orders.risk.models import BlocklistEntry, RiskFlag, RiskRule, RiskTrace
+from saas.extensions import db
+from saas.timeutil import utcnow
+from tenants.scoping import current_tenant_id
+
+# Orders that count against limits and velocity: everything the customer got or may still get.
+COUNTED_STATUSES = (
+    "held",
+    "paid",
+    "fulfilling",
+    "fulfilled",
+    "partially_fulfilled",
+    "backordered",
+    "partially_refunded",
+)
+# Anomaly rules are on until a tenant changes them; velocity rules that hold orders are opt-in.
+DEFAULT_RULES: dict[str, tuple[int, int]] = {
+    "reveal_ips_per_grant": (3, 24 * 60),
+    "orders_per_plan": (200, 60),
+}
+
+
+@dataclass
+class Assessment:
+    """Why an order must be held (None: go ahead), and the flags raised while looking."""
+
+    hold_reason: str | None = None
+    flags: list[RiskFlag] = field(default_factory=list)
+
+
+@dataclass
+class Threshold:
+    """An active rule: at most `threshold` within `window`."""
+
+    kind: str
+    threshold: int
+    window: dt.timedelta
+
+
+def rule(kind: str) -> Threshold | None:
+    """Return the bound tenant's active rule of this kind (or its default), None when off."""
+    row = db.session.scalar(select(RiskRule).where(RiskRule.kind == kind))
+    if row is None:
+        if kind not in DEFAULT_RULES:
+            return None
+        threshold, minutes = DEFAULT_RULES[kind]
+        return Threshold(kind, threshold, dt.timedelta(minutes=minutes))
+    if not row.active:
+        return None
+    return Threshold(kind, row.threshold, dt.timedelta(minutes=row.window_minutes))
+
+
+# ---------------------------------------------------------------- blocklists
+
+
+def normalise_ip(value: str) -> str:
+    """Return an address or CIDR in canonical network form; ValueError when it is neither."""
+    return str(ipaddress.ip_network(value.strip(), strict=False))
+
+
+def _ip_blocked(client_ip: str | None) -> BlocklistEntry | None:
+    if not client_ip:
+        return None
+    try:
+        address = ipaddress.ip_address(client_ip.strip())
+    except ValueError:
+        return None
+    for entry in db.session.scalars(select(BlocklistEntry).where(BlocklistEntry.kind == "ip")):
+        try:
+            if address in ipaddress.ip_network(entry.value, strict=False):
+                return entry
+        except ValueError:
+            continue
+    return None
+
+
+def _customer_values(order: Order) -> list[tuple[str, str]]:
+    values: list[tuple[str, str]] = []
+    customer = db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
+    if customer is not None:
+        if customer.email:
+            email = customer.email.strip().lower()
+            values += [("email", email), ("email_domain", email.rpartition("@")[2])]
+        if customer.phone:
+            values.append(("phone", customer.phone.strip()))
+        external = db.session.scalars(
+            select(CustomerExternalId.external_id).where(CustomerExternalId.customer_id == customer.id)
+        )
+        values += [("channel_customer", value.strip().lower()) for value in external]
+    if order.device_id:
+        values.append(("device", order.device_id.strip().lower()))
+    return values
+
+
+def blocked_by(order: Order) -> BlocklistEntry | None:
+    """Return the blocklist entry that matches the order's customer, address or device, if any."""
+    for kind, value in _customer_values(order):
+        entry = db.session.scalar(
+            select(BlocklistEntry).where(BlocklistEntry.kind == kind, BlocklistEntry.value == value)
+        )
+        if entry is not None:
+            return entry
+    return _ip_blocked(order.client_ip)
+
+
+# ---------------------------------------------------------------- purchase limits and velocity
+
+
+def _lines(order_id: int) -> list[OrderLine]:
+    return list(db.session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)))
+
+
+def over_purchase_limit(order: Order) -> str | None:
+    """Return why the order exceeds a plan's purchase limit per customer per period, or None."""
+    if order.customer_id is None:
+        return None
+    wanted: dict[int, int] = {}
+    for line in _lines(order.id):
+        if line.plan_id is not None:
+            wanted[line.plan_id] = wanted.get(line.plan_id, 0) + line.quantity
+    for plan_id, quantity in wanted.items():
+        plan = db.session.get(Plan, (order.tenant_id, plan_id))
+        if plan is None or not plan.purchase_limit:
+            continue
+        since = utcnow() - dt.timedelta(days=max(1, plan.duration_days))
+        bought = db.session.scalar(
+            select(func.coalesce(func.sum(OrderLine.quantity), 0))
+            .join(Order, (Order.tenant_id == OrderLine.tenant_id) & (Order.id == OrderLine.order_id))
+            .where(
+                OrderLine.plan_id == plan_id,
+                Order.customer_id == order.customer_id,
+                Order.id != order.id,
+                Order.status.in_(COUNTED_STATUSES),
+                Order.created_at >= since,
+            )
+        )
+        if int(bought or 0) + quantity > plan.purchase_limit:
+            return _(
+                "Purchase limit: plan %(plan)s allows %(limit)s per customer per %(days)s days; "
+                "this customer already has %(bought)s and orders %(quantity)s more.",
+                plan=plan.name,
+                limit=plan.purchase_limit,
+                days=plan.duration_days,
+                bought=int(bought or 0),
+                quantity=quantity,
+            )
+    return None
+
+
+VELOCITY_COLUMNS = {
+    "orders_per_customer": ("customer_id", _l("customer")),
+    "orders_per_ip": ("client_ip", _l("IP address")),
+    "orders_per_device": ("device_id", _l("device")),
+}
+
+
+def over_velocity(order: Order) -> str | None:
+    """Return why the order crosses an orders-per-customer/IP/device velocity rule, or None."""
+    for kind, (column, label) in VELOCITY_COLUMNS.items():
+        limit = rule(kind)
+        value = getattr(order, column)
+        if limit is None or value is None:
+            continue
+        count = db.session.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(
+                getattr(Order, column) == value,
+                Order.id != order.id,
+                Order.status != "cancelled",
+                Order.created_at >= utcnow() - limit.window,
+            )
+        )
+        if int(count or 0) + 1 > limit.threshold:
+            return _(
+                "Velocity: more than %(n)s orders from one %(what)s within %(minutes)s minutes.",
+                n=limit.threshold,
+                what=label,
+                minutes=int(limit.window.total_seconds() // 60),
+            )
+    return None
+
+
+def assess(order_id: int) -> Assessment:
+    """Decide whether an order must be held before anything is allocated; flag a burst for its plans."""
+    order = db.session.get(Order, (current_tenant_id(), order_id), populate_existing=True)
+    assessment = Assessment()
+    if order is None:
+        return assessment
+    assessment.flags.extend(plan_bursts(order))
+    if order.risk_reviewed_at is not None:
+        return assessment
+    entry = blocked_by(order)
+    if entry is not None:
+        assessment.hold_reason = _(
+            "Blocklist (%(kind)s %(value)s): %(reason)s",
+            kind=entry.kind,
+            value=entry.value,
+            reason=entry.reason,
+        )
+        return assessment
+    assessment.hold_reason = over_purchase_limit(order) or over_velocity(order)
+    return assessment
+
+
+# ---------------------------------------------------------------- anomalies and flags
+
+
+def raise_flag(kind: str, dedupe_key: str, reason: str, **about: Any) -> RiskFlag | None:
+    """Add a flag to the session unless the same thing is flagged already; return it when new."""
+    if db.session.scalar(select(RiskFlag.id).where(RiskFlag.dedupe_key == dedupe_key[:160])) is not None:
+        return None
+    flag = RiskFlag(kind=kind, dedupe_key=dedupe_key[:160], reason=reason, created_at=utcnow(), **about)
+    db.session.add(flag)
+    return flag
+
+
+def _bucket(limit: Threshold) -> int:
+    return int(utcnow().timestamp() // max(60, limit.window.total_seconds()))
+
+
+def plan_bursts(order: Order) -> list[RiskFlag]:
+    """Flag each plan of the order that sold more than the burst threshold within the window."""
+    limit = rule("orders_per_plan")
+    if limit is None:
+        return []
+    flags = []
+    for plan_id in {line.plan_id for line in _lines(order.id) if line.plan_id is not None}:
+        count = db.session.scalar(
+            select(func.count(func.distinct(OrderLine.order_id)))
+            .join(Order, (Order.tenant_id == OrderLine.tenant_id) & (Order.id == OrderLine.order_id))
+            .where(OrderLine.plan_id == plan_id, Order.created_at >= utcnow() - limit.window)
+        )
+        if int(count or 0) > limit.threshold:
+            flag = raise_flag(
+                "plan_burst",
+                f"plan_burst:{plan_id}:{_bucket(limit)}",
+                _("Burst: %(n)s orders for one plan within %(m)s minutes.", n=count, m=_minutes(limit)),
+                plan_id=plan_id,
+                order_id=order.id,
+            )
+            if flag is not None:
+                flags.append(flag)
+    return flags
+
+
+def _minutes(limit: Threshold) -> int:
+    return int(limit.window.total_seconds() // 60)
+
+
+def note_redemption(grant_id: int | None, ip: str | None, outcome: str) -> list[RiskFlag]:
+    """Record a redemption's address; flag a redemption after refund or over the per-IP velocity."""
+    flags: list[RiskFlag] = []
+    if outcome == "rejected_refunded" and grant_id is not None:
+        flag = raise_flag(
+            "redemption_after_refund",
+            f"redemption_after_refund:{grant_id}",
+            _("A right was redeemed after its refund."),
+            grant_id=grant_id,
+            ip=ip,
+        )
+        flags += [flag] if flag is not None else []
+    if not ip:
+        return flags
+    db.session.add(RiskTrace(kind="redemption", grant_id=grant_id, ip=ip[:45], at=utcnow()))
+    limit = rule("redemptions_per_ip")
+    if limit is None:
+        return flags
+    db.session.flush()
+    count = db.session.scalar(
+        select(func.count())
+        .select_from(RiskTrace)
+        .where(RiskTrace.kind == "redemption", RiskTrace.ip == ip, RiskTrace.at >= utcnow() - limit.window)
+    )
+    if int(count or 0) > limit.threshold:
+        _mark_latest_redemption_flagged(grant_id)
+        flag = raise_flag(
+            "redemption_velocity",
+            f"redemption_velocity:{ip}:{_bucket(limit)}",
+            _(
+                "Velocity: %(n)s redemptions from %(ip)s within %(m)s minutes (at most %(t)s).",
+                n=count,
+                ip=ip,
+                m=_minutes(limit),
+                t=limit.threshold,
+            ),
+            grant_id=grant_id,
+            ip=ip,
+        )
+        flags += [flag] if flag is not None else []
+    return flags
+
+
+def _mark_latest_redemption_flagged(grant_id: int | None) -> None:
+    """Mark the redemption just logged for this grant as flagged (the log shows ⚑)."""
+    latest = db.session.scalar(
+        select(Redemption)
+        .where(Redemption.grant_id == grant_id)
+        .order_by(Redemption.at.desc(), Redemption.id.desc())
+        .limit(1)
+    )
+    if latest is not None:
+        latest.flagged = True
+
+
+def note_reveal(grant_id: int, order_id: int, ip: str | None) -> list[RiskFlag]:
+    """Record a reveal's address; flag a key revealed from more distinct addresses than the rule allows."""
+    if not ip:
+        return []
+    db.session.add(RiskTrace(kind="reveal", grant_id=grant_id, ip=ip[:45], at=utcnow()))
+    limit = rule("reveal_ips_per_grant")
+    if limit is None:
+        return []
+    db.session.flush()
+    addresses = db.session.scalar(
+        select(func.count(func.distinct(RiskTrace.ip))).where(
+            RiskTrace.kind == "reveal",
+            RiskTrace.grant_id == grant_id,
+            RiskTrace.at >= utcnow() - limit.window,
+        )
+    )
+    if int(addresses or 0) <= limit.threshold:
+        return []
+    flag = raise_flag(
+        "reveal_many_ips",
+        f"reveal_many_ips:{grant_id}",
+        _("A key was revealed from %(n)s addresses within %(m)s minutes.", n=addresses, m=_minutes(limit)),
+        grant_id=grant_id,
+        order_id=order_id,
+        ip=ip,
+    )
+    return [flag] if flag is not None else []
+
+
+def flag_payload(flag: RiskFlag) -> dict[str, Any]:
+    """Describe a flag for outbound webhooks."""
+    return {
+        "flag_id": str(flag.id),
+        "kind": flag.kind,
+        "reason": flag.reason,
+        "order_id": None if flag.order_id is None else str(flag.order_id),
+        "grant_id": None if flag.grant_id is None else str(flag.grant_id),
+        "plan_id": None if flag.plan_id is None else str(flag.plan_id),
+        "ip": flag.ip,
+        "created_at": flag.created_at.isoformat(),
+    }
+
+
+def announce(tenant_id: int, payloads: list[dict[str, Any]]) -> None:
+    """After the commit: send `quanyi.risk.flagged` for each new flag (outbound webhooks listen)."""
+    for payload in payloads:
+        signal("quanyi.risk.flagged").send(
+            None, tenant_id=tenant_id, payload=payload, key=f"risk.flagged:{payload['flag_id']}"
+        )
+
+
+def held_payload(order: Order, reason: str) -> dict[str, Any]:
+    """Describe a held order for outbound webhooks (a hold is a flag a person must act on)."""
+    return {
+        "flag_id": f"order-{order.id}",
+        "kind": "order_held",
+        "reason": reason,
+        "order_id": str(order.id),
+        "grant_id": None,
+        "plan_id": None,
+        "ip": order.client_ip,
+        "created_at": utcnow().isoformat(),
+    }
