@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from saas.config import BaseConfig, DevelopmentConfig, ProductionConfig
@@ -20,9 +22,11 @@ PUBLIC = "93.184.215.14"
 
 
 @pytest.fixture(autouse=True)
-def private_targets_refused(app: Flask) -> None:
-    """Production's setting: the outbound tests elsewhere allow loopback, these do not."""
+def private_targets_refused(app: Flask) -> Iterator[None]:
+    """Refuse private targets as production does (other outbound tests allow loopback); speak English."""
     app.config["OUTBOUND_WEBHOOKS_ALLOW_PRIVATE"] = False
+    with force_locale("en"):
+        yield
 
 
 @pytest.fixture
