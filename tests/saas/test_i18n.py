@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
@@ -45,3 +48,56 @@ def test_the_compiled_catalogue_matches_its_source() -> None:
     expected = {m.id: m.string for m in source if m.id and m.string}
     actual = {m.id: m.string for m in compiled if m.id}
     assert actual == expected, "run `make translations` to recompile messages.mo"
+
+
+_PLACEHOLDER = re.compile(r"%\([^)]+\)[sdif]|%[sdif]|%%|\{[^{}]*\}")
+
+
+def _extracted_messages() -> dict[str, tuple[str, int]]:
+    """Every msgid the code marks for translation today, extracted the way `make translations` does."""
+    root = Path(__file__).resolve().parents[2]
+    with open(root / "babel.cfg", encoding="utf-8") as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
+    found: dict[str, tuple[str, int]] = {}
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+        str(root), method_map, options_map, keywords=keywords
+    ):
+        for msgid in message if isinstance(message, tuple) else (message,):
+            if msgid:
+                found.setdefault(msgid, (filename, lineno))
+    return found
+
+
+def test_every_message_in_the_code_is_translated_with_its_placeholders() -> None:
+    with open(CATALOGUE / "messages.po", "rb") as po:
+        catalogue = read_po(po)
+    translations: dict[str, str] = {}
+    for message in catalogue:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        translated = "" if message.fuzzy or not all(strings) else strings[0]
+        for msgid in ids:  # a plural entry: Chinese has one form, standing for both msgids
+            translations[msgid] = translated
+
+    extracted = _extracted_messages()
+    assert len(extracted) > 100, "extraction found almost nothing: check babel.cfg"
+
+    untranslated = sorted(
+        f"{path}:{line}: {msgid!r}"
+        for msgid, (path, line) in extracted.items()
+        if not translations.get(msgid)
+    )
+    assert not untranslated, "untranslated (`make translations`, then fill messages.po):\n" + "\n".join(
+        untranslated
+    )
+
+    mismatched = [
+        f"{msgid!r} -> {translations[msgid]!r}"
+        for msgid in extracted
+        if sorted(_PLACEHOLDER.findall(msgid)) != sorted(_PLACEHOLDER.findall(translations[msgid]))
+        or msgid.count("\n") != translations[msgid].count("\n")
+    ]
+    assert not mismatched, "placeholders or line breaks differ:\n" + "\n".join(mismatched)
