@@ -25,6 +25,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem(_l("Catalog"), "catalog.bundles"),
     NavItem(_l("Inventory"), "catalog.inventory"),
     NavItem(_l("Orders"), "orders.orders"),
+    NavItem(_l("Risk review"), "risk.review_queue"),
     NavItem(_l("Subscriptions"), "subscriptions.subscriptions"),
     NavItem(_l("Channels"), "integrations.channels"),
     NavItem(_l("Dashboards"), "reports.dashboards"),
