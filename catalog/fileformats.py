@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -401,9 +402,42 @@ def _detect_xlsx(path: Path, sheet: str | None, has_header: bool | None) -> Dete
     return _finish_detection("xlsx", None, None, rows, has_header, worksheet.title, sheets)
 
 
+XLSX_MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024  # all members together, as the archive declares them
+XLSX_MAX_MEMBERS = 10_000
+XLSX_MAX_RATIO = 200  # uncompressed / compressed, for members over XLSX_RATIO_FROM_BYTES
+XLSX_RATIO_FROM_BYTES = 1024 * 1024
+
+
+def check_xlsx_archive(path: Path) -> None:
+    """Refuse a workbook that would unpack to far more than it weighs (a zip bomb), before it is opened.
+
+    The declared sizes are enough: `zipfile` (and so openpyxl) never returns more bytes for a member than
+    its declared size, so a member that lies about its size is cut short, not expanded.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise FileFormatError(str(_l("This ZIP file is not a readable XLSX workbook."))) from error
+    total = sum(member.file_size for member in members)
+    if len(members) > XLSX_MAX_MEMBERS or total > XLSX_MAX_UNCOMPRESSED_BYTES:
+        raise FileFormatError(
+            str(_l("This workbook unpacks to more than %(mb)s MB; split it or save it as CSV.", mb=512))
+        )
+    for member in members:
+        if member.file_size > XLSX_RATIO_FROM_BYTES and (
+            member.file_size > XLSX_MAX_RATIO * max(member.compress_size, 1)
+        ):
+            raise FileFormatError(
+                str(_l("This workbook is compressed suspiciously well (a zip bomb?); save it as CSV."))
+            )
+
+
 def _open_workbook(path: Path) -> Any:
+    """Open a workbook read-only with cached values only: formulas are never evaluated."""
     from openpyxl import load_workbook
 
+    check_xlsx_archive(path)
     try:
         return load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # a zip that is not a workbook, or a damaged one

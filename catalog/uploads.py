@@ -20,6 +20,7 @@ from typing import IO, Any
 from flask import current_app
 
 from saas.timeutil import utcnow
+from saas.uploads import capped
 from tenants.scoping import current_tenant_id
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
@@ -79,16 +80,25 @@ def tenant_folder() -> Path:
 
 
 def store_upload(stream: IO[bytes], filename: str, **fields: Any) -> Upload:
-    """Copy an uploaded stream to disk chunk by chunk, with its SHA-256, and describe it."""
+    """Copy an uploaded stream to disk chunk by chunk, with its SHA-256, and describe it.
+
+    A stream longer than `CARD_KEY_UPLOAD_MAX_BYTES` raises `saas.uploads.UploadTooLarge` (413) and leaves
+    nothing on disk.
+    """
     token = secrets.token_urlsafe(18)
     folder = tenant_folder() / token
     folder.mkdir(parents=True, exist_ok=False)
     digest, size = hashlib.sha256(), 0
-    with (folder / "source").open("wb") as target:
-        while chunk := stream.read(COPY_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            target.write(chunk)
+    limited = capped(stream, "card_keys")
+    try:
+        with (folder / "source").open("wb") as target:
+            while chunk := limited.read(COPY_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                target.write(chunk)
+    except BaseException:  # too large, or the client went away: keep nothing
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     upload = Upload(
         token=token,
         filename=Path(filename or "upload").name[:255],

@@ -40,6 +40,7 @@ from integrations.models import (
 from integrations.outbound import EndpointError
 from orders.models import Order
 from saas.extensions import db
+from saas.uploads import read_capped
 from tenants import roles
 from tenants.context import current_tenant, requires
 
@@ -330,7 +331,7 @@ def upload_orders(channel_id: int) -> ResponseReturnValue:
         flash(_("Choose a CSV file."), "error")
         return redirect(url_for("integrations.channel", channel_id=channel_id))
     try:
-        result = csv_orders.upload_orders_csv(found, form.file.data.read())
+        result = csv_orders.upload_orders_csv(found, read_capped(form.file.data.stream, "order_csv"))
     except ChannelError as error:
         flash(str(error), "error")
     else:

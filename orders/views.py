@@ -29,6 +29,7 @@ from orders.models import ORDER_STATUSES, Customer, Grant, Order, Redemption
 from orders.queries import order_page_data
 from saas.extensions import db
 from saas.ids import new_id
+from saas.uploads import read_capped
 from tenants import roles
 from tenants.context import current_tenant, requires
 
@@ -160,7 +161,9 @@ def upload_orders() -> ResponseReturnValue:
             flash(_("Choose a CSV file."), "error")
         else:
             try:
-                result = importing.import_orders_csv(upload.read(), paid=bool(form.paid.data))
+                result = importing.import_orders_csv(
+                    read_capped(upload.stream, "order_csv"), paid=bool(form.paid.data)
+                )
             except OrderError as error:
                 flash(str(error), "error")
     return render_template("orders/upload.html", form=form, result=result, columns=importing.COLUMNS)
@@ -318,7 +321,9 @@ def redemption_report() -> ResponseReturnValue:
         flash(_("Choose the supplier's CSV of used codes."), "error")
         return redirect(url_for("orders.redemptions"))
     try:
-        result = redemption.import_redemption_report(upload.read(), supplier=form.supplier.data or "")
+        result = redemption.import_redemption_report(
+            read_capped(upload.stream, "redemption_report"), supplier=form.supplier.data or ""
+        )
     except OrderError as error:
         flash(str(error), "error")
     else:

@@ -6,6 +6,7 @@ call a service, render.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
@@ -19,6 +20,7 @@ from reports.reconciliation_forms import MappingForm, ResolveForm, RunForm, Sett
 from reports.reconciliation_models import MATCH_KINDS, ReconciliationRun, Settlement, SettlementMatch
 from reports.settlement import SettlementError
 from saas.timeutil import utcnow
+from saas.uploads import read_capped
 from tenants import roles
 from tenants.context import current_tenant, requires
 from tenants.jobruns import live_status
@@ -158,7 +160,7 @@ def upload_settlement(reconciliation_run_id: int) -> ResponseReturnValue:
     try:
         uploaded = settlement.upload_settlement(
             found,
-            form.file.data.stream,
+            io.BytesIO(read_capped(form.file.data.stream, "settlement_csv")),
             form.file.data.filename or "",
             channel=form.channel.data,
             encoding=form.encoding.data or None,

@@ -45,6 +45,11 @@ class BaseConfig:
     CUSTOMER_ACTION_RATE_LIMIT = "10 per minute"  # reveal, redeem, code, cancel on /my/..., per IP and action
     WEBHOOK_RATE_LIMIT = "1200 per minute"  # inbound webhook deliveries, per channel
     OUTBOUND_WEBHOOKS_ALLOW_PRIVATE = False  # True lets endpoints point into private networks (SSRF!)
+    # Upload caps per kind (bytes); a larger file is refused with 413 and nothing changes.
+    CARD_KEY_UPLOAD_MAX_BYTES = 64 * 1024 * 1024  # ≈ 1M keys as text
+    ORDER_CSV_MAX_BYTES = 16 * 1024 * 1024
+    SETTLEMENT_CSV_MAX_BYTES = 32 * 1024 * 1024
+    REDEMPTION_REPORT_MAX_BYTES = 16 * 1024 * 1024
     LOGIN_LOCKOUT_FAILURES = 5  # failed passwords in a row before the account locks
     LOGIN_LOCKOUT_MINUTES = 15
 
