@@ -1,0 +1,1 @@
+"""Fault tests: real Redis, PostgreSQL and processes killed at the worst moment."""
