@@ -1,4 +1,4 @@
-"""Redis dies in the middle of a burst of webhooks: every delivery is still acknowledged, stored, processed."""
+"""Redis dies midway through a burst of webhooks: every delivery is still acknowledged, stored, processed."""
 
 from __future__ import annotations
 
