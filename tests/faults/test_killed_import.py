@@ -38,12 +38,17 @@ def cli_environment(app: Flask, tmp_path: Path) -> dict[str, str]:
 
 def import_command(path: Path, right_id: int) -> list[str]:
     quanyi = str(Path(sys.executable).parent / "quanyi")
-    return [quanyi, "inventory", "import", str(path), "--tenant", "acme", "--right", str(right_id)] + [
+    where = [
+        "--tenant",
+        "acme",
+        "--right",
+        str(right_id),
         "--supplier",
         "深圳卡盟供货商",
         "--unit-cost",
         "12.50",
     ]
+    return [quanyi, "inventory", "import", str(path), *where]
 
 
 def counts(owner: sa.Engine) -> tuple[int, int]:
