@@ -73,6 +73,9 @@ class TestingConfig(BaseConfig):
     QUANYI_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchISE="  # b"test-master-key-32-bytes-long!!!"
     SERVER_NAME = "quanyi.test"
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only; production uses scrypt
+    # The specification reads in English: mails, jobs and errors outside a request default to it in tests;
+    # tests/saas/test_i18n.py proves the Chinese default of the other modes and the Chinese pages.
+    BABEL_DEFAULT_LOCALE = "en"
     OUTBOUND_WEBHOOKS_ALLOW_PRIVATE = True  # the outbound tests post to a server on 127.0.0.1
 
 

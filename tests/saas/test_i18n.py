@@ -18,7 +18,7 @@ from tests.factories import Shop, login
 CATALOGUE = Path(TRANSLATIONS_DIR) / "zh" / "LC_MESSAGES"
 
 
-def test_the_back_office_speaks_chinese_by_default(client: FlaskClient, shop: Shop) -> None:
+def test_a_chinese_browser_gets_the_back_office_in_chinese(client: FlaskClient, shop: Shop) -> None:
     login(client, shop.owner)
     page = client.get(f"/t/{shop.slug}/team", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).get_data(
         as_text=True
@@ -40,6 +40,12 @@ def test_the_users_setting_beats_the_browser(client: FlaskClient, shop: Shop) ->
     login(client, shop.owner)
     page = client.get(f"/t/{shop.slug}/team", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert "Invite a member" in page
+
+
+def test_merchants_get_simplified_chinese_unless_they_ask_otherwise() -> None:
+    from saas.config import DevelopmentConfig, ProductionConfig
+
+    assert DevelopmentConfig.BABEL_DEFAULT_LOCALE == ProductionConfig.BABEL_DEFAULT_LOCALE == "zh_CN"
 
 
 def test_the_compiled_catalogue_matches_its_source() -> None:
