@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask_babel import force_locale
 from flask.testing import FlaskClient
 from openpyxl import Workbook
 
@@ -23,6 +25,13 @@ from tests.catalog.conftest import database_state
 from tests.catalog.factories import key_lines
 from tests.catalog.test_import_files import Unchanged, run
 from tests.factories import Shop, login
+
+
+@pytest.fixture(autouse=True)
+def in_english(app: Flask) -> Iterator[None]:
+    """Read refusals outside a request in English (the catalogue has Chinese ones)."""
+    with force_locale("en"):
+        yield
 
 
 def workbook(tmp_path: Path, rows: list[list[object]], name: str = "keys.xlsx") -> Path:
