@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from flask_babel import force_locale
 from flask.testing import FlaskClient
+from flask_babel import force_locale
 from openpyxl import Workbook
 
 from catalog import fileformats, inventory
