@@ -30,6 +30,8 @@ def select_locale() -> str:
     best = request.accept_languages.best_match(["zh_CN", "zh", "en"])
     if best == "en":
         return "en"
+    if best in ("zh_CN", "zh"):
+        return "zh_CN"
     return str(current_app.config["BABEL_DEFAULT_LOCALE"])
 
 

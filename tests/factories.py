@@ -52,7 +52,9 @@ def make_user(email_address: str, name: str = "") -> User:
 
 def make_shop(slug: str) -> Shop:
     """Create a tenant with a member of every role: `<role>@<slug>.test`."""
-    tenant = Tenant(slug=slug, name=f"{slug.title()} Rights Co.")
+    tenant = Tenant(
+        slug=slug, name=f"{slug.title()} Rights Co.", locale="en"
+    )  # its customers' mails in English
     db.session.add(tenant)
     db.session.flush()
     shop = Shop(tenant)
