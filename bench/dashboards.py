@@ -27,72 +27,17 @@ import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
+from benchkit import APP_ROLE, ROOT, ensure_postgres_database, fresh_schema, make_app
+
 sys.path.insert(0, str(ROOT))
 
-MASTER_KEY = "YmVuY2gtbWFzdGVyLWtleS0zMi1ieXRlcy1sb25nISE="
-APP_ROLE = "quanyi_bench_app"
 ZONE = "Asia/Shanghai"
 BUNDLES = 5
 CHANNELS = ("ch_0", "ch_1", "ch_2", "ch_3", "shop")  # the first four are connected channels
 SPAN_DAYS = 365
 KEYS_PER_RIGHT = 20_000
-
-
-def make_app(database_url: str) -> Any:
-    from saas.app import create_app
-
-    os.environ.setdefault("QUANYI_INSTANCE_PATH", str(OUT / "instance"))
-    return create_app(
-        {
-            "ENV_NAME": "development",
-            "DATABASE_URL": database_url,
-            "QUANYI_MASTER_KEY": MASTER_KEY,
-            "SECRET_KEY": "bench",
-            "JOBS_MODE": "inline",
-            "PERIODIC_JOBS_ENABLED": False,
-            "MAIL_DIR": str(OUT / "mail"),
-            "FILES_DIR": str(OUT / "files"),
-        }
-    )
-
-
-def ensure_postgres_database(url: str) -> None:
-    """Create the benchmark database if it does not exist yet."""
-    import sqlalchemy as sa
-
-    target = sa.engine.make_url(url)
-    admin = sa.create_engine(
-        target.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database})
-        if exists.scalar() is None:
-            conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-
-
-def fresh_schema(owner_url: str) -> str:
-    """Recreate the schema with RLS as the owner; return the URL of the app's non-owner role."""
-    import sqlalchemy as sa
-
-    from saas.extensions import db
-    from tenants.rls import apply_row_level_security, ensure_app_role
-
-    with make_app(owner_url).app_context():
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-        db.create_all()
-        with db.engine.begin() as conn:
-            ensure_app_role(conn, APP_ROLE)
-            apply_row_level_security(conn, APP_ROLE)
-        db.engine.dispose()
-    return str(sa.engine.make_url(owner_url).set(username=APP_ROLE, password=None).render_as_string(False))
 
 
 # ---------------------------------------------------------------- data
