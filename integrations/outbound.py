@@ -21,8 +21,9 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from catalog import keyring
 from integrations import secretbox, signing, ssrf
@@ -185,10 +186,30 @@ def attempts_of(delivery_ids: list[int]) -> dict[int, list[OutboundAttempt]]:
 # ---------------------------------------------------------------- emitting
 
 
+_ENDPOINTS_CACHE = "quanyi_active_endpoints"
+
+
+def _active_endpoints() -> list[WebhookEndpoint]:
+    """The bound tenant's active endpoints, read once per transaction (a batch announces many events)."""
+    cache: dict[int, list[WebhookEndpoint]] = db.session.info.setdefault(_ENDPOINTS_CACHE, {})
+    tenant_id = current_tenant_id()
+    if tenant_id not in cache:
+        cache[tenant_id] = list(
+            db.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.status == "active"))
+        )
+    return cache[tenant_id]
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_endpoints(session: Session) -> None:
+    session.info.pop(_ENDPOINTS_CACHE, None)
+
+
 def _subscribed(event_type: str) -> list[WebhookEndpoint]:
     return [
         endpoint
-        for endpoint in db.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.status == "active"))
+        for endpoint in _active_endpoints()
         if "*" in endpoint.event_types or event_type in endpoint.event_types
     ]
 
@@ -202,8 +223,11 @@ def emit(event_type: str, payload: dict[str, Any], *, key: str | None = None) ->
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
+    endpoints = _subscribed(event_type)
+    if not endpoints:
+        return []  # nothing to write: no commit, no round trip (fulfilment announces every order)
     created = []
-    for endpoint in _subscribed(event_type):
+    for endpoint in endpoints:
         delivery = OutboundDelivery(
             endpoint_id=endpoint.id,
             event_id=f"evt_{new_id()}",

@@ -415,13 +415,12 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
     from orders.delivery import send_delivery
 
     rights: set[int] = set()
+    _announce_fulfilled([r for r in results if r.acted and r.status == "fulfilled"])
     for result in results:
         if not result.acted:
             continue
         if result.delivery_id is not None:
             send_delivery(result.delivery_id)
-        if result.status == "fulfilled":
-            _announce_fulfilled(result)
         # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net).
         if result.renewable:
             jobs.enqueue(
@@ -444,21 +443,23 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
     check_stock_alerts(rights)
 
 
-def _announce_fulfilled(result: FulfilmentResult) -> None:
-    """Tell outer packages (outbound webhooks) that an order is fulfilled; the key makes it once."""
-    order = db.session.get(Order, (current_tenant_id(), result.order_id))
-    if order is None:
+def _announce_fulfilled(results: list[FulfilmentResult]) -> None:
+    """Tell outer packages (outbound webhooks) that orders are fulfilled; the key makes each once."""
+    if not results:
         return
-    payload = {
-        "order_id": str(order.id),
-        "channel": order.channel,
-        "external_id": order.external_id,
-        "status": order.status,
-        "total": order.total,
-        "currency": order.currency,
-        "grants": [str(g) for g in result.delivered],
-    }
-    publish("order.fulfilled", order.tenant_id, payload, key=f"order.fulfilled:{order.id}")
+    delivered = {r.order_id: r.delivered for r in results}
+    orders = db.session.scalars(select(Order).where(Order.id.in_(delivered)))
+    for order in orders:
+        payload = {
+            "order_id": str(order.id),
+            "channel": order.channel,
+            "external_id": order.external_id,
+            "status": order.status,
+            "total": order.total,
+            "currency": order.currency,
+            "grants": [str(g) for g in delivered[order.id]],
+        }
+        publish("order.fulfilled", order.tenant_id, payload, key=f"order.fulfilled:{order.id}")
 
 
 def check_stock_alerts(right_ids: set[int]) -> None:
