@@ -141,6 +141,46 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
     db.session.commit()
 
 
+def check_login_code(user: User, code: str) -> bool:
+    """Accept a two-factor code at login (each code once); records the step it used."""
+    from saas.auth import two_factor
+
+    accepted = two_factor.verify_code(user, code)
+    if accepted:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return accepted
+
+
+def turn_on_two_factor(user: User, secret: str, code: str) -> bool:
+    """Enable two-factor once the user's app shows the right code for `secret`."""
+    from saas.auth import two_factor
+
+    if not two_factor.enable(user, secret, code):
+        return False
+    db.session.commit()
+    return True
+
+
+def turn_off_two_factor(user: User, code: str) -> bool:
+    """Disable two-factor after checking a current code."""
+    from saas.auth import two_factor
+
+    if not two_factor.verify_code(user, code):
+        db.session.rollback()
+        return False
+    two_factor.disable(user)
+    db.session.commit()
+    return True
+
+
+def save_preferences(user: User, name: str, locale: str | None) -> None:
+    """Store the user's display name and language (None: follow the browser)."""
+    user.name = name.strip() or user.name
+    set_locale(user, locale)
+
+
 def set_locale(user: User, locale: str | None) -> None:
     """Store the user's language (None: follow the browser)."""
     if locale not in (None, *current_app.config["LANGUAGES"]):

@@ -81,10 +81,8 @@ def second_factor() -> ResponseReturnValue:
         return redirect(url_for("auth.login"))
     form = CodeForm()
     if form.validate_on_submit():
-        if two_factor.verify_code(user, form.code.data or ""):
-            db.session.commit()
+        if services.check_login_code(user, form.code.data or ""):
             return _start_session(user, bool(pending["remember"]), pending.get("next"))
-        db.session.rollback()
         flash(_("That code is not right, or was already used."), "error")
     return render_template("saas/second_factor.html", form=form)
 
@@ -128,9 +126,7 @@ def account() -> ResponseReturnValue:
     prefs = PreferencesForm(prefix="prefs", obj=current_user, locale=current_user.locale or "")
     password = ChangePasswordForm(prefix="pw")
     if request.method == "POST" and "prefs-name" in request.form and prefs.validate():
-        current_user.name = prefs.name.data
-        services.set_locale(current_user, prefs.locale.data or None)
-        db.session.commit()
+        services.save_preferences(current_user, prefs.name.data or "", prefs.locale.data or None)
         flash(_("Preferences saved."), "info")
         return redirect(url_for("auth.account"))
     if request.method == "POST" and "pw-password" in request.form and password.validate():
@@ -155,9 +151,7 @@ def two_factor_setup() -> ResponseReturnValue:
     form = CodeForm()
     if user.has_two_factor:
         if form.validate_on_submit():
-            if two_factor.verify_code(user, form.code.data or ""):
-                two_factor.disable(user)
-                db.session.commit()
+            if services.turn_off_two_factor(user, form.code.data or ""):
                 flash(_("Two-factor authentication is off."), "info")
                 return redirect(url_for("auth.account"))
             flash(_("That code is not right, or was already used."), "error")
@@ -165,8 +159,7 @@ def two_factor_setup() -> ResponseReturnValue:
     secret = session.get("pending_totp_secret") or two_factor.new_secret()
     session["pending_totp_secret"] = secret
     if form.validate_on_submit():
-        if two_factor.enable(user, secret, form.code.data or ""):
-            db.session.commit()
+        if services.turn_on_two_factor(user, secret, form.code.data or ""):
             session.pop("pending_totp_secret", None)
             flash(_("Two-factor authentication is on. You will be asked for a code at each login."), "info")
             return redirect(url_for("auth.account"))

@@ -118,3 +118,12 @@ def test_a_user_in_two_tenants_switches_between_them(
     assert shop.tenant.name in switcher and other_shop.tenant.name in switcher
     page = client.get(f"/t/{other_shop.slug}/").get_data(as_text=True)
     assert 'data-testid="role">analyst' in page
+
+
+def test_a_member_sets_their_name_and_language(client: FlaskClient, shop: Shop) -> None:
+    login(client, shop.owner)
+    response = client.post("/account", data={"prefs-name": "王经理", "prefs-locale": "zh_CN"})
+    assert response.status_code == 302
+    db.session.refresh(shop.owner)
+    assert (shop.owner.name, shop.owner.locale) == ("王经理", "zh_CN")
+    assert "团队" in client.get(f"/t/{shop.slug}/team").get_data(as_text=True)
