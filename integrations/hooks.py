@@ -13,7 +13,7 @@ from integrations.models import Channel
 from integrations.receiving import HARD_LIMIT_BYTES, receive
 from saas.errors import ApiError
 from saas.extensions import csrf, db
-from saas.security import limiter, webhook_rate
+from saas.security import is_rejection, limiter, webhook_rejection_rate
 from tenants.context import bind_request_tenant
 from tenants.models import Tenant
 from tenants.scoping import tenant_unscoped
@@ -59,7 +59,7 @@ def _channel_in_url() -> str:
 
 
 @bp.route("/<public_id>", methods=["POST"])
-@limiter.limit(webhook_rate, key_func=_channel_in_url)
+@limiter.limit(webhook_rejection_rate, key_func=_channel_in_url, deduct_when=is_rejection)
 def receive_delivery(public_id: str) -> ResponseReturnValue:
     owner = channel_owner(public_id)
     if owner is None:

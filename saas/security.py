@@ -37,9 +37,14 @@ def customer_action_rate() -> str:
     return str(current_app.config["CUSTOMER_ACTION_RATE_LIMIT"])
 
 
-def webhook_rate() -> str:
-    """Return the per-channel limit on inbound webhook deliveries (`WEBHOOK_RATE_LIMIT`)."""
-    return str(current_app.config["WEBHOOK_RATE_LIMIT"])
+def webhook_rejection_rate() -> str:
+    """Return the per-channel limit on rejected inbound webhook deliveries (`WEBHOOK_REJECTION_LIMIT`)."""
+    return str(current_app.config["WEBHOOK_REJECTION_LIMIT"])
+
+
+def is_rejection(response: Response) -> bool:
+    """Tell whether a response refused the request (what the webhook limit counts)."""
+    return response.status_code >= 400
 
 
 def add_security_headers(response: Response) -> Response:

@@ -77,26 +77,39 @@ def test_the_subscription_page_views_are_limited(app: Flask, client: FlaskClient
     assert [client.get(url).status_code for _ in range(3)] == [200, 200, 429]
 
 
-def test_webhooks_are_limited_per_channel_with_a_json_429_and_retry_after(
+def test_forged_webhooks_are_limited_per_channel_with_a_json_429_and_retry_after(
     app: Flask, client: FlaskClient, shop: Shop
 ) -> None:
-    app.config["WEBHOOK_RATE_LIMIT"] = "3 per minute"
+    app.config["WEBHOOK_REJECTION_LIMIT"] = "3 per minute"
     with shop.bound():
         plan = f.card_plan(3990, keys=10)
         busy = f.make_channel("shopify")
         f.map_sku(busy, "VIP-MONTH", plan)
         quiet = f.make_channel("shopify", name="Shopify 第二店")
         f.map_sku(quiet, "VIP-MONTH", plan)
-        busy_id, busy_url, quiet_url = busy.id, f"/hooks/{busy.public_id}", f"/hooks/{quiet.public_id}"
-    answers = [f.shopify(f.shopify_order(8100 + n)).post(client, busy_url) for n in range(4)]
-    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        busy_url, quiet_url = f"/hooks/{busy.public_id}", f"/hooks/{quiet.public_id}"
+    forged = [f.shopify(f.shopify_order(8100 + n), secret="not-the-secret") for n in range(4)]
+    answers = [delivery.post(client, busy_url) for delivery in forged]
+    assert [a.status_code for a in answers] == [401, 401, 401, 429]
     refused = answers[3]
     assert refused.json is not None and refused.json["code"] == "rate_limited"
     assert int(refused.headers["Retry-After"]) > 0
+    # Another channel of the same shop, from the same address, is not held up.
+    assert f.shopify(f.shopify_order(8200)).post(client, quiet_url).status_code == 200
+
+
+def test_genuine_webhooks_are_never_refused_for_rate(app: Flask, client: FlaskClient, shop: Shop) -> None:
+    """A flash sale is not an attack: WooCommerce never retries, so a refused delivery is a lost order."""
+    app.config["WEBHOOK_REJECTION_LIMIT"] = "3 per minute"
+    with shop.bound():
+        plan = f.card_plan(3990, keys=10)
+        channel = f.make_channel("shopify")
+        f.map_sku(channel, "VIP-MONTH", plan)
+        url = f"/hooks/{channel.public_id}"
+    answers = [f.shopify(f.shopify_order(8300 + n)).post(client, url) for n in range(6)]
+    assert [a.status_code for a in answers] == [200] * 6
     from integrations.models import Channel
     from saas.extensions import db
 
     with shop.bound():
-        assert len(f.inbox_of(db.session.get(Channel, (shop.tenant.id, busy_id)))) == 3  # type: ignore[arg-type]
-    # Another channel of the same shop, from the same address, is not held up.
-    assert f.shopify(f.shopify_order(8200)).post(client, quiet_url).status_code == 200
+        assert len(f.inbox_of(db.session.get(Channel, (shop.tenant.id, channel.id)))) == 6  # type: ignore[arg-type]
