@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from catalog import keyring
 from catalog.models import Plan
-from integrations import secretbox
+from integrations import hook_targets, secretbox
 from integrations.adapters import ADAPTERS, adapter_for
 from integrations.models import (
     CHANNEL_STATUSES,
@@ -97,27 +97,6 @@ def hook_path(channel: Channel) -> str:
 # ---------------------------------------------------------------- secrets
 
 
-def channel_secrets(channel: Channel, now: dt.datetime | None = None) -> list[bytes]:
-    """Return the secrets a delivery may be signed with: the current one, and the previous during overlap."""
-    now = now or utcnow()
-    found = []
-    if channel.secret_ciphertext:
-        found.append(
-            secretbox.open_sealed(channel.tenant_id, "channel", channel.id, channel.secret_ciphertext)
-        )
-    if (
-        channel.previous_secret_ciphertext
-        and channel.previous_secret_expires_at is not None
-        and channel.previous_secret_expires_at > now
-    ):
-        found.append(
-            secretbox.open_sealed(
-                channel.tenant_id, "channel", channel.id, channel.previous_secret_ciphertext
-            )
-        )
-    return found
-
-
 def _check_secret(secret: str) -> str:
     secret = secret.strip()
     if not 8 <= len(secret) <= 200 or any(c.isspace() for c in secret):
@@ -149,6 +128,7 @@ def set_secret(channel: Channel, secret: str, *, overlap_hours: int = 0) -> None
         "channel.secret_changed", "channel", channel.id, overlap_hours=overlap_hours, hint=channel.secret_hint
     )
     db.session.commit()
+    _tell_webhook_endpoint(channel)
 
 
 def rotate_secret(channel: Channel, *, overlap_hours: int = DEFAULT_OVERLAP_HOURS) -> str:
@@ -258,6 +238,12 @@ def update_channel(channel: Channel, values: ChannelSettings) -> None:
         price_tolerance_bp=channel.price_tolerance_bp,
     )
     db.session.commit()
+    _tell_webhook_endpoint(channel)
+
+
+def _tell_webhook_endpoint(channel: Channel) -> None:
+    """Make this process's webhook endpoint read the channel again (status or secrets changed)."""
+    hook_targets.forget(channel.public_id)
 
 
 def order_fee(channel: Channel, total: int) -> int:

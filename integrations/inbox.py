@@ -576,14 +576,18 @@ def replay_held(channel: Channel) -> int:
     return sum(1 for row in rows if replay(row, reason="replay all held"))
 
 
-def due_deliveries(now: dt.datetime, limit: int = SWEEP_BATCH) -> list[int]:
-    """Return the bound tenant's deliveries the sweep should process now."""
+def due_deliveries(now: dt.datetime, limit: int = SWEEP_BATCH, *, fresh: bool = False) -> list[int]:
+    """Return the bound tenant's deliveries the sweep should process now, oldest first.
+
+    Pending rows younger than PENDING_GRACE are left to the drain their arrival started, unless `fresh`.
+    """
+    received_by = now if fresh else now - PENDING_GRACE
     return list(
         db.session.scalars(
             select(InboxDelivery.id)
             .where(
                 or_(
-                    (InboxDelivery.status == "pending") & (InboxDelivery.received_at <= now - PENDING_GRACE),
+                    (InboxDelivery.status == "pending") & (InboxDelivery.received_at <= received_by),
                     (InboxDelivery.status == "failed") & (InboxDelivery.next_attempt_at <= now),
                     (InboxDelivery.status == "processing") & (InboxDelivery.lease_until < now),
                 )
@@ -596,8 +600,7 @@ def due_deliveries(now: dt.datetime, limit: int = SWEEP_BATCH) -> list[int]:
 
 def process_due(now: dt.datetime | None = None, *, include_fresh: bool = False) -> int:
     """Process the bound tenant's pending, stale and due-for-retry deliveries; return how many."""
-    now = now or utcnow()
-    ids = due_deliveries(now + (PENDING_GRACE if include_fresh else dt.timedelta(0)))
+    ids = due_deliveries(now or utcnow(), fresh=include_fresh)
     db.session.commit()
     for delivery_id in ids:
         process_delivery(delivery_id)

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from integrations.adapters import adapter_for
 from integrations.adapters.base import Envelope, InvalidDelivery, body_digest
-from integrations.channels import channel_secrets
+from integrations.hook_targets import HookTarget, remember_delivery
 from integrations.models import Channel, InboxDelivery
 from saas import jobs
 from saas.extensions import db, is_postgres
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # what we process
 HARD_LIMIT_BYTES = 8 * 1024 * 1024  # what we read at all (to verify and keep an oversized signed body)
+DRAIN_TIMEOUT = 600  # seconds; a drain stops taking new deliveries well before (integrations.tasks)
 PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
@@ -61,10 +62,23 @@ def _insert_ignoring_duplicates(values: dict[str, Any]) -> bool:
     return db.session.execute(statement).first() is not None
 
 
-def _count_duplicate(channel: Channel, dedupe_key: str) -> None:
+class InboxOwner(Protocol):
+    """The channel a delivery is stored for: a Channel row, or the webhook endpoint's HookTarget."""
+
+    @property
+    def tenant_id(self) -> int: ...
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def last_delivery_at(self) -> dt.datetime | None: ...
+
+
+def _count_duplicate(channel_id: int, dedupe_key: str) -> None:
     db.session.execute(
         update(InboxDelivery)
-        .where(InboxDelivery.channel_id == channel.id, InboxDelivery.dedupe_key == dedupe_key)
+        .where(InboxDelivery.channel_id == channel_id, InboxDelivery.dedupe_key == dedupe_key)
         .values(duplicates=InboxDelivery.duplicates + 1)
         .execution_options(synchronize_session=False)
     )
@@ -73,8 +87,13 @@ def _count_duplicate(channel: Channel, dedupe_key: str) -> None:
 LAST_DELIVERY_RESOLUTION = dt.timedelta(minutes=1)
 
 
+def last_delivery_due(last: dt.datetime | None, now: dt.datetime) -> bool:
+    """Tell whether a channel's "last delivery" time is worth writing (not once per delivery on a hot row)."""
+    return last is None or now - last > LAST_DELIVERY_RESOLUTION
+
+
 def store(
-    channel: Channel,
+    channel: InboxOwner,
     envelope: Envelope,
     headers: dict[str, str],
     body: bytes,
@@ -82,10 +101,11 @@ def store(
     *,
     status: str = "pending",
     note: str = "",
+    received_at: dt.datetime | None = None,
 ) -> tuple[int | None, bool]:
     """Store a delivery in the inbox and commit; return (its id, whether it is new)."""
     delivery_id = new_id()
-    now = utcnow()
+    now = received_at or utcnow()
     tenant_id, channel_id, last = channel.tenant_id, channel.id, channel.last_delivery_at
     inserted = _insert_ignoring_duplicates(
         {
@@ -107,8 +127,8 @@ def store(
         }
     )
     if not inserted:
-        _count_duplicate(channel, envelope.dedupe_key)
-    if last is None or now - last > LAST_DELIVERY_RESOLUTION:  # not one write per delivery on a hot row
+        _count_duplicate(channel_id, envelope.dedupe_key)
+    if last_delivery_due(last, now):
         db.session.execute(
             update(Channel)
             .where(Channel.id == channel_id)
@@ -142,16 +162,55 @@ def enqueue_processing(tenant_id: int, delivery_id: int) -> bool:
     return True
 
 
+def request_inbox_drain(tenant_id: int) -> bool:
+    """Make sure a job will process the tenant's pending deliveries soon; a failure is logged, not raised.
+
+    Requests coalesce: while one drain of the tenant's inbox waits in the queue, more deliveries add
+    nothing (it will find them), so a flash sale costs one queue entry per drain, not one per delivery.
+    """
+    try:
+        jobs.enqueue(
+            "integrations.tasks.drain_inbox",
+            tenant_id,
+            queue="integrations",
+            timeout=DRAIN_TIMEOUT,
+            coalesce=f"drain-inbox:{tenant_id}",
+        )
+    except Exception:
+        log.exception("could not start draining the inbox of tenant %s; the periodic sweep will", tenant_id)
+        return False
+    return True
+
+
 def _keep_invalid(
-    channel: Channel, headers: dict[str, str], body: bytes, content_type: str, why: str, topic: str = ""
+    channel: HookTarget, headers: dict[str, str], body: bytes, content_type: str, why: str, topic: str = ""
 ) -> int | None:
     envelope = Envelope(topic or "invalid", f"invalid:{body_digest(body)}")
-    delivery_id, _new = store(channel, envelope, headers, body, content_type, status="invalid", note=why)
+    delivery_id, _new = _store_for_hook(
+        channel, envelope, headers, body, content_type, status="invalid", note=why
+    )
     return delivery_id
 
 
+def _store_for_hook(
+    target: HookTarget,
+    envelope: Envelope,
+    headers: dict[str, str],
+    body: bytes,
+    content_type: str,
+    *,
+    status: str = "pending",
+    note: str = "",
+) -> tuple[int | None, bool]:
+    now = utcnow()
+    stored = store(target, envelope, headers, body, content_type, status=status, note=note, received_at=now)
+    if last_delivery_due(target.last_delivery_at, now):
+        remember_delivery(target, now)
+    return stored
+
+
 def receive(
-    channel: Channel,
+    channel: HookTarget,
     raw_headers: Mapping[str, str],
     body: bytes,
     content_type: str,
@@ -159,11 +218,11 @@ def receive(
 ) -> Receipt:
     """Verify, store and acknowledge one delivery for `channel` (its tenant is bound)."""
     adapter = adapter_for(channel.kind)
-    tenant_id = channel.tenant_id
     headers = stored_headers(raw_headers)
     if adapter.is_unsigned_ping(headers, body):
         return Receipt(200, {"ok": True, "ping": True})
-    if not adapter.verify(headers, body, channel_secrets(channel), utcnow().timestamp()):
+    now = utcnow()
+    if not adapter.verify(headers, body, channel.secrets_at(now), now.timestamp()):
         log.warning(
             "rejected a delivery with a bad signature: channel %s, %d bytes, signature header %s",
             channel.public_id,
@@ -208,7 +267,7 @@ def receive(
         return Receipt(
             error.status, {"code": "invalid_delivery", "message": str(error), "kept": str(delivery_id)}
         )
-    delivery_id, new = store(channel, envelope, headers, body, content_type)
-    if new and delivery_id is not None:
-        enqueue_processing(tenant_id, delivery_id)
+    delivery_id, new = _store_for_hook(channel, envelope, headers, body, content_type)
+    if new:
+        request_inbox_drain(channel.tenant_id)
     return Receipt(200, {"received": str(delivery_id), "duplicate": not new})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy import select
 
@@ -12,6 +13,8 @@ from tenants.scoping import tenant_bound
 
 log = logging.getLogger(__name__)
 
+DRAIN_BUDGET_SECONDS = 240  # then the drain hands over to a new job (its timeout is DRAIN_TIMEOUT)
+
 
 def process_delivery(tenant_id: int, delivery_id: int) -> str:
     """Process one inbox delivery (nothing happens if another job has it or it is finished)."""
@@ -19,6 +22,26 @@ def process_delivery(tenant_id: int, delivery_id: int) -> str:
 
     with tenant_bound(tenant_id):
         return inbox.process_delivery(delivery_id)
+
+
+def drain_inbox(tenant_id: int) -> int:
+    """Process the tenant's pending deliveries, oldest first, until none are left; return how many.
+
+    The webhook endpoint's job: one drain serves every delivery that arrived while it waited in the queue.
+    After DRAIN_BUDGET_SECONDS it asks for a new drain and stops: a flash sale does not outlive the timeout.
+    """
+    from integrations import inbox
+    from integrations.receiving import request_inbox_drain
+
+    started = time.monotonic()
+    total = 0
+    with tenant_bound(tenant_id):
+        while (done := inbox.process_due(include_fresh=True)) > 0:
+            total += done
+            if time.monotonic() - started > DRAIN_BUDGET_SECONDS:
+                request_inbox_drain(tenant_id)
+                break
+    return total
 
 
 def send_outbound(tenant_id: int, delivery_id: int, manual: bool = False) -> str:

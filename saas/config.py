@@ -43,9 +43,11 @@ class BaseConfig:
     PASSWORD_RESET_RATE_LIMIT = "5 per minute"  # per IP address
     CUSTOMER_PAGE_RATE_LIMIT = "60 per minute"  # customer pages (/my/...) viewed, per IP address
     CUSTOMER_ACTION_RATE_LIMIT = "10 per minute"  # reveal, redeem, code, cancel on /my/..., per IP and action
-    # Rejected inbound webhook deliveries (bad signature, malformed, …) per channel. Accepted ones never count:
-    # refusing a genuine delivery delays it (Shopify retries for hours) or loses it (WooCommerce never retries).
+    # Rejected inbound webhook deliveries (bad signature, malformed, …) per channel. Accepted ones never
+    # count: refusing a genuine delivery delays it (Shopify retries for hours) or loses it (WooCommerce
+    # never retries).
     WEBHOOK_REJECTION_LIMIT = "120 per minute"
+    WEBHOOK_TARGET_SECONDS = 5  # how long a server process trusts what it read of a channel (status, secrets)
     OUTBOUND_WEBHOOKS_ALLOW_PRIVATE = False  # True lets endpoints point into private networks (SSRF!)
     # Upload caps per kind (bytes); a larger file is refused with 413 and nothing changes.
     CARD_KEY_UPLOAD_MAX_BYTES = 64 * 1024 * 1024  # ≈ 1M keys as text

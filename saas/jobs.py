@@ -3,6 +3,10 @@
 Jobs are named by dotted path (`"catalog.tasks.import_batch"`) so an inner package can start outer work
 without importing it. They take ids, never objects; they run inside an app context; enqueue them only
 after the commit that made their input visible.
+
+A job enqueued with `coalesce=<key>` is not queued again while one with the same key waits to start: the
+waiting one reads its input when it starts, so it will see whatever the later callers committed. Used by
+the webhook endpoint, where a flash sale would otherwise queue one job per delivery.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ log = logging.getLogger(__name__)
 
 QUEUES = ("default", "imports", "fulfilment", "integrations", "reports", "mail")
 RETRY_INTERVALS = (10, 60, 300, 1800)
+COALESCE_SECONDS = 60  # a coalesced job lost from the queue blocks its key at most this long
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class JobSpec:
     queue: str = "default"
     timeout: int = 180
     retries: int = 0
+    coalesce: str | None = None
 
 
 def resolve(func_path: str) -> Callable[..., Any]:
@@ -47,27 +53,42 @@ def enqueue(
     queue: str = "default",
     timeout: int = 180,
     retries: int = 0,
+    coalesce: str | None = None,
     **kwargs: Any,
 ) -> None:
-    """Run `func_path(*args, **kwargs)` in the background according to `JOBS_MODE`."""
+    """Run `func_path(*args, **kwargs)` in the background according to `JOBS_MODE`.
+
+    With `coalesce`, nothing is queued while a job with the same key waits to start.
+    """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
-    spec = JobSpec(func_path, args, tuple(sorted(kwargs.items())), queue, timeout, retries)
+    spec = JobSpec(func_path, args, tuple(sorted(kwargs.items())), queue, timeout, retries, coalesce)
     runner: JobRunner = current_app.extensions["quanyi.jobs"]
     runner.submit(spec)
 
 
-def run_job(func_path: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Entry point of every job: call the function inside an app context."""
+def run_job(
+    func_path: str, args: tuple[Any, ...], kwargs: dict[str, Any], coalesce: str | None = None
+) -> Any:
+    """Entry point of every job: call the function inside an app context.
+
+    `coalesce` is the key of an RQ job enqueued with one: it is released as the job starts.
+    """
     from flask import has_app_context
 
+    if has_app_context():
+        return _run_started(func_path, args, kwargs, coalesce)
+    with worker_app().app_context():
+        return _run_started(func_path, args, kwargs, coalesce)
+
+
+def _run_started(func_path: str, args: tuple[Any, ...], kwargs: dict[str, Any], coalesce: str | None) -> Any:
     from saas.extensions import write_intent
 
+    if coalesce is not None:  # from now on a new caller needs a new job: this one may have read already
+        RQRunner(current_app).release(coalesce)
     with write_intent():
-        if has_app_context():
-            return resolve(func_path)(*args, **kwargs)
-        with worker_app().app_context():
-            return resolve(func_path)(*args, **kwargs)
+        return resolve(func_path)(*args, **kwargs)
 
 
 _worker_app: list[Flask] = []
@@ -91,6 +112,9 @@ class JobRunner:
     def submit(self, spec: JobSpec) -> None:
         raise NotImplementedError
 
+    def release(self, coalesce: str) -> None:
+        """A job enqueued with this coalescing key is starting (nothing waits: inline jobs start at once)."""
+
 
 class InlineRunner(JobRunner):
     """Run at once, in the caller's app context (tests)."""
@@ -106,11 +130,24 @@ class ThreadRunner(JobRunner):
         super().__init__(app)
         # One job at a time: SQLite has one writer, and the embedded default is for one merchant.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quanyi-job")
+        self._waiting: set[str] = set()
+        self._lock = threading.Lock()
 
     def submit(self, spec: JobSpec) -> None:
+        if spec.coalesce is not None:
+            with self._lock:
+                if spec.coalesce in self._waiting:
+                    return
+                self._waiting.add(spec.coalesce)
         self.executor.submit(self._run, spec)
 
+    def release(self, coalesce: str) -> None:
+        with self._lock:
+            self._waiting.discard(coalesce)
+
     def _run(self, spec: JobSpec) -> None:
+        if spec.coalesce is not None:  # starting: a new caller needs a new job (this one may have read)
+            self.release(spec.coalesce)
         attempts = spec.retries + 1
         for attempt in range(1, attempts + 1):
             try:
@@ -129,19 +166,32 @@ class RQRunner(JobRunner):
     def submit(self, spec: JobSpec) -> None:
         from rq import Queue, Retry
 
+        connection = redis_connection(self.app)
+        waiting_key = f"quanyi:waiting:{spec.coalesce}"
+        if spec.coalesce is not None and not connection.set(waiting_key, 1, nx=True, ex=COALESCE_SECONDS):
+            return
         retry = (
             Retry(max=spec.retries, interval=list(RETRY_INTERVALS[: spec.retries])) if spec.retries else None
         )
-        Queue(spec.queue, connection=redis_connection(self.app)).enqueue(
-            run_job,
-            spec.func_path,
-            spec.args,
-            dict(spec.kwargs),
-            job_timeout=spec.timeout,
-            retry=retry,
-            result_ttl=3600,
-            failure_ttl=30 * 24 * 3600,
-        )
+        try:
+            Queue(spec.queue, connection=connection).enqueue(
+                run_job,
+                spec.func_path,
+                spec.args,
+                dict(spec.kwargs),
+                spec.coalesce,
+                job_timeout=spec.timeout,
+                retry=retry,
+                result_ttl=3600,
+                failure_ttl=30 * 24 * 3600,
+            )
+        except Exception:
+            if spec.coalesce is not None:
+                connection.delete(waiting_key)
+            raise
+
+    def release(self, coalesce: str) -> None:
+        redis_connection(self.app).delete(f"quanyi:waiting:{coalesce}")
 
 
 def redis_connection(app: Flask | None = None) -> Any:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+import time
+
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
 
 from saas.extensions import write_intent
+
+log = logging.getLogger(__name__)
 
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 
@@ -37,14 +45,48 @@ def customer_action_rate() -> str:
     return str(current_app.config["CUSTOMER_ACTION_RATE_LIMIT"])
 
 
-def webhook_rejection_rate() -> str:
-    """Return the per-channel limit on rejected inbound webhook deliveries (`WEBHOOK_REJECTION_LIMIT`)."""
-    return str(current_app.config["WEBHOOK_REJECTION_LIMIT"])
+class RejectionLimit:
+    """Refuse a caller for the rest of a window once `limit` of its requests were rejected in that window.
 
+    Accepted requests cost nothing: only rejections are counted, in the limiter's storage (Redis in
+    production, shared by all server processes), and a caller found over the limit is remembered in this
+    process until its window ends. So a flood of forged webhooks is cut off while a flash sale of genuine
+    ones is never refused (WooCommerce does not retry a refused delivery: it would be a lost order).
+    """
 
-def is_rejection(response: Response) -> bool:
-    """Tell whether a response refused the request (what the webhook limit counts)."""
-    return response.status_code >= 400
+    def __init__(self, config_key: str, scope: str) -> None:
+        self.config_key = config_key
+        self.scope = scope
+        self._refused_until: dict[str, float] = {}  # caller -> time.time() its window ends
+        self._lock = threading.Lock()
+
+    def retry_after(self, caller: str) -> int | None:
+        """Seconds until `caller` may be heard again, or None when it may be heard now."""
+        with self._lock:
+            until = self._refused_until.get(caller)
+            if until is None:
+                return None
+            wait = until - time.time()
+            if wait <= 0:
+                del self._refused_until[caller]
+                return None
+        return max(1, math.ceil(wait))
+
+    def count_rejection(self, caller: str) -> None:
+        """Count one rejected request of `caller`; once over the limit, refuse it until the window ends."""
+        item = parse(str(current_app.config[self.config_key]))
+        try:
+            strategy = limiter.limiter
+            strategy.hit(item, self.scope, caller)
+            stats = strategy.get_window_stats(item, self.scope, caller)
+        except Exception:  # the storage is down: a Redis outage must not turn away genuine deliveries
+            log.warning("could not count a rejected request of %s for %s", caller, self.scope, exc_info=True)
+            return
+        if stats.remaining <= 0:
+            with self._lock:
+                if len(self._refused_until) > 10_000:
+                    self._refused_until.clear()
+                self._refused_until[caller] = stats.reset_time
 
 
 def add_security_headers(response: Response) -> Response:

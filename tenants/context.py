@@ -60,7 +60,12 @@ def requires(permission: str) -> Callable[[F], F]:
 def bind_request_tenant(tenant: Tenant) -> None:
     """Make `tenant` the request's tenant and scope every ORM read to it."""
     g.tenant = tenant
-    g.tenant_token = bind_tenant(tenant.id)
+    bind_request_tenant_id(tenant.id)
+
+
+def bind_request_tenant_id(tenant_id: int) -> None:
+    """Scope the request's ORM reads to a tenant known only by id (the webhook endpoint: no pages)."""
+    g.tenant_token = bind_tenant(tenant_id)
 
 
 def _pull_tenant_slug(endpoint: str | None, values: dict[str, Any] | None) -> None:

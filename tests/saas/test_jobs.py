@@ -33,6 +33,20 @@ def count_to(n: int) -> dict[str, int]:
     return {"counted": n}
 
 
+GATES: dict[str, threading.Event] = {}
+
+
+def wait_at(gate: str) -> None:
+    """A job that holds the runner until the test opens `gate`."""
+    assert GATES[gate].wait(timeout=10)
+
+
+def record_and_open(value: str) -> None:
+    """A job that records `value` and opens the gate of that name."""
+    CALLS.append(value)
+    GATES[value].set()
+
+
 def explode() -> None:
     """A tracked job that fails."""
     raise RuntimeError("supplier file unreadable")
@@ -70,6 +84,47 @@ def test_the_thread_runner_runs_jobs_in_the_background(app: Flask) -> None:
     runner.executor.shutdown(wait=True)
     done.set()
     assert CALLS == ["threaded"]
+
+
+def test_a_coalesced_job_is_queued_once_while_one_waits_then_again_once_it_started(app: Flask) -> None:
+    runner = jobs.ThreadRunner(app)
+    CALLS.clear()
+    GATES.update(busy=threading.Event(), drained=threading.Event())
+    runner.submit(jobs.JobSpec("tests.saas.test_jobs.wait_at", ("busy",)))  # the runner is busy
+    for _ in range(3):
+        runner.submit(jobs.JobSpec("tests.saas.test_jobs.record_and_open", ("drained",), coalesce="drain:1"))
+    GATES["busy"].set()
+    assert GATES["drained"].wait(timeout=10)
+    runner.submit(jobs.JobSpec("tests.saas.test_jobs.record_call", ("again",), coalesce="drain:1"))
+    runner.executor.shutdown(wait=True)
+    assert CALLS == ["drained", "again"]
+
+
+@pytest.mark.postgres
+def test_coalesced_jobs_wait_in_redis_once(app: Flask) -> None:
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("QUANYI_REQUIRE_SERVICES") == "1":
+            pytest.fail("TEST_REDIS_URL is required")
+        pytest.skip("TEST_REDIS_URL not set")
+    connection = Redis.from_url(url)
+    app.config.update(JOBS_MODE="rq", REDIS_URL=url)
+    app.extensions.pop("quanyi.redis", None)
+    jobs.init_app(app)
+    queue = Queue("default", connection=connection)
+    queue.empty()
+    connection.delete("quanyi:waiting:tests-once")
+    CALLS.clear()
+    for n in range(3):
+        jobs.enqueue("tests.saas.test_jobs.record_call", f"call {n}", coalesce="tests-once")
+    assert queue.count == 1
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    assert CALLS == ["call 0"]
+    jobs.enqueue("tests.saas.test_jobs.record_call", "after", coalesce="tests-once")
+    assert queue.count == 1
 
 
 def test_every_periodic_job_is_declared_with_a_known_queue() -> None:

@@ -1,0 +1,100 @@
+"""The webhook endpoint under a flash sale: what it remembers of a channel, and the one drain it starts."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import update
+
+from integrations import channels, hook_targets
+from integrations.channels import ChannelSettings
+from integrations.models import Channel
+from saas import jobs
+from saas.extensions import db
+from tests.factories import Shop
+from tests.integrations import factories as f
+from tests.integrations.test_inbox_reliability import connected, fulfilled, statuses
+
+
+def pause(shop: Shop, channel_id: int) -> None:
+    """Pause the channel through the back office (this process)."""
+    with shop.bound():
+        channel = db.session.get(Channel, (shop.tenant.id, channel_id))
+        assert channel is not None
+        channels.update_channel(channel, ChannelSettings(name=channel.name, status="paused"))
+
+
+def test_a_paused_channel_refuses_deliveries_at_once_and_takes_them_again_when_resumed(
+    client: FlaskClient, shop: Shop
+) -> None:
+    channel_id, public_id = connected(shop)
+    assert f.shopify(f.shopify_order(6100)).post(client, f"/hooks/{public_id}").status_code == 200
+    pause(shop, channel_id)
+    refused = f.shopify(f.shopify_order(6101)).post(client, f"/hooks/{public_id}")
+    assert refused.status_code == 503 and refused.json["code"] == "channel_paused"
+    with shop.bound():
+        channel = db.session.get(Channel, (shop.tenant.id, channel_id))
+        assert channel is not None
+        channels.update_channel(channel, ChannelSettings(name=channel.name, status="active"))
+    assert f.shopify(f.shopify_order(6101)).post(client, f"/hooks/{public_id}").status_code == 200
+    assert fulfilled(shop, channel_id) == ["6100", "6101"]
+
+
+def test_a_channel_paused_by_another_server_process_is_refused_within_the_target_seconds(
+    app: Flask, client: FlaskClient, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel_id, public_id = connected(shop)
+    assert f.shopify(f.shopify_order(6200)).post(client, f"/hooks/{public_id}").status_code == 200
+    with shop.bound():  # another process pauses it: this one is not told
+        db.session.execute(update(Channel).where(Channel.id == channel_id).values(status="paused"))
+        db.session.commit()
+    assert f.shopify(f.shopify_order(6201)).post(client, f"/hooks/{public_id}").status_code == 200
+    later = hook_targets.time.monotonic() + app.config["WEBHOOK_TARGET_SECONDS"] + 0.1
+    monkeypatch.setattr(hook_targets.time, "monotonic", lambda: later)
+    assert f.shopify(f.shopify_order(6202)).post(client, f"/hooks/{public_id}").status_code == 503
+
+
+def test_an_unknown_channel_is_not_remembered(client: FlaskClient, shop: Shop) -> None:
+    """A 404 for a URL must not stick once the channel exists (and must not fill memory)."""
+    assert f.shopify(f.shopify_order(6300)).post(client, "/hooks/shopify_notyetthere").status_code == 404
+    assert hook_targets.lookup("shopify_notyetthere") is None
+
+
+def redis_url() -> str:
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("QUANYI_REQUIRE_SERVICES") == "1":
+            pytest.fail("TEST_REDIS_URL is required")
+        pytest.skip("TEST_REDIS_URL not set")
+    return url
+
+
+@pytest.mark.postgres
+def test_a_burst_queues_one_drain_that_fulfils_every_order(
+    app: Flask, client: FlaskClient, shop: Shop
+) -> None:
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    url = redis_url()
+    app.config.update(JOBS_MODE="rq", REDIS_URL=url)
+    app.extensions.pop("quanyi.redis", None)
+    jobs.init_app(app)
+    connection: Any = Redis.from_url(url)
+    queue = Queue("integrations", connection=connection)
+    queue.empty()
+    connection.delete(f"quanyi:waiting:drain-inbox:{shop.tenant.id}")
+    channel_id, public_id = connected(shop)
+    answers = [f.shopify(f.shopify_order(6400 + n)).post(client, f"/hooks/{public_id}") for n in range(8)]
+    assert [a.status_code for a in answers] == [200] * 8
+    assert queue.count == 1  # one drain for the whole burst, not one job per delivery
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    assert statuses(shop, channel_id) == ["processed"] * 8
+    assert fulfilled(shop, channel_id) == [str(6400 + n) for n in range(8)]
+    # The drain has started (and finished): the next delivery needs, and gets, a drain of its own.
+    assert f.shopify(f.shopify_order(6408)).post(client, f"/hooks/{public_id}").status_code == 200
+    assert queue.count == 1
