@@ -44,6 +44,19 @@ def redis_url() -> str | None:
     return url
 
 
+def jobs_through_test_redis(app: Flask) -> str:
+    """Run the app's jobs through RQ on the test Redis, as in production; return its URL (or skip)."""
+    from saas import jobs
+
+    url = redis_url()
+    if not url:
+        pytest.skip("TEST_REDIS_URL not set")
+    app.config.update(JOBS_MODE="rq", REDIS_URL=url)
+    app.extensions.pop("quanyi.redis", None)
+    jobs.init_app(app)
+    return url
+
+
 def _with_database(url: str, name: str) -> str:
     return str(
         sa.engine.make_url(sqlalchemy_url(url)).set(database=name).render_as_string(hide_password=False)

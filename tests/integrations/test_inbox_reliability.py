@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from flask.testing import FlaskClient
 from saas import jobs
 from saas.extensions import db
 from saas.timeutil import frozen_time, utcnow
+from tests.conftest import jobs_through_test_redis
 from tests.factories import Shop, login
 from tests.integrations import factories as f
 
@@ -71,18 +71,10 @@ def test_deliveries_go_through_redis_to_a_real_worker(app: Flask, client: FlaskC
     from redis import Redis
     from rq import Queue, SimpleWorker
 
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("QUANYI_REQUIRE_SERVICES") == "1":
-            pytest.fail("TEST_REDIS_URL is required")
-        pytest.skip("TEST_REDIS_URL not set")
+    connection = Redis.from_url(jobs_through_test_redis(app))
     channel_id, public_id = connected(shop)
-    connection = Redis.from_url(url)
     queue = Queue("integrations", connection=connection)
     queue.empty()
-    app.config.update(JOBS_MODE="rq", REDIS_URL=url)
-    app.extensions.pop("quanyi.redis", None)
-    jobs.init_app(app)
     for n in range(5):
         f.shopify(f.shopify_order(7100 + n)).post(client, f"/hooks/{public_id}")
     assert statuses(shop, channel_id) == ["pending"] * 5  # waiting in Redis for a worker

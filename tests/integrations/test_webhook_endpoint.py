@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ from sqlalchemy import update
 from integrations import channels, hook_targets
 from integrations.channels import ChannelSettings
 from integrations.models import Channel
-from saas import jobs
 from saas.extensions import db
+from tests.conftest import jobs_through_test_redis
 from tests.factories import Shop
 from tests.integrations import factories as f
 from tests.integrations.test_inbox_reliability import connected, fulfilled, statuses
@@ -64,15 +63,6 @@ def test_an_unknown_channel_is_not_remembered(client: FlaskClient, shop: Shop) -
     assert hook_targets.lookup("shopify_notyetthere") is None
 
 
-def redis_url() -> str:
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("QUANYI_REQUIRE_SERVICES") == "1":
-            pytest.fail("TEST_REDIS_URL is required")
-        pytest.skip("TEST_REDIS_URL not set")
-    return url
-
-
 @pytest.mark.postgres
 def test_a_burst_queues_one_drain_that_fulfils_every_order(
     app: Flask, client: FlaskClient, shop: Shop
@@ -80,11 +70,7 @@ def test_a_burst_queues_one_drain_that_fulfils_every_order(
     from redis import Redis
     from rq import Queue, SimpleWorker
 
-    url = redis_url()
-    app.config.update(JOBS_MODE="rq", REDIS_URL=url)
-    app.extensions.pop("quanyi.redis", None)
-    jobs.init_app(app)
-    connection: Any = Redis.from_url(url)
+    connection: Any = Redis.from_url(jobs_through_test_redis(app))
     queue = Queue("integrations", connection=connection)
     queue.empty()
     connection.delete(f"quanyi:waiting:drain-inbox:{shop.tenant.id}")

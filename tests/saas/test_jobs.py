@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -15,6 +14,7 @@ from saas.extensions import db
 from saas.periodic import PERIODIC_JOBS, known_periodic_jobs
 from tenants.jobruns import report_progress, start_job_run
 from tenants.models import JobRun
+from tests.conftest import jobs_through_test_redis
 from tests.factories import Shop, login
 
 CALLS: list[Any] = []
@@ -105,15 +105,7 @@ def test_coalesced_jobs_wait_in_redis_once(app: Flask) -> None:
     from redis import Redis
     from rq import Queue, SimpleWorker
 
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("QUANYI_REQUIRE_SERVICES") == "1":
-            pytest.fail("TEST_REDIS_URL is required")
-        pytest.skip("TEST_REDIS_URL not set")
-    connection = Redis.from_url(url)
-    app.config.update(JOBS_MODE="rq", REDIS_URL=url)
-    app.extensions.pop("quanyi.redis", None)
-    jobs.init_app(app)
+    connection = Redis.from_url(jobs_through_test_redis(app))
     queue = Queue("default", connection=connection)
     queue.empty()
     connection.delete("quanyi:waiting:tests-once")
@@ -142,15 +134,7 @@ def test_jobs_go_through_redis_to_a_real_worker(app: Flask) -> None:
     from redis import Redis
     from rq import Queue, SimpleWorker
 
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("QUANYI_REQUIRE_SERVICES") == "1":
-            pytest.fail("TEST_REDIS_URL is required")
-        pytest.skip("TEST_REDIS_URL not set")
-    connection = Redis.from_url(url)
-    app.config.update(JOBS_MODE="rq", REDIS_URL=url)
-    app.extensions.pop("quanyi.redis", None)
-    jobs.init_app(app)
+    connection = Redis.from_url(jobs_through_test_redis(app))
     queue_name = "default"
     Queue(queue_name, connection=connection).empty()
     CALLS.clear()
