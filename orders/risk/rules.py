@@ -14,7 +14,7 @@ from typing import Any
 from blinker import signal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select, tuple_
 
 from catalog.models import Plan
 from orders.models import Customer, CustomerExternalId, Order, OrderLine, Redemption
@@ -57,9 +57,8 @@ class Threshold:
     window: dt.timedelta
 
 
-def rule(kind: str) -> Threshold | None:
-    """Return the bound tenant's active rule of this kind (or its default), None when off."""
-    row = db.session.scalar(select(RiskRule).where(RiskRule.kind == kind))
+def _threshold(kind: str, row: RiskRule | None) -> Threshold | None:
+    """Return the rule a tenant's row (or, without one, the default) makes of this kind; None when off."""
     if row is None:
         if kind not in DEFAULT_RULES:
             return None
@@ -70,6 +69,22 @@ def rule(kind: str) -> Threshold | None:
     return Threshold(kind, row.threshold, dt.timedelta(minutes=row.window_minutes))
 
 
+def rule(kind: str) -> Threshold | None:
+    """Return the bound tenant's active rule of this kind (or its default), None when off."""
+    return _threshold(kind, db.session.scalar(select(RiskRule).where(RiskRule.kind == kind)))
+
+
+class Rules:
+    """The bound tenant's rules, read with one query, for a check that consults several kinds."""
+
+    def __init__(self) -> None:
+        self._rows = {row.kind: row for row in db.session.scalars(select(RiskRule))}
+
+    def get(self, kind: str) -> Threshold | None:
+        """Return the active rule of this kind (or its default), None when off."""
+        return _threshold(kind, self._rows.get(kind))
+
+
 # ---------------------------------------------------------------- blocklists
 
 
@@ -78,20 +93,20 @@ def normalise_ip(value: str) -> str:
     return str(ipaddress.ip_network(value.strip(), strict=False))
 
 
-def _ip_blocked(client_ip: str | None) -> BlocklistEntry | None:
+def _ip_matches(entry: BlocklistEntry, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return address in ipaddress.ip_network(entry.value, strict=False)
+    except ValueError:
+        return False
+
+
+def _client_address(client_ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not client_ip:
         return None
     try:
-        address = ipaddress.ip_address(client_ip.strip())
+        return ipaddress.ip_address(client_ip.strip())
     except ValueError:
         return None
-    for entry in db.session.scalars(select(BlocklistEntry).where(BlocklistEntry.kind == "ip")):
-        try:
-            if address in ipaddress.ip_network(entry.value, strict=False):
-                return entry
-        except ValueError:
-            continue
-    return None
 
 
 def _customer_values(order: Order) -> list[tuple[str, str]]:
@@ -113,14 +128,28 @@ def _customer_values(order: Order) -> list[tuple[str, str]]:
 
 
 def blocked_by(order: Order) -> BlocklistEntry | None:
-    """Return the blocklist entry that matches the order's customer, address or device, if any."""
-    for kind, value in _customer_values(order):
-        entry = db.session.scalar(
-            select(BlocklistEntry).where(BlocklistEntry.kind == kind, BlocklistEntry.value == value)
-        )
-        if entry is not None:
-            return entry
-    return _ip_blocked(order.client_ip)
+    """Return the blocklist entry that matches the order's customer, address or device, if any.
+
+    One query reads the entries of every value and, when the order has an address, the IP entries; the
+    customer's values are tried first, in order, then the address ranges.
+    """
+    values = _customer_values(order)
+    address = _client_address(order.client_ip)
+    conditions: list[ColumnElement[bool]] = []
+    if values:
+        conditions.append(tuple_(BlocklistEntry.kind, BlocklistEntry.value).in_(values))
+    if address is not None:
+        conditions.append(BlocklistEntry.kind == "ip")
+    if not conditions:
+        return None
+    entries = list(db.session.scalars(select(BlocklistEntry).where(or_(*conditions))))
+    exact = {(entry.kind, entry.value): entry for entry in entries if entry.kind != "ip"}
+    for value in values:
+        if value in exact:
+            return exact[value]
+    if address is None:
+        return None
+    return next((entry for entry in entries if entry.kind == "ip" and _ip_matches(entry, address)), None)
 
 
 # ---------------------------------------------------------------- purchase limits and velocity
@@ -130,19 +159,46 @@ def _lines(order_id: int) -> list[OrderLine]:
     return list(db.session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)))
 
 
-def over_purchase_limit(order: Order) -> str | None:
-    """Return why the order exceeds a plan's purchase limit per customer per period, or None."""
+@dataclass(frozen=True)
+class PurchaseLimit:
+    """A plan's limit per customer: at most `limit` units within `days`."""
+
+    plan_name: str
+    limit: int
+    days: int
+
+
+def _purchase_limit(tenant_id: int, plan_id: int, sold: dict[str, Any] | None) -> PurchaseLimit | None:
+    """Return a plan's limit as sold (the line's plan snapshot) or else as the plan has it now."""
+    if sold is not None:
+        name, limit, days = str(sold.get("name", "")), sold.get("purchase_limit"), sold.get("period_days")
+    else:
+        plan = db.session.get(Plan, (tenant_id, plan_id))
+        if plan is None:
+            return None
+        name, limit, days = plan.name, plan.purchase_limit, plan.duration_days
+    return PurchaseLimit(name, int(limit), int(days or 0)) if limit else None
+
+
+def over_purchase_limit(order: Order, lines: list[OrderLine], *, as_sold: bool = False) -> str | None:
+    """Return why the order (with these lines) exceeds a plan's purchase limit per customer and period.
+
+    The limit is the plan's current one; with `as_sold` (an order being created) it is the one in the
+    plan snapshot its lines were priced with a moment ago.
+    """
     if order.customer_id is None:
         return None
     wanted: dict[int, int] = {}
-    for line in _lines(order.id):
+    sold: dict[int, dict[str, Any]] = {}
+    for line in lines:
         if line.plan_id is not None:
             wanted[line.plan_id] = wanted.get(line.plan_id, 0) + line.quantity
+            sold[line.plan_id] = line.snapshot.get("plan", {})
     for plan_id, quantity in wanted.items():
-        plan = db.session.get(Plan, (order.tenant_id, plan_id))
-        if plan is None or not plan.purchase_limit:
+        limit = _purchase_limit(order.tenant_id, plan_id, sold[plan_id] if as_sold else None)
+        if limit is None:
             continue
-        since = utcnow() - dt.timedelta(days=max(1, plan.duration_days))
+        since = utcnow() - dt.timedelta(days=max(1, limit.days))
         bought = db.session.scalar(
             select(func.coalesce(func.sum(OrderLine.quantity), 0))
             .join(Order, (Order.tenant_id == OrderLine.tenant_id) & (Order.id == OrderLine.order_id))
@@ -154,13 +210,13 @@ def over_purchase_limit(order: Order) -> str | None:
                 Order.created_at >= since,
             )
         )
-        if int(bought or 0) + quantity > plan.purchase_limit:
+        if int(bought or 0) + quantity > limit.limit:
             return _(
                 "Purchase limit: plan %(plan)s allows %(limit)s per customer per %(days)s days; "
                 "this customer already has %(bought)s and orders %(quantity)s more.",
-                plan=plan.name,
-                limit=plan.purchase_limit,
-                days=plan.duration_days,
+                plan=limit.plan_name,
+                limit=limit.limit,
+                days=limit.days,
                 bought=int(bought or 0),
                 quantity=quantity,
             )
@@ -174,10 +230,10 @@ VELOCITY_COLUMNS = {
 }
 
 
-def over_velocity(order: Order) -> str | None:
+def over_velocity(order: Order, rules: Rules) -> str | None:
     """Return why the order crosses an orders-per-customer/IP/device velocity rule, or None."""
     for kind, (column, label) in VELOCITY_COLUMNS.items():
-        limit = rule(kind)
+        limit = rules.get(kind)
         value = getattr(order, column)
         if limit is None or value is None:
             continue
@@ -204,10 +260,16 @@ def over_velocity(order: Order) -> str | None:
 def assess(order_id: int) -> Assessment:
     """Decide whether an order must be held before anything is allocated; flag a burst for its plans."""
     order = db.session.get(Order, (current_tenant_id(), order_id), populate_existing=True)
-    assessment = Assessment()
     if order is None:
-        return assessment
-    assessment.flags.extend(plan_bursts(order))
+        return Assessment()
+    return assess_order(order, _lines(order.id))
+
+
+def assess_order(order: Order, lines: list[OrderLine], *, as_sold: bool = False) -> Assessment:
+    """Assess an order whose lines the caller holds already (see `assess`; `as_sold`: a new order's)."""
+    rules = Rules()
+    assessment = Assessment()
+    assessment.flags.extend(plan_bursts(order, lines, rules))
     if order.risk_reviewed_at is not None:
         return assessment
     entry = blocked_by(order)
@@ -219,7 +281,7 @@ def assess(order_id: int) -> Assessment:
             reason=entry.reason,
         )
         return assessment
-    assessment.hold_reason = over_purchase_limit(order) or over_velocity(order)
+    assessment.hold_reason = over_purchase_limit(order, lines, as_sold=as_sold) or over_velocity(order, rules)
     return assessment
 
 
@@ -239,19 +301,27 @@ def _bucket(limit: Threshold) -> int:
     return int(utcnow().timestamp() // max(60, limit.window.total_seconds()))
 
 
-def plan_bursts(order: Order) -> list[RiskFlag]:
-    """Flag each plan of the order that sold more than the burst threshold within the window."""
-    limit = rule("orders_per_plan")
+def plan_bursts(order: Order, lines: list[OrderLine], rules: Rules) -> list[RiskFlag]:
+    """Flag each plan of the order that sold more than the burst threshold within the window.
+
+    The order itself counts, written yet or not: the query counts the other orders of the window.
+    """
+    limit = rules.get("orders_per_plan")
     if limit is None:
         return []
     flags = []
-    for plan_id in {line.plan_id for line in _lines(order.id) if line.plan_id is not None}:
-        count = db.session.scalar(
+    for plan_id in sorted({line.plan_id for line in lines if line.plan_id is not None}):
+        others = db.session.scalar(
             select(func.count(func.distinct(OrderLine.order_id)))
             .join(Order, (Order.tenant_id == OrderLine.tenant_id) & (Order.id == OrderLine.order_id))
-            .where(OrderLine.plan_id == plan_id, Order.created_at >= utcnow() - limit.window)
+            .where(
+                OrderLine.plan_id == plan_id,
+                OrderLine.order_id != order.id,
+                Order.created_at >= utcnow() - limit.window,
+            )
         )
-        if int(count or 0) > limit.threshold:
+        count = int(others or 0) + 1
+        if count > limit.threshold:
             flag = raise_flag(
                 "plan_burst",
                 f"plan_burst:{plan_id}:{_bucket(limit)}",
