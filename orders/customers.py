@@ -40,6 +40,35 @@ def surviving(customer: Customer) -> Customer:
     return customer
 
 
+def _by_channel_id(channel: str, external_id: str) -> Customer | None:
+    return db.session.scalar(
+        select(Customer)
+        .join(
+            CustomerExternalId,
+            (CustomerExternalId.tenant_id == Customer.tenant_id)
+            & (CustomerExternalId.customer_id == Customer.id),
+        )
+        .where(CustomerExternalId.channel == channel, CustomerExternalId.external_id == external_id)
+    )
+
+
+def _by_contact(email: str | None, phone: str | None) -> Customer | None:
+    """Return the customer with this email, else with this phone (unmerged first, then oldest): one query."""
+    wanted = [Customer.email == email] if email else []
+    wanted += [Customer.phone == phone] if phone else []
+    if not wanted:
+        return None
+    candidates = list(
+        db.session.scalars(
+            select(Customer).where(or_(*wanted)).order_by(Customer.merged_into_id.is_not(None), Customer.id)
+        )
+    )
+    by_email = [c for c in candidates if email and c.email == email]
+    by_phone = [c for c in candidates if phone and c.phone == phone]
+    found = by_email or by_phone
+    return found[0] if found else None
+
+
 def find_customer(
     email: str | None = None,
     phone: str | None = None,
@@ -47,30 +76,8 @@ def find_customer(
     external_id: str | None = None,
 ) -> Customer | None:
     """Find a customer by channel id, then email, then phone (following merges)."""
-    found: Customer | None = None
-    if channel and external_id:
-        found = db.session.scalar(
-            select(Customer)
-            .join(
-                CustomerExternalId,
-                (CustomerExternalId.tenant_id == Customer.tenant_id)
-                & (CustomerExternalId.customer_id == Customer.id),
-            )
-            .where(CustomerExternalId.channel == channel, CustomerExternalId.external_id == external_id)
-        )
-    email, phone = normalise_email(email), normalise_phone(phone)
-    if found is None and email:
-        found = db.session.scalar(
-            select(Customer)
-            .where(Customer.email == email)
-            .order_by(Customer.merged_into_id.is_not(None), Customer.id)
-        )
-    if found is None and phone:
-        found = db.session.scalar(
-            select(Customer)
-            .where(Customer.phone == phone)
-            .order_by(Customer.merged_into_id.is_not(None), Customer.id)
-        )
+    found = _by_channel_id(channel, external_id) if channel and external_id else None
+    found = found or _by_contact(normalise_email(email), normalise_phone(phone))
     return surviving(found) if found is not None else None
 
 
@@ -81,29 +88,26 @@ def find_or_add_customer(
     channel: str | None = None,
     external_id: str | None = None,
 ) -> Customer:
-    """Return the matching customer or add a new one to the session (the caller commits)."""
+    """Return the matching customer or add a new one to the session (the caller commits).
+
+    A new customer and a new channel id are written at once: risk checks of the order read them.
+    """
     email, phone = normalise_email(email), normalise_phone(phone)
     if not email and not phone and not external_id:
         raise OrderError(_("A customer needs an email address, a phone number or a channel id."))
-    customer = find_customer(email, phone, channel, external_id)
+    known = _by_channel_id(channel, external_id) if channel and external_id else None
+    found = known or _by_contact(email, phone)
+    customer = surviving(found) if found is not None else None
     if customer is None:
         customer = Customer(email=email, phone=phone, name=name.strip()[:120])
         db.session.add(customer)
-        db.session.flush()
     else:
         customer.email = customer.email or email
         customer.phone = customer.phone or phone
         customer.name = customer.name or name.strip()[:120]
-    if channel and external_id:
-        known = db.session.scalar(
-            select(CustomerExternalId.id).where(
-                CustomerExternalId.channel == channel, CustomerExternalId.external_id == external_id
-            )
-        )
-        if known is None:
-            db.session.add(
-                CustomerExternalId(customer_id=customer.id, channel=channel, external_id=external_id)
-            )
+    if channel and external_id and known is None:
+        db.session.add(CustomerExternalId(customer_id=customer.id, channel=channel, external_id=external_id))
+    db.session.flush()
     return customer
 
 
