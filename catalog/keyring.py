@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, SessionTransaction
 
 from catalog.models import TenantDataKey
 from saas import crypto
@@ -23,19 +24,37 @@ def master_key() -> bytes:
     return crypto.decode_master_key(current_app.config.get("QUANYI_MASTER_KEY"))
 
 
+_ROWS_CACHE = "quanyi_tenant_data_keys"
+
+
 def _stored_keys(tenant_id: int) -> dict[str, TenantDataKey]:
-    rows = db.session.scalars(select(TenantDataKey).where(TenantDataKey.tenant_id == tenant_id))
-    return {row.purpose: row for row in rows}
+    """The tenant's data key rows, read once per transaction (an order generating codes asks often)."""
+    cache: dict[int, dict[str, TenantDataKey]] = db.session.info.setdefault(_ROWS_CACHE, {})
+    if tenant_id not in cache:
+        rows = db.session.scalars(select(TenantDataKey).where(TenantDataKey.tenant_id == tenant_id))
+        cache[tenant_id] = {row.purpose: row for row in rows}
+    return cache[tenant_id]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_stored_keys(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction itself ended (commit, rollback or close)
+        session.info.pop(_ROWS_CACHE, None)
+
+
+def has_tenant_keys() -> bool:
+    """Tell whether the bound tenant's data keys exist (read once per transaction)."""
+    return len(_stored_keys(current_tenant_id())) == len(crypto.PURPOSES)
 
 
 def ensure_tenant_keys() -> None:
     """Create the bound tenant's data keys if it has none yet (commits; call before a long transaction)."""
     tenant_id = current_tenant_id()
-    if len(_stored_keys(tenant_id)) == len(crypto.PURPOSES):
+    if has_tenant_keys():
         return
     master = master_key()
     fingerprint = crypto.key_fingerprint(master)
-    existing = _stored_keys(tenant_id)
+    existing = dict(_stored_keys(tenant_id))
     for purpose in crypto.PURPOSES:
         if purpose not in existing:
             wrapped = crypto.wrap_data_key(master, tenant_id, purpose, crypto.new_data_key())
