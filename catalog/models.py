@@ -151,16 +151,33 @@ class Bundle(TenantOwned, db.Model):  # type: ignore[name-defined]
             db.session.scalars(select(Plan).where(Plan.bundle_id == self.id).order_by(Plan.position, Plan.id))
         )
 
-    def snapshot(self) -> dict[str, Any]:
-        """Return the bundle and its contents as sold now (JSON-able)."""
+    def snapshot(self, items: list[tuple[BundleItem, Right]] | None = None) -> dict[str, Any]:
+        """Return the bundle and its contents (`items`, read now if not given) as sold now (JSON-able)."""
         return {
             "id": str(self.id),
             "name": self.name,
             "description": self.description,
             "cover_text": self.cover_text,
             "status": self.status,
-            "items": [{"quantity": item.quantity, "right": right.snapshot()} for item, right in self.items()],
+            "items": [
+                {"quantity": item.quantity, "right": right.snapshot()}
+                for item, right in (self.items() if items is None else items)
+            ],
         }
+
+    @classmethod
+    def with_items(cls, bundle_id: int) -> tuple[Bundle, list[tuple[BundleItem, Right]]] | None:
+        """Return a bundle of the bound tenant and its rights in order, read with one query."""
+        rows = db.session.execute(
+            select(cls, BundleItem, Right)
+            .outerjoin(BundleItem, (BundleItem.tenant_id == cls.tenant_id) & (BundleItem.bundle_id == cls.id))
+            .outerjoin(Right, (Right.tenant_id == BundleItem.tenant_id) & (Right.id == BundleItem.right_id))
+            .where(cls.id == bundle_id)
+            .order_by(BundleItem.position, BundleItem.id)
+        ).all()
+        if not rows:
+            return None
+        return rows[0][0], [(item, right) for _bundle, item, right in rows if item is not None]
 
 
 class BundleItem(TenantOwned, db.Model):  # type: ignore[name-defined]
@@ -219,8 +236,9 @@ class Plan(TenantOwned, db.Model):  # type: ignore[name-defined]
 
         Later edits of the plan, bundle or rights never change a snapshot already taken.
         """
-        bundle = db.session.get(Bundle, (self.tenant_id, self.bundle_id))
-        assert bundle is not None
+        found = Bundle.with_items(self.bundle_id)
+        assert found is not None
+        bundle, items = found
         return {
             "plan": {
                 "id": str(self.id),
@@ -234,7 +252,7 @@ class Plan(TenantOwned, db.Model):  # type: ignore[name-defined]
                 "renewable": self.renewable,
                 "purchase_limit": self.purchase_limit,
             },
-            "bundle": bundle.snapshot(),
+            "bundle": bundle.snapshot(items),
             "taken_at": utcnow().isoformat(),
         }
 
