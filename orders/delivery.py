@@ -172,19 +172,12 @@ def resolve_customer(tenant_id: int, customer_id: int) -> Customer | None:
 # ---------------------------------------------------------------- the delivery mail
 
 
-def queue_delivery(
-    order: Order,
-    customer: Customer | None,
-    grant_count: int,
-    *,
-    kind: str,
-    actor: str,
-    note: str = "",
-    audited: bool = True,
-) -> int | None:
-    """Record a delivery message in the session (sent after the commit by `send_delivery`)."""
+def delivery_record(
+    order: Order, customer: Customer | None, grant_count: int, *, kind: str, actor: str, note: str = ""
+) -> Delivery:
+    """Return a new delivery message for the order's log, not yet added (sent after the commit)."""
     recipient = (customer.email if customer is not None else None) or ""
-    delivery = Delivery(
+    return Delivery(
         order_id=order.id,
         kind=kind,
         method="email" if recipient else "page",
@@ -194,29 +187,76 @@ def queue_delivery(
         actor=actor,
         note=note or ("" if recipient else "no email address: share the customer's link"),
     )
+
+
+def queue_delivery(
+    order: Order,
+    customer: Customer | None,
+    grant_count: int,
+    *,
+    kind: str,
+    actor: str,
+    note: str = "",
+) -> int | None:
+    """Record a delivery message in the session (sent after the commit by `send_delivery`)."""
+    delivery = delivery_record(order, customer, grant_count, kind=kind, actor=actor, note=note)
     db.session.add(delivery)
+    recipient = delivery.recipient
     if kind == "resend":
         audit.record("order.delivery_resent", "order", order.id, recipient=recipient, reason=note or None)
-    elif audited:  # a fulfilment pass audits the delivery in its own "order.fulfilled" row
+    else:
         audit.record(
             "order.delivered", "order", order.id, actor=actor, recipient=recipient, grants=grant_count
         )
     return delivery.id if recipient else None
 
 
-def _mail_rights(order: Order) -> list[dict[str, str]]:
-    grants = db.session.scalars(
-        select(Grant)
-        .where(Grant.order_id == order.id, Grant.status.in_(("delivered", "redeemed")))
-        .order_by(Grant.order_line_id, Grant.unit_index, Grant.item_index)
+@dataclass
+class DeliveryMail:
+    """What a delivery mail says, taken from the order, its lines and its delivered grants."""
+
+    recipient: str
+    customer_id: int
+    order_external_id: str
+    bundles: list[str]
+    rights: list[tuple[int, str, str, dt.datetime | None]]  # right id, kind, name, valid until
+    resend: bool = False
+
+
+def delivery_mail(
+    order: Order, lines: list[OrderLine], grants: list[Grant], recipient: str, *, resend: bool = False
+) -> DeliveryMail:
+    """Gather a delivery mail from the order's lines and grants (the delivered ones are listed, in order)."""
+    delivered = sorted(
+        (g for g in grants if g.status in ("delivered", "redeemed")),
+        key=lambda g: (g.order_line_id, g.unit_index, g.item_index),
     )
+    return DeliveryMail(
+        recipient,
+        order.customer_id or 0,
+        order.external_id,
+        sorted({str(line.snapshot.get("bundle", {}).get("name", line.title)) for line in lines}),
+        [(g.right_id, g.kind, g.right_name, g.valid_until) for g in delivered],
+        resend,
+    )
+
+
+def _mail_rights(mail: DeliveryMail) -> list[dict[str, str]]:
+    """List the mail's rights with how to use each (each right's description is read with one query)."""
+    wanted = {right_id for right_id, *_ in mail.rights}
+    described = {
+        right_id: description
+        for right_id, description in db.session.execute(
+            select(Right.id, Right.description).where(Right.id.in_(wanted))
+        )
+    }
     return [
         {
-            "name": g.right_name,
-            "instructions": instructions_for(g.right_id, g.kind),
-            "valid_until": g.valid_until.strftime("%Y-%m-%d") if g.valid_until else "",
+            "name": name,
+            "instructions": (described.get(right_id) or "").strip() or str(KIND_INSTRUCTIONS.get(kind, "")),
+            "valid_until": valid_until.strftime("%Y-%m-%d") if valid_until else "",
         }
-        for g in grants
+        for right_id, kind, name, valid_until in mail.rights
     ]
 
 
@@ -227,27 +267,37 @@ def send_delivery(delivery_id: int) -> None:
     if delivery is None or delivery.status != "queued" or not delivery.recipient:
         return
     order = db.session.get(Order, (tenant_id, delivery.order_id))
-    tenant = db.session.get(Tenant, tenant_id)
-    if order is None or tenant is None or order.customer_id is None:
+    if order is None or order.customer_id is None:
         return
-    bundles = sorted(
-        {
-            str(line.snapshot.get("bundle", {}).get("name", line.title))
-            for line in db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
-        }
+    lines = list(db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)))
+    grants = list(
+        db.session.scalars(
+            select(Grant).where(Grant.order_id == order.id, Grant.status.in_(("delivered", "redeemed")))
+        )
     )
+    send_mail_of(delivery_mail(order, lines, grants, delivery.recipient, resend=delivery.kind == "resend"))
+
+
+def send_mail_of(mail: DeliveryMail) -> None:
+    """Render and queue a delivery mail in the tenant's language (after the commit that recorded it)."""
+    tenant_id = current_tenant_id()
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None or not mail.customer_id:
+        return
     context = {
         "tenant": tenant,
-        "order": order,
-        "bundles": bundles,
-        "rights": _mail_rights(order),
-        "link": my_rights_url(tenant_id, order.customer_id),
-        "resend": delivery.kind == "resend",
+        "order": {"external_id": mail.order_external_id},
+        "bundles": mail.bundles,
+        "rights": _mail_rights(mail),
+        "link": my_rights_url(tenant_id, mail.customer_id),
+        "resend": mail.resend,
     }
     with force_locale(tenant.locale or "zh_CN"):
-        subject = _("%(shop)s: your rights for order %(order)s", shop=tenant.name, order=order.external_id)
+        subject = _(
+            "%(shop)s: your rights for order %(order)s", shop=tenant.name, order=mail.order_external_id
+        )
         text = render_template("orders/mail/delivery.txt", **context)
-    send_mail(delivery.recipient, subject, text)
+    send_mail(mail.recipient, subject, text)
 
 
 def resend_delivery(order: Order, *, reason: str = "", actor: str | None = None) -> Delivery:

@@ -11,22 +11,25 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from catalog.models import Right
 from orders.allocation import AllocatedKey, allocate_card_keys, confirm_reserved_keys, generate_code
 from orders.bulk import insert_objects
 from orders.events import actor_label, set_status
-from orders.models import Customer, Grant, Order, OrderEvent, OrderLine
+from orders.models import Customer, Delivery, Grant, Order, OrderEvent, OrderLine
 from saas import jobs
 from saas.events import publish
 from saas.extensions import db, immediate_transaction, is_postgres
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.scoping import current_tenant_id
+
+if TYPE_CHECKING:
+    from orders.delivery import DeliveryMail
 
 BACKORDER_BATCH = 200
 DELIVERED = ("delivered", "redeemed")
@@ -45,6 +48,8 @@ class FulfilmentResult:
     delivery_id: int | None = None
     rights: set[int] = field(default_factory=set)
     renewable: bool = False  # a line's plan renews: the order may start a subscription
+    announcement: dict[str, Any] | None = None  # the `order.fulfilled` event, once fulfilled
+    mail: DeliveryMail | None = None  # the delivery mail to send after the commit
 
 
 # ---------------------------------------------------------------- building grants
@@ -220,7 +225,6 @@ def fulfil_claimed(order_ids: list[int], *, actor: str, reason: str = "") -> lis
     Works on many orders at once, so a worker draining paid orders spends a few statements per batch:
     grants are allocated per right in payment order across the batch.
     """
-    now = utcnow()
     orders = list(
         db.session.scalars(
             select(Order)
@@ -254,11 +258,29 @@ def fulfil_claimed(order_ids: list[int], *, actor: str, reason: str = "") -> lis
             )
         )
     )
+    return fulfil_loaded(orders, customers, lines, existing, actor=actor, reason=reason)
+
+
+def fulfil_loaded(
+    orders: list[Order],
+    customers: dict[int, Customer],
+    lines: dict[int, list[OrderLine]],
+    existing: dict[int, list[Grant]],
+    *,
+    actor: str,
+    reason: str = "",
+) -> list[FulfilmentResult]:
+    """Fulfil claimed orders whose customers, lines (in order) and grants the caller has read already.
+
+    An order new in this transaction (not yet inserted) is written by the flush here with its final
+    status; orders read from the database get theirs with one UPDATE per status.
+    """
+    now = utcnow()
     snapshots = right_snapshots([line for order in orders for line in lines[order.id]])
     plans: dict[int, tuple[list[Grant], list[Grant], list[Grant]]] = {}
     pending_all: list[Grant] = []
     for order in orders:
-        have = existing[order.id]
+        have = existing.get(order.id, [])
         new = missing_grants(order, lines[order.id], have)
         reserved = [g for g in have if g.status == "reserved"]
         pending = [g for g in have if g.status == "pending"] + new
@@ -272,15 +294,29 @@ def fulfil_claimed(order_ids: list[int], *, actor: str, reason: str = "") -> lis
         right = snapshots[(grant.order_line_id, grant.item_index)]
         deliver(grant, now, right.get("validity_days"), grant.valid_until)
     allocate_pending(pending_all, snapshots, now, customers)
-    insert_objects([g for new, _r, _p in plans.values() for g in new])
     events: list[OrderEvent] = []
+    deliveries: list[Delivery] = []
     results = [
-        _settle_fulfilled(order, existing[order.id], plans[order.id], customers, now, actor, reason, events)
+        _settle_fulfilled(
+            order,
+            lines[order.id],
+            existing.get(order.id, []),
+            plans[order.id],
+            customers,
+            now,
+            actor,
+            reason,
+            events,
+            deliveries,
+        )
         for order in orders
     ]
     for order, result in zip(orders, results, strict=True):
         result.renewable = any(line.snapshot.get("plan", {}).get("renewable") for line in lines[order.id])
-    _write_statuses(orders, now)
+    _write_statuses([order for order in orders if not inspect(order).pending], now)
+    db.session.flush()  # new orders and lines before their grants and deliveries
+    insert_objects([g for new, _r, _p in plans.values() for g in new])
+    insert_objects(deliveries)
     insert_objects(events)
     return results
 
@@ -304,6 +340,7 @@ def _write_statuses(orders: list[Order], now: dt.datetime) -> None:
 
 def _settle_fulfilled(
     order: Order,
+    lines: list[OrderLine],
     existing: list[Grant],
     plan: tuple[list[Grant], list[Grant], list[Grant]],
     customers: dict[int, Customer],
@@ -311,9 +348,10 @@ def _settle_fulfilled(
     actor: str,
     reason: str,
     events: list[OrderEvent],
+    deliveries: list[Delivery],
 ) -> FulfilmentResult:
-    """Decide one order's status, and add its audit row and delivery record, after allocation."""
-    from orders.delivery import queue_delivery
+    """Decide one order's status, add its audit row, and collect its event and delivery record."""
+    from orders.delivery import delivery_mail, delivery_record
 
     new, reserved, pending = plan
     before = "paid" if order.status == "fulfilling" else order.status
@@ -344,6 +382,8 @@ def _settle_fulfilled(
         None,
         {g.right_id for g in touched if g.kind == "card_key"},
     )
+    if status == "fulfilled":
+        result.announcement = _fulfilled_payload(order, delivered)
     audit.record(
         "order.fulfilled",
         "order",
@@ -357,11 +397,14 @@ def _settle_fulfilled(
         keys=[str(g.card_key_id) for g in touched if g.card_key_id is not None][:50],
         recipient=(customers[order.customer_id].email if order.customer_id in customers else None) or "",
     )
-    if delivered:
-        customer = customers.get(order.customer_id or 0)
-        result.delivery_id = queue_delivery(
-            order, customer, len(delivered), kind="delivery", actor=actor, audited=False
+    if delivered:  # audited in the "order.fulfilled" row above
+        delivery = delivery_record(
+            order, customers.get(order.customer_id or 0), len(delivered), kind="delivery", actor=actor
         )
+        deliveries.append(delivery)
+        if delivery.recipient:
+            result.delivery_id = delivery.id
+            result.mail = delivery_mail(order, lines, existing + new, delivery.recipient)
     return result
 
 
@@ -412,15 +455,15 @@ def fulfil_order(order_id: int, *, actor: str | None = None, reason: str = "") -
 
 def after_fulfilment(results: list[FulfilmentResult]) -> None:
     """Side effects after the commit: the delivery mails, top-up jobs, the low-stock check."""
-    from orders.delivery import send_delivery
+    from orders.delivery import send_mail_of
 
     rights: set[int] = set()
-    _announce_fulfilled([r for r in results if r.acted and r.status == "fulfilled"])
+    _announce_fulfilled(results)
     for result in results:
         if not result.acted:
             continue
-        if result.delivery_id is not None:
-            send_delivery(result.delivery_id)
+        if result.mail is not None:
+            send_mail_of(result.mail)
         # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net).
         if result.renewable:
             jobs.enqueue(
@@ -443,23 +486,29 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
     check_stock_alerts(rights)
 
 
+def _fulfilled_payload(order: Order, delivered: list[int]) -> dict[str, Any]:
+    """Describe a fulfilled order for outer packages (taken before the commit, sent after it)."""
+    return {
+        "order_id": str(order.id),
+        "channel": order.channel,
+        "external_id": order.external_id,
+        "status": order.status,
+        "total": order.total,
+        "currency": order.currency,
+        "grants": [str(g) for g in delivered],
+    }
+
+
 def _announce_fulfilled(results: list[FulfilmentResult]) -> None:
-    """Tell outer packages (outbound webhooks) that orders are fulfilled; the key makes each once."""
-    if not results:
-        return
-    delivered = {r.order_id: r.delivered for r in results}
-    orders = db.session.scalars(select(Order).where(Order.id.in_(delivered)))
-    for order in orders:
-        payload = {
-            "order_id": str(order.id),
-            "channel": order.channel,
-            "external_id": order.external_id,
-            "status": order.status,
-            "total": order.total,
-            "currency": order.currency,
-            "grants": [str(g) for g in delivered[order.id]],
-        }
-        publish("order.fulfilled", order.tenant_id, payload, key=f"order.fulfilled:{order.id}")
+    """Tell outer packages (outbound webhooks) which orders were fulfilled; the key makes each once."""
+    for result in results:
+        if result.announcement is not None:
+            publish(
+                "order.fulfilled",
+                current_tenant_id(),
+                result.announcement,
+                key=f"order.fulfilled:{result.order_id}",
+            )
 
 
 def check_stock_alerts(right_ids: set[int]) -> None:

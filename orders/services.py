@@ -26,10 +26,12 @@ from orders.fulfilment import (
     assign_key,
     check_stock_alerts,
     fulfil_claimed,
+    fulfil_loaded,
     fulfil_order,
     order_grants,
+    order_lines,
 )
-from orders.models import ORDER_SOURCES, Grant, Order, OrderLine
+from orders.models import ORDER_SOURCES, Customer, Grant, Order, OrderLine
 from orders.risk import rules as risk_rules
 from saas.extensions import db, immediate_transaction
 from saas.timeutil import utcnow
@@ -123,26 +125,51 @@ def _check_request(request: OrderRequest) -> None:
         raise OrderError(_("Reserve stock for 1 minute to 24 hours."))
 
 
-def _priced_lines(request: OrderRequest) -> list[tuple[LineRequest, Plan, dict[str, Any]]]:
+@dataclass
+class PricedLine:
+    """A requested line with what the order needs of its plan, read before the write transaction."""
+
+    request: LineRequest
+    plan_id: int
+    bundle_id: int
+    plan_name: str
+    price: int
+    currency: str
+    snapshot: dict[str, Any]
+
+
+def _priced_lines(request: OrderRequest) -> list[PricedLine]:
     priced = []
     for line in request.lines:
         plan = db.session.get(Plan, (current_tenant_id(), line.plan_id))
         if plan is None:
             raise OrderError(_("Unknown plan %(id)s.", id=line.plan_id))
-        priced.append((line, plan, plan.snapshot()))
-    currencies = {plan.currency for _line, plan, _snap in priced}
-    if len(currencies) != 1:
+        priced.append(
+            PricedLine(line, plan.id, plan.bundle_id, plan.name, plan.price, plan.currency, plan.snapshot())
+        )
+    if len({p.currency for p in priced}) != 1:
         raise OrderError(_("All lines of an order are in one currency."))
     return priced
 
 
-def _needs_code_keys(priced: list[tuple[LineRequest, Plan, dict[str, Any]]]) -> bool:
-    return any(item["right"]["kind"] == "code" for _l, _p, snap in priced for item in snap["bundle"]["items"])
+def _needs_code_keys(priced: list[PricedLine]) -> bool:
+    return any(item["right"]["kind"] == "code" for p in priced for item in p.snapshot["bundle"]["items"])
 
 
-def _build_order(
-    request: OrderRequest, priced: list[tuple[LineRequest, Plan, dict[str, Any]]], actor: str
-) -> Order:
+@dataclass
+class NewOrder:
+    """An order built in this transaction, with its lines (in order) and its customer.
+
+    Holding the customer keeps it in the session's identity map (which holds only referenced objects),
+    so the risk checks and fulfilment find it without another query.
+    """
+
+    order: Order
+    lines: list[OrderLine]
+    customer: Customer
+
+
+def _build_order(request: OrderRequest, priced: list[PricedLine], actor: str) -> NewOrder:
     info = request.customer
     customer = find_or_add_customer(info.email, info.phone, info.name, request.channel, info.external_id)
     now = utcnow()
@@ -152,7 +179,7 @@ def _build_order(
         source=request.source,
         customer_id=customer.id,
         status="pending",
-        currency=priced[0][1].currency,
+        currency=priced[0].currency,
         total=0,
         note=request.note.strip(),
         created_by=actor,
@@ -164,24 +191,26 @@ def _build_order(
     )
     db.session.add(order)
     total = 0
-    for position, (line, plan, snapshot) in enumerate(priced):
-        unit_price = plan.price if line.unit_price is None else line.unit_price
-        total += unit_price * line.quantity
-        db.session.add(
+    lines = []
+    for position, p in enumerate(priced):
+        unit_price = p.price if p.request.unit_price is None else p.request.unit_price
+        total += unit_price * p.request.quantity
+        lines.append(
             OrderLine(
                 order_id=order.id,
                 position=position,
-                plan_id=plan.id,
-                bundle_id=plan.bundle_id,
-                sku=line.sku[:120],
-                title=f"{snapshot['bundle']['name']} · {plan.name}"[:240],
-                quantity=line.quantity,
+                plan_id=p.plan_id,
+                bundle_id=p.bundle_id,
+                sku=p.request.sku[:120],
+                title=f"{p.snapshot['bundle']['name']} · {p.plan_name}"[:240],
+                quantity=p.request.quantity,
                 unit_price=unit_price,
-                currency=plan.currency,
-                total=unit_price * line.quantity,
-                snapshot=snapshot,
+                currency=p.currency,
+                total=unit_price * p.request.quantity,
+                snapshot=p.snapshot,
             )
         )
+    db.session.add_all(lines)
     order.total = total
     record_event(order.id, None, "pending", actor=actor, reason=request.note)
     audit.record(
@@ -194,49 +223,90 @@ def _build_order(
         total=total,
         currency=order.currency,
     )
-    return order
+    return NewOrder(order, lines, customer)
 
 
 def create_order(request: OrderRequest) -> OrderOutcome:
     """Create an order, or return the existing one with the same (channel, external id).
 
     Lines snapshot their plan, price and bundle contents. With `paid`, the order is paid and fulfilled
-    at once; with `reserve_minutes`, an unpaid order holds card keys for that long.
+    in the transaction that creates it; with `reserve_minutes`, an unpaid order holds card keys for that
+    long.
     """
     _check_request(request)
-    existing = find_order(request.channel.strip(), request.external_id.strip())
+    channel, external_id = request.channel.strip(), request.external_id.strip()
+    existing = find_order(channel, external_id)
     if existing is not None:
         return _again(existing, request)
     priced = _priced_lines(request)
-    if _needs_code_keys(priced):
-        keyring.ensure_tenant_keys()
     actor = actor_label(request.actor)
     with immediate_transaction(db.session()):
-        existing = find_order(request.channel.strip(), request.external_id.strip())
-        if existing is not None:
-            db.session.commit()
-            return _again(existing, request)
-        order = _build_order(request, priced, actor)
-        assessment = None if request.paid else risk_rules.assess(order.id)
-        if assessment is not None and assessment.hold_reason:
-            _hold_new(order, assessment.hold_reason, actor)
-        elif request.reserve_minutes and not request.paid:
-            reserve_stock(order, request.reserve_minutes)
-        announced = _risk_payloads(order, assessment)
+        if _needs_code_keys(priced) and not keyring.has_tenant_keys():
+            db.session.rollback()  # nothing written yet: the tenant's keys are committed first, once
+            keyring.ensure_tenant_keys()
+            return create_order(request)
         try:
+            outcome, announced = _create(request, priced, actor)
             db.session.commit()
-        except IntegrityError:  # created by a concurrent call between our check and our commit
+        except IntegrityError:  # created by a concurrent call since our check: theirs stands
             db.session.rollback()
-            existing = find_order(request.channel.strip(), request.external_id.strip())
+            existing = find_order(channel, external_id)
             if existing is None:
                 raise
             return _again(existing, request)
+        except BaseException:
+            db.session.rollback()
+            raise
     risk_rules.announce(current_tenant_id(), announced)
+    if outcome.fulfilment is not None and outcome.fulfilment.acted:
+        after_fulfilment([outcome.fulfilment])
+    db.session.refresh(outcome.order)
+    return outcome
+
+
+def _create(
+    request: OrderRequest, priced: list[PricedLine], actor: str
+) -> tuple[OrderOutcome, list[dict[str, Any]]]:
+    """Build the order, then pay it or assess it; return it and what to announce after the commit."""
+    new = _build_order(request, priced, actor)
+    order = new.order
     outcome = OrderOutcome(order, True)
     if request.paid:
-        outcome.fulfilment = mark_paid(order.id, reference=request.payment_reference, actor=request.actor)
-        db.session.refresh(order)
-    return outcome
+        outcome.fulfilment, announced = _pay_new(new, request, actor)
+        return outcome, announced
+    assessment = risk_rules.assess_order(order, new.lines, as_sold=True)
+    if assessment.hold_reason:
+        _hold_new(order, assessment.hold_reason, actor)
+    elif request.reserve_minutes:
+        reserve_stock(order, request.reserve_minutes)
+    return outcome, _risk_payloads(order, assessment)
+
+
+def _pay_new(
+    new: NewOrder, request: OrderRequest, actor: str
+) -> tuple[FulfilmentResult, list[dict[str, Any]]]:
+    """Pay and fulfil (or hold) an order built in this transaction, as `mark_paid` does a stored one.
+
+    The order is still unwritten: it is inserted once, with the status it ends in. Nothing below needs
+    it written first (the risk checks count other orders, allocation reads keys).
+    """
+    order = new.order
+    order.status, order.paid_at, order.reserved_until = "paid", utcnow(), None
+    if request.payment_reference:
+        order.payment_reference = request.payment_reference[:128]
+    record_event(order.id, "pending", "paid", actor=actor)
+    audit.record("order.paid", "order", order.id, reference=request.payment_reference, reason=None)
+    with db.session.no_autoflush:
+        assessment = risk_rules.assess_order(order, new.lines, as_sold=True)
+        announced = _risk_payloads(order, assessment)
+        if assessment.hold_reason:
+            order.status, order.hold_reason = "held", assessment.hold_reason
+            record_event(order.id, "paid", "held", actor=actor, reason=assessment.hold_reason)
+            audit.record("order.held", "order", order.id, reason=assessment.hold_reason)
+            return FulfilmentResult(order.id, False, "held"), announced
+        customers = {new.customer.id: new.customer}
+        (result,) = fulfil_loaded([order], customers, {order.id: new.lines}, {}, actor=actor)
+    return result, announced
 
 
 def _again(order: Order, request: OrderRequest) -> OrderOutcome:
@@ -301,9 +371,9 @@ def mark_paid(
             return FulfilmentResult(order_id, False)
         try:
             audit.record("order.paid", "order", order_id, reference=reference, reason=reason or None)
-            assessment = risk_rules.assess(order_id)
-            order = get_order(order_id)
+            order = db.session.get(Order, (current_tenant_id(), order_id), populate_existing=True)
             assert order is not None
+            assessment = risk_rules.assess_order(order, order_lines(order_id))
             announced = _risk_payloads(order, assessment)
             if assessment.hold_reason:
                 _hold_paid(order_id, assessment.hold_reason, label)
@@ -357,7 +427,7 @@ def reserve_stock(order: Order, minutes: int) -> int:
     Rights without stock are simply not held: they are allocated (or backordered) when the order is paid.
     Runs inside the caller's transaction.
     """
-    from orders.fulfilment import missing_grants, order_lines, right_snapshots
+    from orders.fulfilment import missing_grants, right_snapshots
 
     now = utcnow()
     lines = order_lines(order.id)
