@@ -310,14 +310,15 @@ def plan_for_ref(channel_id: int, ref_kind: str, value: str) -> Plan | None:
     """Return the plan an external reference sells on a channel (`plan` refs name our plan id directly)."""
     if ref_kind == "plan":
         return db.session.get(Plan, (current_tenant_id(), int(value))) if value.isdigit() else None
-    plan_id = db.session.scalar(
-        select(SkuMapping.plan_id).where(
+    return db.session.scalar(
+        select(Plan)
+        .join(SkuMapping, (SkuMapping.tenant_id == Plan.tenant_id) & (SkuMapping.plan_id == Plan.id))
+        .where(
             SkuMapping.channel_id == channel_id,
             SkuMapping.ref_kind == ref_kind,
             SkuMapping.external_ref == value,
         )
     )
-    return db.session.get(Plan, (current_tenant_id(), plan_id)) if plan_id is not None else None
 
 
 # ---------------------------------------------------------------- channel spend

@@ -350,7 +350,8 @@ def _order_request(channel: Channel, event: OrderPaid, lines: list[MappedLine], 
 
 
 def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome: Outcome) -> None:
-    existing = order_services.find_order(channel.public_id, event.external_id)
+    public_id, actor = channel.public_id, f"channel {channel.name}"  # the orders layer's commits expire it
+    existing = order_services.find_order(public_id, event.external_id)
     waiting = _waiting(channel, event.external_id) if existing is None else []
     cancelled_first = any(isinstance(e, OrderCancelled) for _row, events in waiting for e in events)
     if existing is None:
@@ -369,36 +370,33 @@ def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome:
             result = order_services.OrderOutcome(existing, False)
             if existing.status == "pending" and not cancelled_first:
                 result.fulfilment = order_services.mark_paid(
-                    existing.id, reference=event.payment_reference, actor=f"channel {channel.name}"
+                    existing.id, reference=event.payment_reference, actor=actor
                 )
-        order = result.order
-        if cancelled_first and order.status == "pending":
+        if cancelled_first and result.order.status == "pending":
             order_services.cancel_order(
-                order.id,
-                reason=_("cancelled on the channel before the payment arrived"),
-                actor=f"channel {channel.name}",
+                result.order.id, reason=_("cancelled on the channel before the payment arrived"), actor=actor
             )
     except OrderError as error:
         raise Hold(str(error)) from error
-    fresh = db.session.get(Order, (current_tenant_id(), result.order.id), populate_existing=True)
-    assert fresh is not None
-    order = fresh
+    order = result.order  # as committed: the orders layer reloads it, or its commit expired it
     outcome.order_id = order.id
     _escalate(outcome, "processed")
     outcome.notes.append(_("order %(id)s is %(status)s", id=order.external_id, status=order.status))
-    if result.fulfilment is not None and result.fulfilment.acted:
-        outcome.fulfilled.append((order.id, order_payload(channel, order)))
+    fulfilment = result.fulfilment
+    if fulfilment is not None and fulfilment.acted and fulfilment.announcement is None:
+        # A fulfilled order was announced by the orders layer under the same key; the others are here.
+        outcome.fulfilled.append((order.id, order_payload(public_id, order)))
     if event.subscription_id and order.status not in ("pending", "held", "cancelled"):
         _start_subscriptions(channel, order.id, event.subscription_id)
         outcome.wake.extend(_waiting_for_subscription(channel, event.subscription_id))
     outcome.wake.extend(r.id for r, _events in waiting)
 
 
-def order_payload(channel: Channel, order: Order) -> dict[str, Any]:
+def order_payload(channel_public_id: str, order: Order) -> dict[str, Any]:
     """Describe an order for outbound webhooks."""
     return {
         "order_id": str(order.id),
-        "channel": channel.public_id,
+        "channel": channel_public_id,
         "external_id": order.external_id,
         "status": order.status,
         "total": order.total,
