@@ -9,15 +9,16 @@ malformed) are answered 4xx and kept, status `invalid`, for someone to look at.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from integrations import hook_inbox
 from integrations.adapters import adapter_for
 from integrations.adapters.base import Envelope, InvalidDelivery, body_digest
 from integrations.hook_targets import HookTarget, remember_delivery
@@ -26,7 +27,6 @@ from saas import jobs
 from saas.extensions import db, is_postgres
 from saas.ids import new_id
 from saas.timeutil import utcnow
-from tenants.scoping import send_rls_settings
 
 log = logging.getLogger(__name__)
 
@@ -53,52 +53,13 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def _insert_ignoring_duplicates(values: dict[str, Any]) -> bool:
     """Insert an inbox row unless (tenant, channel, dedupe key) exists; tell whether it was inserted."""
-    if is_postgres():
-        return _insert_on_postgres(values)
+    insert = pg_insert if is_postgres() else sqlite_insert
     statement = (  # values as parameters, not in the statement: it compiles once, not per delivery
-        sqlite_insert(InboxDelivery.__table__)
+        insert(InboxDelivery.__table__)
         .on_conflict_do_nothing(index_elements=["tenant_id", "channel_id", "dedupe_key"])
         .returning(InboxDelivery.__table__.c.id)
     )
     return db.session.execute(statement, values).first() is not None
-
-
-_INBOX_COLUMNS = (
-    "tenant_id",
-    "id",
-    "channel_id",
-    "dedupe_key",
-    "topic",
-    "status",
-    "headers",
-    "body",
-    "content_type",
-    "api_version",
-    "external_order_id",
-    "note",
-    "attempts",
-    "duplicates",
-    "received_at",
-)
-_POSTGRES_INSERT = (
-    f"INSERT INTO webhook_inbox ({', '.join(_INBOX_COLUMNS)}) "
-    f"VALUES ({', '.join('%s::json' if c == 'headers' else '%s' for c in _INBOX_COLUMNS)}) "
-    "ON CONFLICT (tenant_id, channel_id, dedupe_key) DO NOTHING RETURNING id"
-)
-
-
-def _insert_on_postgres(values: dict[str, Any]) -> bool:
-    """The flash-sale hot path: one prepared statement on the driver's cursor, in the session's transaction.
-
-    SQLAlchemy's statement machinery was three quarters of a delivery's CPU (bench/webhooks.py); the row
-    still goes through row-level security (the binding's settings are sent first, as for any statement).
-    """
-    connection = db.session.connection()
-    send_rls_settings(connection)
-    row = {**values, "headers": json.dumps(values["headers"])}
-    with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(_POSTGRES_INSERT, [row[c] for c in _INBOX_COLUMNS], prepare=True)
-        return cursor.fetchone() is not None
 
 
 class InboxOwner(Protocol):
@@ -131,6 +92,37 @@ def last_delivery_due(last: dt.datetime | None, now: dt.datetime) -> bool:
     return last is None or now - last > LAST_DELIVERY_RESOLUTION
 
 
+def inbox_row(
+    channel: InboxOwner,
+    envelope: Envelope,
+    headers: dict[str, str],
+    body: bytes,
+    content_type: str,
+    *,
+    status: str,
+    note: str,
+    received_at: dt.datetime,
+) -> dict[str, Any]:
+    """Return the column values of a new inbox row for a delivery."""
+    return {
+        "tenant_id": channel.tenant_id,
+        "id": new_id(),
+        "channel_id": channel.id,
+        "dedupe_key": envelope.dedupe_key,
+        "topic": envelope.topic,
+        "status": status,
+        "headers": headers,
+        "body": body,
+        "content_type": content_type[:120],
+        "api_version": envelope.api_version,
+        "external_order_id": envelope.external_order_id,
+        "note": note[:2000],
+        "attempts": 0,
+        "duplicates": 0,
+        "received_at": received_at,
+    }
+
+
 def store(
     channel: InboxOwner,
     envelope: Envelope,
@@ -140,46 +132,28 @@ def store(
     *,
     status: str = "pending",
     note: str = "",
-    received_at: dt.datetime | None = None,
 ) -> tuple[int | None, bool]:
-    """Store a delivery in the inbox and commit; return (its id, whether it is new)."""
-    delivery_id = new_id()
-    now = received_at or utcnow()
-    tenant_id, channel_id, last = channel.tenant_id, channel.id, channel.last_delivery_at
-    inserted = _insert_ignoring_duplicates(
-        {
-            "tenant_id": tenant_id,
-            "id": delivery_id,
-            "channel_id": channel_id,
-            "dedupe_key": envelope.dedupe_key,
-            "topic": envelope.topic,
-            "status": status,
-            "headers": headers,
-            "body": body,
-            "content_type": content_type[:120],
-            "api_version": envelope.api_version,
-            "external_order_id": envelope.external_order_id,
-            "note": note[:2000],
-            "attempts": 0,
-            "duplicates": 0,
-            "received_at": now,
-        }
+    """Store a delivery in the inbox through the session and commit; return (its id, whether it is new)."""
+    now = utcnow()
+    values = inbox_row(
+        channel, envelope, headers, body, content_type, status=status, note=note, received_at=now
     )
+    inserted = _insert_ignoring_duplicates(values)
     if not inserted:
-        _count_duplicate(channel_id, envelope.dedupe_key)
-    if last_delivery_due(last, now):
+        _count_duplicate(channel.id, envelope.dedupe_key)
+    if last_delivery_due(channel.last_delivery_at, now):
         db.session.execute(
             update(Channel)
-            .where(Channel.id == channel_id)
+            .where(Channel.id == channel.id)
             .values(last_delivery_at=now)
             .execution_options(synchronize_session=False)
         )
     db.session.commit()
     if inserted:
-        return delivery_id, True
+        return values["id"], True
     existing = db.session.scalar(
         select(InboxDelivery.id).where(
-            InboxDelivery.channel_id == channel_id, InboxDelivery.dedupe_key == envelope.dedupe_key
+            InboxDelivery.channel_id == channel.id, InboxDelivery.dedupe_key == envelope.dedupe_key
         )
     )
     return existing, False
@@ -241,11 +215,23 @@ def _store_for_hook(
     status: str = "pending",
     note: str = "",
 ) -> tuple[int | None, bool]:
+    """Store a delivery for the webhook endpoint: on PostgreSQL in one round trip (hook_inbox)."""
+    if not is_postgres():
+        return store(target, envelope, headers, body, content_type, status=status, note=note)
     now = utcnow()
-    stored = store(target, envelope, headers, body, content_type, status=status, note=note, received_at=now)
-    if last_delivery_due(target.last_delivery_at, now):
+    values = inbox_row(
+        target, envelope, headers, body, content_type, status=status, note=note, received_at=now
+    )
+    due = last_delivery_due(target.last_delivery_at, now)
+    stored = hook_inbox.store(postgres_dsn(), values, mark_channel=due)
+    if due:
         remember_delivery(target, now)
-    return stored
+    return stored.id, stored.new
+
+
+def postgres_dsn() -> str:
+    """The app's PostgreSQL connection string for the driver itself (the app's role, so RLS applies)."""
+    return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def receive(

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import has_app_context
 from sqlalchemy import BigInteger, ForeignKey, Table, event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.pool import Pool
 from sqlalchemy.sql.elements import TextClause
@@ -142,19 +142,12 @@ def _tell_postgres_the_tenant(conn: Any, cursor: Any, statement: str, *args: Any
     The settings are transaction-local (`set_config(…, true)`) and only re-sent when the binding changed,
     so a request costs one extra round trip, not one per statement.
     """
-    if conn.dialect.name == "postgresql":
-        send_rls_settings(conn)
-
-
-def send_rls_settings(conn: Connection) -> None:
-    """Send the binding's RLS settings on a PostgreSQL connection unless its transaction has them already.
-
-    Called before every statement SQLAlchemy runs; call it yourself before SQL run on the driver's cursor.
-    """
+    if conn.dialect.name != "postgresql":
+        return
     wanted = _rls_settings()
     if conn.info.get(_RLS_KEY) == wanted:
         return
-    with conn.connection.dbapi_connection.cursor() as rls_cursor:  # type: ignore[union-attr]
+    with conn.connection.dbapi_connection.cursor() as rls_cursor:
         rls_cursor.execute(
             "SELECT set_config('app.tenant_id', %s, true), set_config('app.unscoped', %s, true)", wanted
         )
