@@ -1,8 +1,9 @@
 """Order use cases: create an order idempotently, mark it paid (which fulfils it), cancel, reservations.
 
 The only place besides the other domain modules of this package (fulfilment, delivery, redemption,
-refunds, topup) that commits. Every status change goes through `orders.events.transition`, a conditional
-UPDATE recorded in `order_events`.
+refunds, topup) that commits. Every status change of a stored order goes through
+`orders.events.transition`, a conditional UPDATE recorded in `order_events`; an order created already paid
+is inserted with the status it ends in, each step (pending, paid, fulfilled or held) recorded the same way.
 """
 
 from __future__ import annotations

@@ -288,9 +288,14 @@ def assess_order(order: Order, lines: list[OrderLine], *, as_sold: bool = False)
 # ---------------------------------------------------------------- anomalies and flags
 
 
+def is_flagged(dedupe_key: str) -> bool:
+    """Tell whether this thing is flagged already."""
+    return db.session.scalar(select(RiskFlag.id).where(RiskFlag.dedupe_key == dedupe_key[:160])) is not None
+
+
 def raise_flag(kind: str, dedupe_key: str, reason: str, **about: Any) -> RiskFlag | None:
     """Add a flag to the session unless the same thing is flagged already; return it when new."""
-    if db.session.scalar(select(RiskFlag.id).where(RiskFlag.dedupe_key == dedupe_key[:160])) is not None:
+    if is_flagged(dedupe_key):
         return None
     flag = RiskFlag(kind=kind, dedupe_key=dedupe_key[:160], reason=reason, created_at=utcnow(), **about)
     db.session.add(flag)
@@ -301,36 +306,51 @@ def _bucket(limit: Threshold) -> int:
     return int(utcnow().timestamp() // max(60, limit.window.total_seconds()))
 
 
+def _other_orders_of_plan(plan_id: int, order_id: int, since: dt.datetime, at_most: int | None = None) -> int:
+    """Count the orders but this one created since `since` with a line of the plan (stop at `at_most`)."""
+    sold = (
+        Order.id != order_id,
+        Order.created_at >= since,
+        select(OrderLine.id)
+        .where(
+            OrderLine.tenant_id == Order.tenant_id,
+            OrderLine.order_id == Order.id,
+            OrderLine.plan_id == plan_id,
+        )
+        .exists(),
+    )
+    if at_most is None:
+        return int(db.session.scalar(select(func.count()).select_from(Order).where(*sold)) or 0)
+    return len(db.session.scalars(select(Order.id).where(*sold).limit(at_most)).all())
+
+
 def plan_bursts(order: Order, lines: list[OrderLine], rules: Rules) -> list[RiskFlag]:
     """Flag each plan of the order that sold more than the burst threshold within the window.
 
-    The order itself counts, written yet or not: the query counts the other orders of the window.
+    The order itself counts, written yet or not. During a sale the window holds many orders, so the usual
+    check counts at most `threshold` others; the exact number is counted once, for the flag's message.
     """
     limit = rules.get("orders_per_plan")
     if limit is None:
         return []
+    since = utcnow() - limit.window
     flags = []
     for plan_id in sorted({line.plan_id for line in lines if line.plan_id is not None}):
-        others = db.session.scalar(
-            select(func.count(func.distinct(OrderLine.order_id)))
-            .join(Order, (Order.tenant_id == OrderLine.tenant_id) & (Order.id == OrderLine.order_id))
-            .where(
-                OrderLine.plan_id == plan_id,
-                OrderLine.order_id != order.id,
-                Order.created_at >= utcnow() - limit.window,
-            )
+        if _other_orders_of_plan(plan_id, order.id, since, at_most=limit.threshold) < limit.threshold:
+            continue
+        dedupe_key = f"plan_burst:{plan_id}:{_bucket(limit)}"
+        if is_flagged(dedupe_key):
+            continue
+        count = _other_orders_of_plan(plan_id, order.id, since) + 1
+        flag = raise_flag(
+            "plan_burst",
+            dedupe_key,
+            _("Burst: %(n)s orders for one plan within %(m)s minutes.", n=count, m=_minutes(limit)),
+            plan_id=plan_id,
+            order_id=order.id,
         )
-        count = int(others or 0) + 1
-        if count > limit.threshold:
-            flag = raise_flag(
-                "plan_burst",
-                f"plan_burst:{plan_id}:{_bucket(limit)}",
-                _("Burst: %(n)s orders for one plan within %(m)s minutes.", n=count, m=_minutes(limit)),
-                plan_id=plan_id,
-                order_id=order.id,
-            )
-            if flag is not None:
-                flags.append(flag)
+        if flag is not None:
+            flags.append(flag)
     return flags
 
 

@@ -331,6 +331,7 @@ def test_a_burst_of_orders_for_one_plan_is_flagged(shop: Shop) -> None:
                 services.create_order(order_request(product, f"BU-{n}", paid=True, email=f"b{n}@x.test"))
         flags = list(db.session.scalars(select(RiskFlag).where(RiskFlag.kind == "plan_burst")))
         assert len(flags) == 1 and flags[0].plan_id == product.plan.id
+        assert "Burst: 4 orders for one plan within 10 minutes." in flags[0].reason  # the 4th crossed 3
         resolved = risk.resolve_flag(flags[0].id, status="dismissed", note="a promotion")
         assert resolved.status == "dismissed" and "risk.flag_resolved" in audit_actions(flags[0].id)
 
