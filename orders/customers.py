@@ -6,6 +6,7 @@ import re
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from orders.events import OrderError
 from orders.models import Customer, CustomerExternalId, Grant, Order
@@ -90,7 +91,9 @@ def find_or_add_customer(
 ) -> Customer:
     """Return the matching customer or add a new one to the session (the caller commits).
 
-    A new customer and a new channel id are written at once: risk checks of the order read them.
+    A new customer and a new channel id are written at once: risk checks of the order read them. When two
+    orders of a new channel customer are processed at the same moment, the second to write finds the
+    first's channel id taken and uses that customer.
     """
     email, phone = normalise_email(email), normalise_phone(phone)
     if not email and not phone and not external_id:
@@ -98,16 +101,29 @@ def find_or_add_customer(
     known = _by_channel_id(channel, external_id) if channel and external_id else None
     found = known or _by_contact(email, phone)
     customer = surviving(found) if found is not None else None
-    if customer is None:
-        customer = Customer(email=email, phone=phone, name=name.strip()[:120])
-        db.session.add(customer)
-    else:
+    if customer is not None:
         customer.email = customer.email or email
         customer.phone = customer.phone or phone
         customer.name = customer.name or name.strip()[:120]
-    if channel and external_id and known is None:
-        db.session.add(CustomerExternalId(customer_id=customer.id, channel=channel, external_id=external_id))
-    db.session.flush()
+    if known is not None or not (channel and external_id):
+        if customer is None:
+            customer = Customer(email=email, phone=phone, name=name.strip()[:120])
+            db.session.add(customer)
+        db.session.flush()
+        return customer
+    try:
+        with db.session.begin_nested():
+            if customer is None:
+                customer = Customer(email=email, phone=phone, name=name.strip()[:120])
+                db.session.add(customer)
+            db.session.add(
+                CustomerExternalId(customer_id=customer.id, channel=channel, external_id=external_id)
+            )
+    except IntegrityError:  # another order of this customer added the channel id first
+        winner = _by_channel_id(channel, external_id)
+        if winner is None:
+            raise
+        return surviving(winner)
     return customer
 
 

@@ -142,8 +142,8 @@ def _tell_postgres_the_tenant(conn: Any, cursor: Any, statement: str, *args: Any
     The settings are transaction-local (`set_config(…, true)`) and only re-sent when the binding changed,
     so a request costs one extra round trip, not one per statement.
     """
-    if conn.dialect.name != "postgresql":
-        return
+    if conn.dialect.name != "postgresql" or statement.startswith(_TRANSACTION_CONTROL):
+        return  # a savepoint's rollback must run as it is: the transaction may be in error
     wanted = _rls_settings()
     if conn.info.get(_RLS_KEY) == wanted:
         return
@@ -155,6 +155,7 @@ def _tell_postgres_the_tenant(conn: Any, cursor: Any, statement: str, *args: Any
 
 
 _RLS_KEY = "quanyi_rls_settings"
+_TRANSACTION_CONTROL = ("SAVEPOINT", "ROLLBACK", "RELEASE")
 
 
 @event.listens_for(Engine, "commit")
