@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 
@@ -46,7 +49,7 @@ from orders.subscriptions import services as subscription_services
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import audit
-from tenants.scoping import current_tenant_id
+from tenants.scoping import current_tenant_id, tenant_bound
 
 log = logging.getLogger(__name__)
 
@@ -574,32 +577,58 @@ def replay_held(channel: Channel) -> int:
     return sum(1 for row in rows if replay(row, reason="replay all held"))
 
 
-def due_deliveries(now: dt.datetime, limit: int = SWEEP_BATCH, *, fresh: bool = False) -> list[int]:
-    """Return the bound tenant's deliveries the sweep should process now, oldest first.
+def due_deliveries(
+    now: dt.datetime, limit: int = SWEEP_BATCH, *, fresh: bool = False
+) -> list[tuple[int, str]]:
+    """Return (id, external order id) of the bound tenant's deliveries to process now, oldest first.
 
     Pending rows younger than PENDING_GRACE are left to the drain their arrival started, unless `fresh`.
     """
     received_by = now if fresh else now - PENDING_GRACE
-    return list(
-        db.session.scalars(
-            select(InboxDelivery.id)
-            .where(
-                or_(
-                    (InboxDelivery.status == "pending") & (InboxDelivery.received_at <= received_by),
-                    (InboxDelivery.status == "failed") & (InboxDelivery.next_attempt_at <= now),
-                    (InboxDelivery.status == "processing") & (InboxDelivery.lease_until < now),
-                )
+    rows = db.session.execute(
+        select(InboxDelivery.id, InboxDelivery.external_order_id)
+        .where(
+            or_(
+                (InboxDelivery.status == "pending") & (InboxDelivery.received_at <= received_by),
+                (InboxDelivery.status == "failed") & (InboxDelivery.next_attempt_at <= now),
+                (InboxDelivery.status == "processing") & (InboxDelivery.lease_until < now),
             )
-            .order_by(InboxDelivery.received_at)
-            .limit(limit)
         )
+        .order_by(InboxDelivery.received_at)
+        .limit(limit)
     )
+    return [(row.id, row.external_order_id or "") for row in rows]
 
 
-def process_due(now: dt.datetime | None = None, *, include_fresh: bool = False) -> int:
-    """Process the bound tenant's pending, stale and due-for-retry deliveries; return how many."""
-    ids = due_deliveries(now or utcnow(), fresh=include_fresh)
+def process_due(now: dt.datetime | None = None, *, include_fresh: bool = False, lanes: int = 1) -> int:
+    """Process the bound tenant's pending, stale and due-for-retry deliveries; return how many.
+
+    With `lanes` > 1 they are processed by that many threads, each delivery of one order in the same lane,
+    in the order received (a refund never overtakes its order's payment).
+    """
+    due = due_deliveries(now or utcnow(), fresh=include_fresh)
     db.session.commit()
-    for delivery_id in ids:
-        process_delivery(delivery_id)
-    return len(ids)
+    if lanes <= 1 or len(due) <= 1:
+        for delivery_id, _order in due:
+            process_delivery(delivery_id)
+    else:
+        _process_in_lanes(due, lanes)
+    return len(due)
+
+
+def _process_in_lanes(due: list[tuple[int, str]], lanes: int) -> None:
+    """Process deliveries in `lanes` threads, partitioned by external order id; re-raise the first error."""
+    by_lane: list[list[int]] = [[] for _ in range(lanes)]
+    for delivery_id, external_order_id in due:
+        by_lane[zlib.crc32(external_order_id.encode()) % lanes].append(delivery_id)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    tenant_id = current_tenant_id()
+
+    def run_lane(ids: list[int]) -> None:
+        with app.app_context(), tenant_bound(tenant_id):
+            for delivery_id in ids:
+                process_delivery(delivery_id)
+
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="quanyi-inbox") as pool:
+        for done in [pool.submit(run_lane, ids) for ids in by_lane if ids]:
+            done.result()

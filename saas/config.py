@@ -47,6 +47,7 @@ class BaseConfig:
     # count: refusing a genuine delivery delays it (Shopify retries for hours) or loses it (WooCommerce
     # never retries).
     WEBHOOK_REJECTION_LIMIT = "120 per minute"
+    INBOX_DRAIN_LANES = 4  # threads a drain of a tenant's webhook inbox uses on PostgreSQL
     WEBHOOK_TARGET_SECONDS = 5  # how long a server process trusts what it read of a channel (status, secrets)
     OUTBOUND_WEBHOOKS_ALLOW_PRIVATE = False  # True lets endpoints point into private networks (SSRF!)
     # Upload caps per kind (bytes); a larger file is refused with 413 and nothing changes.

@@ -64,7 +64,7 @@ def test_an_unknown_channel_is_not_remembered(client: FlaskClient, shop: Shop) -
 
 
 @pytest.mark.postgres
-def test_a_burst_queues_one_drain_that_fulfils_every_order(
+def test_a_burst_of_one_customer_queues_one_drain_that_fulfils_every_order(
     app: Flask, client: FlaskClient, shop: Shop
 ) -> None:
     from redis import Redis
@@ -81,6 +81,10 @@ def test_a_burst_queues_one_drain_that_fulfils_every_order(
     SimpleWorker([queue], connection=connection).work(burst=True)
     assert statuses(shop, channel_id) == ["processed"] * 8
     assert fulfilled(shop, channel_id) == [str(6400 + n) for n in range(8)]
+    with shop.bound():  # drained in parallel lanes, the customer's orders still make one customer
+        channel = db.session.get(Channel, (shop.tenant.id, channel_id))
+        assert channel is not None
+        assert len({order.customer_id for order in f.orders_of(channel)}) == 1
     # The drain has started (and finished): the next delivery needs, and gets, a drain of its own.
     assert f.shopify(f.shopify_order(6408)).post(client, f"/hooks/{public_id}").status_code == 200
     assert queue.count == 1
