@@ -15,6 +15,7 @@ from blinker import signal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, func, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Plan
 from orders.models import Customer, CustomerExternalId, Order, OrderLine, Redemption
@@ -294,11 +295,19 @@ def is_flagged(dedupe_key: str) -> bool:
 
 
 def raise_flag(kind: str, dedupe_key: str, reason: str, **about: Any) -> RiskFlag | None:
-    """Add a flag to the session unless the same thing is flagged already; return it when new."""
+    """Write a flag unless the same thing is flagged already; return it when new.
+
+    Two orders processed at the same moment may both find the thing unflagged: the second to write finds the
+    first's flag (the unique dedupe key) and adds nothing.
+    """
     if is_flagged(dedupe_key):
         return None
     flag = RiskFlag(kind=kind, dedupe_key=dedupe_key[:160], reason=reason, created_at=utcnow(), **about)
-    db.session.add(flag)
+    try:
+        with db.session.begin_nested():
+            db.session.add(flag)
+    except IntegrityError:
+        return None
     return flag
 
 
