@@ -88,3 +88,16 @@ def test_a_burst_of_one_customer_queues_one_drain_that_fulfils_every_order(
     # The drain has started (and finished): the next delivery needs, and gets, a drain of its own.
     assert f.shopify(f.shopify_order(6408)).post(client, f"/hooks/{public_id}").status_code == 200
     assert queue.count == 1
+
+
+def test_deliveries_to_two_shops_in_turn_are_each_stored_as_their_own(
+    client: FlaskClient, shop: Shop, other_shop: Shop
+) -> None:
+    """On PostgreSQL the endpoint's connection switches its row-level security tenant between them."""
+    ours, theirs = connected(shop), connected(other_shop)
+    for n in range(3):
+        for public_id in (ours[1], theirs[1]):
+            answer = f.shopify(f.shopify_order(6500 + n)).post(client, f"/hooks/{public_id}")
+            assert answer.status_code == 200
+    assert fulfilled(shop, ours[0]) == ["6500", "6501", "6502"]
+    assert fulfilled(other_shop, theirs[0]) == ["6500", "6501", "6502"]
