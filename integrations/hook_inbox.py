@@ -42,7 +42,8 @@ COLUMNS = (
 )
 _RLS = "SELECT set_config('app.tenant_id', %s, false), set_config('app.unscoped', '', false)"
 # Insert, or count a duplicate: one statement, so a delivery is one round trip with no branch in it.
-# (The UPDATE cannot see the row its sibling inserts; a duplicate racing its first copy counts nothing.)
+# (The UPDATE cannot see a row inserted after the statement began: a copy racing its first copy is counted
+# by a second statement, _COUNT_DUPLICATE.)
 _STORE = (
     f"WITH inserted AS (INSERT INTO webhook_inbox ({', '.join(COLUMNS)}) "
     f"VALUES ({', '.join('%(headers)s::json' if c == 'headers' else f'%({c})s' for c in COLUMNS)}) "
@@ -51,6 +52,10 @@ _STORE = (
     "WHERE tenant_id = %(tenant_id)s AND channel_id = %(channel_id)s AND dedupe_key = %(dedupe_key)s "
     "AND NOT EXISTS (SELECT 1 FROM inserted) RETURNING id) "
     "SELECT id, true FROM inserted UNION ALL SELECT id, false FROM counted"
+)
+_COUNT_DUPLICATE = (
+    "UPDATE webhook_inbox SET duplicates = duplicates + 1 "
+    "WHERE tenant_id = %s AND channel_id = %s AND dedupe_key = %s RETURNING id"
 )
 _MARK_CHANNEL = "UPDATE channels SET last_delivery_at = %s WHERE tenant_id = %s AND id = %s"
 
@@ -97,12 +102,14 @@ def store(dsn: str, values: dict[str, Any], *, mark_channel: bool) -> Stored:
 def _store(hook: _HookConnection, values: dict[str, Any], mark_channel: bool) -> Stored:
     tenant_id, channel_id = values["tenant_id"], values["channel_id"]
     hook.bind(tenant_id)
-    row = hook.conn.execute(
-        _STORE, {**values, "headers": json.dumps(values["headers"])}, prepare=True
-    ).fetchone()
+    params = {**values, "headers": json.dumps(values["headers"])}
+    row = hook.conn.execute(_STORE, params, prepare=True).fetchone()
+    if row is None:  # its first copy was being stored at the same moment: it is committed now
+        key = (tenant_id, channel_id, values["dedupe_key"])
+        row = (*(hook.conn.execute(_COUNT_DUPLICATE, key).fetchone() or (None,)), False)
     if mark_channel:
         hook.conn.execute(_MARK_CHANNEL, (values["received_at"], tenant_id, channel_id))
-    return Stored(int(row[0]), bool(row[1])) if row else Stored(None, False)
+    return Stored(None if row[0] is None else int(row[0]), bool(row[1]))
 
 
 def _connection(dsn: str) -> _HookConnection:

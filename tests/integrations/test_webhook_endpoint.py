@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -101,3 +102,36 @@ def test_deliveries_to_two_shops_in_turn_are_each_stored_as_their_own(
             assert answer.status_code == 200
     assert fulfilled(shop, ours[0]) == ["6500", "6501", "6502"]
     assert fulfilled(other_shop, theirs[0]) == ["6500", "6501", "6502"]
+
+
+def test_the_same_delivery_five_times_at_once_makes_one_order_and_counts_four_duplicates(
+    app: Flask, shop: Shop
+) -> None:
+    channel_id, public_id = connected(shop)
+    delivery = f.shopify(f.shopify_order(6600), webhook_id="sent-five-times-at-once")
+    start = threading.Barrier(5)
+    answers: list[Any] = []
+
+    def send() -> None:
+        with app.app_context():  # a sender's own, as a platform's delivery workers are their own
+            client = app.test_client()
+            start.wait(timeout=10)
+            answers.append(delivery.post(client, f"/hooks/{public_id}"))
+            db.session.remove()
+
+    db.session.commit()
+
+    senders = [threading.Thread(target=send) for _ in range(5)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(timeout=30)
+    assert [a.status_code for a in answers] == [200] * 5
+    assert sorted(a.json["duplicate"] for a in answers) == [False, True, True, True, True]
+    assert len({a.json["received"] for a in answers}) == 1  # every answer names the one stored row
+    assert fulfilled(shop, channel_id) == ["6600"]
+    with shop.bound():
+        channel = db.session.get(Channel, (shop.tenant.id, channel_id))
+        assert channel is not None
+        (row,) = f.inbox_of(channel)
+        assert row.duplicates == 4
