@@ -11,8 +11,10 @@ the webhook endpoint, where a flash sale would otherwise queue one job per deliv
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 QUEUES = ("default", "imports", "fulfilment", "integrations", "reports", "mail")
 RETRY_INTERVALS = (10, 60, 300, 1800)
 COALESCE_SECONDS = 60  # a coalesced job lost from the queue blocks its key at most this long
+COALESCE_TICK = 0.01  # seconds between two enqueues of one coalesced job by one process (RQ mode)
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,50 @@ class ThreadRunner(JobRunner):
 
 
 class RQRunner(JobRunner):
-    """Put the job on a Redis queue for `quanyi worker`."""
+    """Put the job on a Redis queue for `quanyi worker`.
+
+    Coalesced jobs are handed to a background thread of this process that puts them on the queue within
+    COALESCE_TICK seconds, once per key per tick: the webhook endpoint then makes no Redis call of its own
+    (a flash sale would make one per delivery; a Redis outage would make every delivery wait on it).
+    """
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self._soon: dict[str, JobSpec] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread_pid: int | None = None
 
     def submit(self, spec: JobSpec) -> None:
+        if spec.coalesce is None:
+            self._enqueue(spec)
+            return
+        with self._lock:
+            self._soon.setdefault(spec.coalesce, spec)
+            if self._thread_pid != os.getpid():  # not started yet, or started in the process we forked from
+                self._thread_pid = os.getpid()
+                threading.Thread(target=self._enqueue_soon, daemon=True, name="quanyi-enqueue").start()
+                atexit.register(self.flush)  # a worker shutting down hands over what it holds
+        self._wake.set()
+
+    def flush(self) -> None:
+        """Put every coalesced job handed over so far on its queue now (shutdown, tests)."""
+        with self._lock:
+            specs, self._soon = list(self._soon.values()), {}
+        for spec in specs:
+            try:
+                self._enqueue(spec)
+            except Exception as error:  # Redis is down: the periodic sweep catches up
+                log.warning("could not enqueue %s (%s); the periodic sweep will", spec.func_path, error)
+
+    def _enqueue_soon(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self.flush()
+            threading.Event().wait(COALESCE_TICK)
+
+    def _enqueue(self, spec: JobSpec) -> None:
         from rq import Queue, Retry
 
         connection = redis_connection(self.app)
@@ -192,6 +236,13 @@ class RQRunner(JobRunner):
 
     def release(self, coalesce: str) -> None:
         redis_connection(self.app).delete(f"quanyi:waiting:{coalesce}")
+
+
+def flush(app: Flask | None = None) -> None:
+    """Put the coalesced jobs this process has handed over on their queues now (RQ mode; else nothing)."""
+    runner = (app or current_app).extensions["quanyi.jobs"]
+    if isinstance(runner, RQRunner):
+        runner.flush()
 
 
 def redis_connection(app: Flask | None = None) -> Any:

@@ -77,6 +77,7 @@ def test_deliveries_go_through_redis_to_a_real_worker(app: Flask, client: FlaskC
     queue.empty()
     for n in range(5):
         f.shopify(f.shopify_order(7100 + n)).post(client, f"/hooks/{public_id}")
+    jobs.flush(app)
     assert statuses(shop, channel_id) == ["pending"] * 5  # waiting in Redis for a worker
     app.extensions["quanyi.jobs"] = jobs.InlineRunner(app)  # what the orders package enqueues runs here
     SimpleWorker([queue], connection=connection).work(burst=True)

@@ -13,6 +13,7 @@ from sqlalchemy import update
 from integrations import channels, hook_targets
 from integrations.channels import ChannelSettings
 from integrations.models import Channel
+from saas import jobs
 from saas.extensions import db
 from tests.conftest import jobs_through_test_redis
 from tests.factories import Shop
@@ -78,6 +79,7 @@ def test_a_burst_of_one_customer_queues_one_drain_that_fulfils_every_order(
     channel_id, public_id = connected(shop)
     answers = [f.shopify(f.shopify_order(6400 + n)).post(client, f"/hooks/{public_id}") for n in range(8)]
     assert [a.status_code for a in answers] == [200] * 8
+    jobs.flush(app)  # what this process handed to its enqueuer thread is on the queue
     assert queue.count == 1  # one drain for the whole burst, not one job per delivery
     SimpleWorker([queue], connection=connection).work(burst=True)
     assert statuses(shop, channel_id) == ["processed"] * 8
@@ -88,6 +90,7 @@ def test_a_burst_of_one_customer_queues_one_drain_that_fulfils_every_order(
         assert len({order.customer_id for order in f.orders_of(channel)}) == 1
     # The drain has started (and finished): the next delivery needs, and gets, a drain of its own.
     assert f.shopify(f.shopify_order(6408)).post(client, f"/hooks/{public_id}").status_code == 200
+    jobs.flush(app)
     assert queue.count == 1
 
 

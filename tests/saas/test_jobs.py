@@ -112,10 +112,35 @@ def test_coalesced_jobs_wait_in_redis_once(app: Flask) -> None:
     CALLS.clear()
     for n in range(3):
         jobs.enqueue("tests.saas.test_jobs.record_call", f"call {n}", coalesce="tests-once")
+    jobs.flush(app)  # handed to this process's enqueuer thread, which puts each key on the queue once
+    assert queue.count == 1
+    for n in range(3):  # while that one waits in Redis, no process queues another
+        jobs.enqueue("tests.saas.test_jobs.record_call", f"more {n}", coalesce="tests-once")
+        jobs.flush(app)
     assert queue.count == 1
     SimpleWorker([queue], connection=connection).work(burst=True)
     assert CALLS == ["call 0"]
     jobs.enqueue("tests.saas.test_jobs.record_call", "after", coalesce="tests-once")
+    jobs.flush(app)
+    assert queue.count == 1
+
+
+@pytest.mark.postgres
+def test_a_coalesced_job_reaches_redis_from_the_enqueuer_thread(app: Flask) -> None:
+    """The caller (the webhook endpoint) makes no Redis call; this process's enqueuer thread does, soon."""
+    from redis import Redis
+    from rq import Queue
+
+    connection = Redis.from_url(jobs_through_test_redis(app))
+    queue = Queue("default", connection=connection)
+    queue.empty()
+    connection.delete("quanyi:waiting:tests-soon")
+    jobs.enqueue("tests.saas.test_jobs.record_call", "soon", coalesce="tests-soon")
+    pause = threading.Event()  # never set: each wait is 10 ms
+    for _ in range(500):  # up to 5 s; it takes about one COALESCE_TICK
+        if queue.count == 1:
+            break
+        pause.wait(0.01)
     assert queue.count == 1
 
 
