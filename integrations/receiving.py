@@ -216,17 +216,19 @@ def _store_for_hook(
     note: str = "",
 ) -> tuple[int | None, bool]:
     """Store a delivery for the webhook endpoint: on PostgreSQL in one round trip (hook_inbox)."""
-    if not is_postgres():
-        return store(target, envelope, headers, body, content_type, status=status, note=note)
     now = utcnow()
-    values = inbox_row(
-        target, envelope, headers, body, content_type, status=status, note=note, received_at=now
-    )
     due = last_delivery_due(target.last_delivery_at, now)
-    stored = hook_inbox.store(postgres_dsn(), values, mark_channel=due)
-    if due:
+    if is_postgres():
+        values = inbox_row(
+            target, envelope, headers, body, content_type, status=status, note=note, received_at=now
+        )
+        stored = hook_inbox.store(postgres_dsn(), values, mark_channel=due)
+        result = stored.id, stored.new
+    else:
+        result = store(target, envelope, headers, body, content_type, status=status, note=note)
+    if due:  # written with the delivery: not again from this process for a while
         remember_delivery(target, now)
-    return stored.id, stored.new
+    return result
 
 
 def postgres_dsn() -> str:
