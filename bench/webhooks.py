@@ -36,11 +36,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchkit, also when gunicorn imports this module
+from benchkit import MASTER_KEY, OUT, ROOT, make_app
+
 sys.path.insert(0, str(ROOT))
 
-MASTER_KEY = "YmVuY2gtbWFzdGVyLWtleS0zMi1ieXRlcy1sb25nISE="
 SECRET = "shpss_bench_app_secret_0123456789"
 SKU = "BENCH-VIP-MONTH"
 PRICE = "39.90"
@@ -127,23 +127,10 @@ def prepare(url: str) -> tuple[int, int, str]:
     from catalog import services as catalog_services
     from integrations import channels
     from integrations.channels import ChannelSettings
-    from saas.app import create_app
     from tenants.models import Tenant
     from tenants.scoping import tenant_bound
 
-    os.environ.setdefault("QUANYI_INSTANCE_PATH", str(OUT / "instance-webhooks"))
-    app = create_app(
-        {
-            "ENV_NAME": "development",
-            "DATABASE_URL": url,
-            "QUANYI_MASTER_KEY": MASTER_KEY,
-            "SECRET_KEY": "bench",
-            "JOBS_MODE": "inline",
-            "PERIODIC_JOBS_ENABLED": False,
-            "MAIL_DIR": str(OUT / "mail"),
-            "FILES_DIR": str(OUT / "files"),
-        }
-    )
+    app = make_app(url)
     from saas.extensions import db
 
     with app.app_context():
