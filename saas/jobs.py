@@ -89,7 +89,7 @@ def _run_started(func_path: str, args: tuple[Any, ...], kwargs: dict[str, Any], 
     from saas.extensions import write_intent
 
     if coalesce is not None:  # from now on a new caller needs a new job: this one may have read already
-        RQRunner(current_app).release(coalesce)
+        redis_connection().delete(waiting_key(coalesce))
     with write_intent():
         return resolve(func_path)(*args, **kwargs)
 
@@ -211,8 +211,8 @@ class RQRunner(JobRunner):
         from rq import Queue, Retry
 
         connection = redis_connection(self.app)
-        waiting_key = f"quanyi:waiting:{spec.coalesce}"
-        if spec.coalesce is not None and not connection.set(waiting_key, 1, nx=True, ex=COALESCE_SECONDS):
+        waiting = waiting_key(spec.coalesce or "")
+        if spec.coalesce is not None and not connection.set(waiting, 1, nx=True, ex=COALESCE_SECONDS):
             return
         retry = (
             Retry(max=spec.retries, interval=list(RETRY_INTERVALS[: spec.retries])) if spec.retries else None
@@ -231,11 +231,16 @@ class RQRunner(JobRunner):
             )
         except Exception:
             if spec.coalesce is not None:
-                connection.delete(waiting_key)
+                connection.delete(waiting)
             raise
 
     def release(self, coalesce: str) -> None:
-        redis_connection(self.app).delete(f"quanyi:waiting:{coalesce}")
+        redis_connection(self.app).delete(waiting_key(coalesce))
+
+
+def waiting_key(coalesce: str) -> str:
+    """The Redis key that says a coalesced job with this key waits in a queue."""
+    return f"quanyi:waiting:{coalesce}"
 
 
 def flush(app: Flask | None = None) -> None:

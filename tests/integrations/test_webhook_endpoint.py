@@ -75,7 +75,7 @@ def test_a_burst_of_one_customer_queues_one_drain_that_fulfils_every_order(
     connection: Any = Redis.from_url(jobs_through_test_redis(app))
     queue = Queue("integrations", connection=connection)
     queue.empty()
-    connection.delete(f"quanyi:waiting:drain-inbox:{shop.tenant.id}")
+    connection.delete(jobs.waiting_key(f"drain-inbox:{shop.tenant.id}"))
     channel_id, public_id = connected(shop)
     answers = [f.shopify(f.shopify_order(6400 + n)).post(client, f"/hooks/{public_id}") for n in range(8)]
     assert [a.status_code for a in answers] == [200] * 8

@@ -108,7 +108,7 @@ def test_coalesced_jobs_wait_in_redis_once(app: Flask) -> None:
     connection = Redis.from_url(jobs_through_test_redis(app))
     queue = Queue("default", connection=connection)
     queue.empty()
-    connection.delete("quanyi:waiting:tests-once")
+    connection.delete(jobs.waiting_key("tests-once"))
     CALLS.clear()
     for n in range(3):
         jobs.enqueue("tests.saas.test_jobs.record_call", f"call {n}", coalesce="tests-once")
@@ -134,7 +134,7 @@ def test_a_coalesced_job_reaches_redis_from_the_enqueuer_thread(app: Flask) -> N
     connection = Redis.from_url(jobs_through_test_redis(app))
     queue = Queue("default", connection=connection)
     queue.empty()
-    connection.delete("quanyi:waiting:tests-soon")
+    connection.delete(jobs.waiting_key("tests-soon"))
     jobs.enqueue("tests.saas.test_jobs.record_call", "soon", coalesce="tests-soon")
     pause = threading.Event()  # never set: each wait is 10 ms
     for _ in range(500):  # up to 5 s; it takes about one COALESCE_TICK
