@@ -12,7 +12,7 @@ def init_app(app: Flask) -> None:
     from tenants.demo import DEMO_STEPS
 
     app.register_blueprint(views.bp)
-    app.register_blueprint(hooks.bp)
+    hooks.init_app(app)
     app.register_blueprint(api.bp)
     receivers.connect_signals()
     register_checklist_item("channel", "integrations.channels", lambda: channels.channel_count() > 0)

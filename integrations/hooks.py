@@ -4,66 +4,128 @@ This is the hot path of a flash sale, so it does only what acknowledging needs: 
 memory for a few seconds, see hook_targets), verify, store the raw delivery with one insert and commit, and
 make sure a job will drain the tenant's inbox. Rejected deliveries count against the channel's rejection
 limit; accepted ones are never refused for rate.
+
+It is a small WSGI layer in front of Flask (`WebhookEndpoint`, installed by `init_app`), not a Flask view:
+a delivery needs none of a page's machinery (session cookie, login, CSRF, per-route rate limits, HTML
+security headers, matching against every route), and that machinery was most of a delivery's CPU
+(bench/webhooks.py). Flask only builds the URL (`url_for("hooks.receive_delivery", public_id=…)`).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
-from flask.typing import ResponseReturnValue
+import json
+import logging
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from flask import Flask
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wsgi import get_input_stream
 
 from integrations import hook_targets
 from integrations.receiving import HARD_LIMIT_BYTES, Receipt, receive
-from saas.extensions import csrf
-from saas.security import RejectionLimit, limiter
-from tenants.context import bind_request_tenant_id
+from saas.extensions import is_postgres, write_intent
+from saas.security import RejectionLimit
+from tenants.scoping import bind_tenant, unbind_tenant
 
-bp = Blueprint("hooks", __name__, url_prefix="/hooks")
-csrf.exempt(bp)
-limiter.exempt(bp)  # rejections have their own limit below; genuine deliveries are never refused for rate
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/hooks/"
+ENDPOINT = "hooks.receive_delivery"
 
 rejections = RejectionLimit("WEBHOOK_REJECTION_LIMIT", scope="hooks")
 
 
-@bp.route("/<public_id>", methods=["POST"])
-def receive_delivery(public_id: str) -> ResponseReturnValue:
+class WebhookEndpoint:
+    """WSGI middleware: answers every request under /hooks/ itself and passes the rest to the app."""
+
+    def __init__(self, app: Flask, inner: WSGIApplication) -> None:
+        self.app = app
+        self.inner = inner
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO", "")
+        if not path.startswith(PREFIX):
+            return self.inner(environ, start_response)
+        public_id = path[len(PREFIX) :]
+        if not public_id or "/" in public_id:
+            receipt = Receipt(404, {"code": "not_found", "message": "no channel has this webhook URL"})
+        elif environ.get("REQUEST_METHOD") != "POST":
+            receipt = Receipt(405, {"code": "method_not_allowed", "message": "deliveries are POSTed"})
+            return _respond(start_response, receipt, [("Allow", "POST")])
+        else:
+            with self.app.app_context():
+                return _respond(start_response, *_answer(environ, public_id))
+        return _respond(start_response, receipt)
+
+
+def init_app(app: Flask) -> None:
+    """Serve /hooks/ in front of Flask, and let Flask build its URLs."""
+    app.add_url_rule("/hooks/<public_id>", endpoint=ENDPOINT, methods=["POST"], build_only=True)
+    app.wsgi_app = WebhookEndpoint(app, app.wsgi_app)  # type: ignore[method-assign]
+
+
+def _answer(environ: WSGIEnvironment, public_id: str) -> tuple[Receipt, list[tuple[str, str]]]:
     caller = public_id[:40]
     wait = rejections.retry_after(caller)
     if wait is not None:
-        return _answer(
-            Receipt(429, {"code": "rate_limited", "message": "too many rejected deliveries; slow down"}),
-            retry_after=wait,
-        )
-    receipt = _receive(public_id)
+        message = "too many rejected deliveries; slow down"
+        return Receipt(429, {"code": "rate_limited", "message": message}), [("Retry-After", str(wait))]
+    try:
+        receipt = _receive(environ, public_id)
+    except Exception:  # answered like any failure of ours: the sender retries, nothing was acknowledged
+        log.exception("the webhook endpoint failed on a delivery for %s", caller)
+        receipt = Receipt(500, {"code": "internal_error", "message": "we could not take this delivery"})
     if receipt.status >= 400:
         rejections.count_rejection(caller)
-    return _answer(receipt)
+    return receipt, []
 
 
-def _receive(public_id: str) -> Receipt:
+def _receive(environ: WSGIEnvironment, public_id: str) -> Receipt:
     target = hook_targets.lookup(public_id)
     if target is None:
         return Receipt(404, {"code": "not_found", "message": "no channel has this webhook URL"})
     if not target.active:
         paused = "this channel is paused; deliver again later"
         return Receipt(503, {"code": "channel_paused", "message": paused})
-    if (request.content_length or 0) > HARD_LIMIT_BYTES:
+    declared = _content_length(environ)
+    if (declared or 0) > HARD_LIMIT_BYTES:
         return Receipt(
             413, {"code": "payload_too_large", "message": f"bodies are at most {HARD_LIMIT_BYTES} bytes"}
         )
-    bind_request_tenant_id(target.tenant_id)
     # With a length, read exactly that many bytes (a read past it would wait on a keep-alive connection).
-    if request.content_length is not None:
-        body = request.get_data(cache=False)
-    else:
-        body = request.stream.read(HARD_LIMIT_BYTES + 1)
-    return receive(
-        target, dict(request.headers.items()), body, request.content_type or "", request.content_length
-    )
+    stream = get_input_stream(environ, safe_fallback=True)
+    body = stream.read() if declared is not None else stream.read(HARD_LIMIT_BYTES + 1)
+    headers = dict(EnvironHeaders(environ).items())
+    content_type = environ.get("CONTENT_TYPE", "")
+    token = bind_tenant(target.tenant_id)
+    try:
+        if is_postgres():
+            return receive(target, headers, body, content_type, declared)
+        with write_intent():  # SQLite: take the write lock up front, like every writing request
+            return receive(target, headers, body, content_type, declared)
+    finally:
+        unbind_tenant(token)
 
 
-def _answer(receipt: Receipt, retry_after: int | None = None) -> Response:
-    response = jsonify(receipt.body)
-    response.status_code = receipt.status
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    return response
+def _content_length(environ: WSGIEnvironment) -> int | None:
+    try:
+        return max(0, int(environ["CONTENT_LENGTH"]))
+    except (KeyError, ValueError):
+        return None
+
+
+_HEADERS = [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")]
+
+
+def _respond(
+    start_response: StartResponse, receipt: Receipt, extra: list[tuple[str, str]] | None = None
+) -> list[bytes]:
+    body = json.dumps(receipt.body).encode()
+    headers = [*_HEADERS, ("Content-Length", str(len(body))), *(extra or [])]
+    start_response(f"{receipt.status} {HTTPStatus(receipt.status).phrase}", headers)
+    return [body]
