@@ -46,10 +46,10 @@ _RLS = "SELECT set_config('app.tenant_id', %s, false), set_config('app.unscoped'
 # by a second statement, _COUNT_DUPLICATE.)
 _STORE = (
     f"WITH inserted AS (INSERT INTO webhook_inbox ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join('%(headers)s::json' if c == 'headers' else f'%({c})s' for c in COLUMNS)}) "
+    f"VALUES ({', '.join('%s::json' if c == 'headers' else '%s' for c in COLUMNS)}) "
     "ON CONFLICT (tenant_id, channel_id, dedupe_key) DO NOTHING RETURNING id), "
     "counted AS (UPDATE webhook_inbox SET duplicates = duplicates + 1 "
-    "WHERE tenant_id = %(tenant_id)s AND channel_id = %(channel_id)s AND dedupe_key = %(dedupe_key)s "
+    "WHERE tenant_id = %s AND channel_id = %s AND dedupe_key = %s "
     "AND NOT EXISTS (SELECT 1 FROM inserted) RETURNING id) "
     "SELECT id, true FROM inserted UNION ALL SELECT id, false FROM counted"
 )
@@ -74,12 +74,13 @@ class _HookConnection:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.conn = psycopg.connect(dsn, autocommit=True)
+        self.cursor = self.conn.cursor()
         self.tenant_id: int | None = None
 
     def bind(self, tenant_id: int) -> None:
         if self.tenant_id != tenant_id:
             self.tenant_id = None  # unknown until the setting is confirmed
-            self.conn.execute(_RLS, (str(tenant_id),))
+            self.cursor.execute(_RLS, (str(tenant_id),))
             self.tenant_id = tenant_id
 
 
@@ -102,14 +103,18 @@ def store(dsn: str, values: dict[str, Any], *, mark_channel: bool) -> Stored:
 def _store(hook: _HookConnection, values: dict[str, Any], mark_channel: bool) -> Stored:
     tenant_id, channel_id = values["tenant_id"], values["channel_id"]
     hook.bind(tenant_id)
-    params = {**values, "headers": json.dumps(values["headers"])}
-    row = hook.conn.execute(_STORE, params, prepare=True).fetchone()
+    key = (tenant_id, channel_id, values["dedupe_key"])
+    row = hook.cursor.execute(_STORE, (*_row(values), *key), prepare=True).fetchone()
     if row is None:  # its first copy was being stored at the same moment: it is committed now
-        key = (tenant_id, channel_id, values["dedupe_key"])
-        row = (*(hook.conn.execute(_COUNT_DUPLICATE, key).fetchone() or (None,)), False)
+        row = (*(hook.cursor.execute(_COUNT_DUPLICATE, key).fetchone() or (None,)), False)
     if mark_channel:
-        hook.conn.execute(_MARK_CHANNEL, (values["received_at"], tenant_id, channel_id))
+        hook.cursor.execute(_MARK_CHANNEL, (values["received_at"], tenant_id, channel_id))
     return Stored(None if row[0] is None else int(row[0]), bool(row[1]))
+
+
+def _row(values: dict[str, Any]) -> list[Any]:
+    """Return a row's values in COLUMNS order, as the driver sends them."""
+    return [json.dumps(values[c]) if c == "headers" else values[c] for c in COLUMNS]
 
 
 def _connection(dsn: str) -> _HookConnection:

@@ -20,12 +20,11 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from flask import Flask
-from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wsgi import get_input_stream
 
 from integrations import hook_targets
-from integrations.receiving import HARD_LIMIT_BYTES, Receipt, receive
-from saas.extensions import is_postgres, write_intent
+from integrations.receiving import HARD_LIMIT_BYTES, Receipt, postgres_dsn, receive
+from saas.extensions import write_intent
 from saas.security import RejectionLimit
 from tenants.scoping import bind_tenant, unbind_tenant
 
@@ -100,16 +99,26 @@ def _receive(environ: WSGIEnvironment, public_id: str) -> Receipt:
     # With a length, read exactly that many bytes (a read past it would wait on a keep-alive connection).
     stream = get_input_stream(environ, safe_fallback=True)
     body = stream.read() if declared is not None else stream.read(HARD_LIMIT_BYTES + 1)
-    headers = dict(EnvironHeaders(environ).items())
     content_type = environ.get("CONTENT_TYPE", "")
     token = bind_tenant(target.tenant_id)
     try:
-        if is_postgres():
-            return receive(target, headers, body, content_type, declared)
+        if postgres_dsn() is not None:
+            return receive(target, request_headers(environ), body, content_type, declared)
         with write_intent():  # SQLite: take the write lock up front, like every writing request
-            return receive(target, headers, body, content_type, declared)
+            return receive(target, request_headers(environ), body, content_type, declared)
     finally:
         unbind_tenant(token)
+
+
+def request_headers(environ: WSGIEnvironment) -> dict[str, str]:
+    """Return the request's headers with lower-case names, as the inbox stores them."""
+    headers = {
+        name[5:].replace("_", "-").lower(): value for name, value in environ.items() if name[:5] == "HTTP_"
+    }
+    for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(name):
+            headers[name.replace("_", "-").lower()] = environ[name]
+    return headers
 
 
 def _content_length(environ: WSGIEnvironment) -> int | None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -218,11 +219,12 @@ def _store_for_hook(
     """Store a delivery for the webhook endpoint: on PostgreSQL in one round trip (hook_inbox)."""
     now = utcnow()
     due = last_delivery_due(target.last_delivery_at, now)
-    if is_postgres():
+    dsn = postgres_dsn()
+    if dsn is not None:
         values = inbox_row(
             target, envelope, headers, body, content_type, status=status, note=note, received_at=now
         )
-        stored = hook_inbox.store(postgres_dsn(), values, mark_channel=due)
+        stored = hook_inbox.store(dsn, values, mark_channel=due)
         result = stored.id, stored.new
     else:
         result = store(target, envelope, headers, body, content_type, status=status, note=note)
@@ -231,9 +233,19 @@ def _store_for_hook(
     return result
 
 
-def postgres_dsn() -> str:
-    """The app's PostgreSQL connection string for the driver itself (the app's role, so RLS applies)."""
-    return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+def postgres_dsn() -> str | None:
+    """The app's PostgreSQL connection string for the driver itself (the app's role, so RLS applies).
+
+    None when the app's database is SQLite. Worked out once per app: every delivery asks.
+    """
+    extensions = current_app.extensions
+    if "quanyi.hook_dsn" not in extensions:
+        url = db.engine.url
+        extensions["quanyi.hook_dsn"] = (
+            url.set(drivername="postgresql").render_as_string(hide_password=False) if is_postgres() else None
+        )
+    dsn: str | None = extensions["quanyi.hook_dsn"]
+    return dsn
 
 
 def receive(
