@@ -76,9 +76,9 @@ def _answer(environ: WSGIEnvironment, public_id: str) -> tuple[Receipt, list[tup
         return Receipt(429, {"code": "rate_limited", "message": message}), [("Retry-After", str(wait))]
     try:
         receipt = _receive(environ, public_id)
-    except Exception:  # answered like any failure of ours: the sender retries, nothing was acknowledged
+    except Exception:  # our failure, not the sender's: not counted; it retries, nothing was acknowledged
         log.exception("the webhook endpoint failed on a delivery for %s", caller)
-        receipt = Receipt(500, {"code": "internal_error", "message": "we could not take this delivery"})
+        return Receipt(500, {"code": "internal_error", "message": "we could not take this delivery"}), []
     if receipt.status >= 400:
         rejections.count_rejection(caller)
     return receipt, []

@@ -138,3 +138,32 @@ def test_the_same_delivery_five_times_at_once_makes_one_order_and_counts_four_du
         assert channel is not None
         (row,) = f.inbox_of(channel)
         assert row.duplicates == 4
+
+
+def test_the_endpoint_answers_wrong_methods_and_paths_in_json_and_leaves_pages_to_flask(
+    client: FlaskClient, shop: Shop
+) -> None:
+    _channel_id, public_id = connected(shop)
+    browsed = client.get(f"/hooks/{public_id}")
+    assert browsed.status_code == 405 and browsed.headers["Allow"] == "POST"
+    assert browsed.json["code"] == "method_not_allowed"
+    deeper = f.shopify(f.shopify_order(6900)).post(client, f"/hooks/{public_id}/extra")
+    assert deeper.status_code == 404 and deeper.json["code"] == "not_found"
+    assert client.get("/login").status_code == 200  # everything else is still the back office
+
+
+def test_a_delivery_that_fails_unexpectedly_is_answered_500_and_not_acknowledged(
+    client: FlaskClient, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel_id, public_id = connected(shop)
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("the inbox is unwell")
+
+    monkeypatch.setattr("integrations.receiving.new_id", broken)
+    failed = f.shopify(f.shopify_order(6950)).post(client, f"/hooks/{public_id}")
+    assert failed.status_code == 500 and failed.json["code"] == "internal_error"
+    assert statuses(shop, channel_id) == []
+    monkeypatch.undo()
+    assert f.shopify(f.shopify_order(6950)).post(client, f"/hooks/{public_id}").status_code == 200
+    assert fulfilled(shop, channel_id) == ["6950"]
