@@ -6,13 +6,16 @@
 1. Creates a throwaway PostgreSQL database next to BENCH_DATABASE_URL and migrates it with
    `quanyi db upgrade`; adds a tenant, a plan (a generated-code right: no stock to size), a Shopify channel
    with its SKU mapped.
-2. Serves the app with gunicorn (2 workers, gthread) on loopback: JOBS_MODE rq with REDIS_URL (one RQ
-   worker runs during the load, as in production), or the in-process thread runner without REDIS_URL.
+2. Serves the app with gunicorn (2 workers, gthread) on loopback, JOBS_MODE rq with REDIS_URL (or the
+   in-process thread runner without it), and a minimal Flask app on the same gunicorn settings that only
+   verifies the HMAC and answers 200 (the reference).
 3. A load generator (2 processes × threads, keep-alive http.client) sends signed deliveries of distinct
-   orders for --seconds; then the same load against a minimal Flask app on the same gunicorn settings that
-   only verifies the HMAC and answers 200 (the reference).
-4. Counts acknowledged deliveries missing from the inbox (lost), waits for the workers to drain, and checks
-   that every acknowledged order was fulfilled. The database is dropped at the end (--keep to keep it).
+   orders to each in turn, --rounds times, --seconds in all for each: alternating evens out this shared
+   machine's drifts, which moved a single pair of runs by ±15%.
+4. Counts acknowledged deliveries missing from the inbox (lost), starts one RQ worker (with
+   --worker-during-load it ran from the start, competing for the same 2 cores as on a single-machine
+   install; otherwise it stands for workers on their own machines), waits for it to drain, and checks that
+   every acknowledged order was fulfilled. The database is dropped at the end (--keep to keep it).
 
 Goal: ratio ≥ 0.5, lost = 0, every order fulfilled. The last line is machine-readable.
 """
@@ -285,7 +288,7 @@ def _process_load(args: tuple[int, str, float, int, int, int]) -> list[tuple[int
     workers = [
         threading.Thread(
             target=_thread_load,
-            args=(port, path, seconds, 10**9 + (process_index * 100 + t) * 10**6, max_requests, results),
+            args=(port, path, seconds, 10**9 + (process_index * 100 + t) * 10**5, max_requests, results),
         )
         for t in range(threads)
     ]
@@ -312,27 +315,39 @@ def warm_up(port: int, path: str, count: int = 40) -> list[int]:
     return [order_id for order_id, _latency, status in results if 200 <= status < 300]
 
 
-def run_load(port: int, path: str, seconds: float, processes: int, threads: int) -> dict[str, Any]:
-    """Send deliveries of distinct orders for `seconds`; return rate, p99 and the acknowledged order ids."""
-    warmed = warm_up(port, path)
+def run_load(
+    port: int, path: str, seconds: float, processes: int, threads: int, round_index: int
+) -> dict[str, Any]:
+    """Send deliveries of distinct orders for `seconds`; return rate, latencies and the acknowledged ids."""
     pool = multiprocessing.get_context("spawn").Pool(processes)
     pool.map(abs, range(processes))  # the load processes exist before the clock starts
     started = time.monotonic()
     with pool:
         parts = pool.map(
-            _process_load, [(port, path, seconds, p, threads, 500_000) for p in range(processes)]
+            _process_load,
+            [(port, path, seconds, round_index * 10 + p, threads, 100_000) for p in range(processes)],
         )
     elapsed = time.monotonic() - started
     results = [r for part in parts for r in part]
-    latencies = sorted(latency for _id, latency, _status in results)
-    measured = [order_id for order_id, _latency, status in results if 200 <= status < 300]
-    acknowledged = warmed + measured
+    acknowledged = [order_id for order_id, _latency, status in results if 200 <= status < 300]
+    return {
+        "elapsed": elapsed,
+        "latencies": [latency for _id, latency, _status in results],
+        "acknowledged": acknowledged,
+        "errors": len(results) - len(acknowledged),
+    }
+
+
+def summary(rounds: list[dict[str, Any]], warmed: list[int]) -> dict[str, Any]:
+    """Combine an app's rounds: requests per second over all of them, p99, every acknowledged order id."""
+    acknowledged = [order_id for r in rounds for order_id in r["acknowledged"]]
+    latencies = sorted(latency for r in rounds for latency in r["latencies"])
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0
     return {
-        "rate": len(measured) / elapsed,
+        "rate": len(acknowledged) / sum(r["elapsed"] for r in rounds),
         "p99_ms": p99,
-        "acknowledged": acknowledged,
-        "errors": len(results) - len(measured),
+        "acknowledged": warmed + acknowledged,
+        "errors": sum(r["errors"] for r in rounds),
     }
 
 
@@ -376,14 +391,23 @@ def inbox_and_orders(
     return keys, {str(k): int(v) for k, v in statuses.items()}, fulfilled
 
 
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = (OUT / "webhooks-worker.log").open("wb")
+    return subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="load time per app, over all rounds")
+    parser.add_argument("--rounds", type=int, default=2, help="turns each app gets, alternating")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per load generator process")
     parser.add_argument("--server-threads", type=int, default=4, help="gthread threads per gunicorn worker")
-    parser.add_argument("--drain-timeout", type=float, default=600.0)
+    parser.add_argument("--drain-timeout", type=float, default=1800.0)
     parser.add_argument("--keep", action="store_true", help="keep the throwaway database")
+    parser.add_argument(
+        "--worker-during-load", action="store_true", help="run the RQ worker during the load too"
+    )
     parser.add_argument(
         "--no-worker", action="store_true", help="measure the web path alone (nothing drains)"
     )
@@ -403,16 +427,6 @@ def main() -> None:
         tenant_id, channel_id, public_id = prepare(url)
         path = f"/hooks/{public_id}"
         print(f"mode: {'rq ' + redis_url if redis_url else 'thread'}; database {name}", flush=True)
-
-        port = free_port()
-        reference = start_gunicorn("bench.webhooks:reference_app()", env, port, options.server_threads)
-        ref = run_load(port, path, options.seconds, options.processes, options.threads)
-        stop(reference)
-        print(
-            f"reference: {ref['rate']:.0f} req/s, p99 {ref['p99_ms']:.1f} ms, errors {ref['errors']}",
-            flush=True,
-        )
-
         if redis_url:
             from redis import Redis
             from rq import Queue
@@ -420,18 +434,26 @@ def main() -> None:
             connection = Redis.from_url(redis_url)
             for queue in ("integrations", "fulfilment", "mail", "default"):
                 Queue(queue, connection=connection).empty()  # nothing left over from an earlier run
-            if not options.no_worker:
-                log = (OUT / "webhooks-worker.log").open("wb")
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-c", WORKER], env=env, stdout=log, stderr=subprocess.STDOUT
-                    )
-                )
-        port = free_port()
-        server = start_gunicorn("wsgi:app", env, port, options.server_threads)
-        processes.append(server)
-        ours = run_load(port, path, options.seconds, options.processes, options.threads)
+
+        servers = {}
+        for app, target in (("ref", "bench.webhooks:reference_app()"), ("ours", "wsgi:app")):
+            servers[app] = free_port()  # taken by this gunicorn before the next port is picked
+            processes.append(start_gunicorn(target, env, servers[app], options.server_threads))
+        ref_port, our_port = servers["ref"], servers["ours"]
+        warmed = {"ref": warm_up(ref_port, path), "ours": warm_up(our_port, path)}
+        if options.worker_during_load and redis_url and not options.no_worker:
+            processes.append(start_worker(env))
+        turns: dict[str, list[dict[str, Any]]] = {"ref": [], "ours": []}
+        seconds = options.seconds / options.rounds
+        for round_index in range(options.rounds):
+            for app, port in (("ref", ref_port), ("ours", our_port)):
+                turn = run_load(port, path, seconds, options.processes, options.threads, round_index)
+                turns[app].append(turn)
+                rate = len(turn["acknowledged"]) / turn["elapsed"]
+                print(f"round {round_index + 1}: {app} {rate:.0f} req/s, errors {turn['errors']}", flush=True)
+        ref, ours = summary(turns["ref"], warmed["ref"]), summary(turns["ours"], warmed["ours"])
         print(
+            f"reference: {ref['rate']:.0f} req/s, p99 {ref['p99_ms']:.1f} ms, errors {ref['errors']}; "
             f"ours: {ours['rate']:.0f} req/s, p99 {ours['p99_ms']:.1f} ms, errors {ours['errors']}",
             flush=True,
         )
@@ -439,8 +461,10 @@ def main() -> None:
         acknowledged = {f"shopify:wh-{order_id}" for order_id in ours["acknowledged"]}
         keys, _statuses, _done = inbox_and_orders(url, tenant_id, channel_id, public_id)
         lost = len(acknowledged - keys)
+        if redis_url and not options.no_worker and not options.worker_during_load:
+            processes.append(start_worker(env))
         wanted = {str(order_id) for order_id in ours["acknowledged"]}
-        deadline = time.monotonic() + options.drain_timeout
+        deadline = time.monotonic() + (0 if options.no_worker else options.drain_timeout)
         drain_started = time.monotonic()
         while True:
             _keys, statuses, fulfilled = inbox_and_orders(url, tenant_id, channel_id, public_id)
