@@ -236,7 +236,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
     """Build the OpenAPI 3.1 document from every registered API endpoint."""
     operations: list[tuple[str, str, ApiOperation]] = []
     for rule in app.url_map.iter_rules():
-        view = app.view_functions[rule.endpoint]
+        view = app.view_functions.get(rule.endpoint)  # None for a build-only rule (the webhook URL)
         operation: ApiOperation | None = getattr(view, "api_operation", None)
         if operation is not None:
             operations.append((_RULE_VARIABLE.sub(r"{\1}", rule.rule), rule.endpoint, operation))

@@ -42,7 +42,7 @@ def api_routes(app: Flask) -> list[Route]:
     return [
         Route(rule, method)
         for rule in app.url_map.iter_rules()
-        if hasattr(app.view_functions[rule.endpoint], "api_operation")
+        if hasattr(app.view_functions.get(rule.endpoint), "api_operation")
         for method in sorted(rule.methods or ())
         if method in CHECKED_METHODS
     ]
