@@ -310,18 +310,18 @@ def _waiting_for_subscription(channel: Channel, subscription_id: str) -> list[in
 
 
 def _waiting(channel: Channel, external_id: str) -> list[tuple[InboxDelivery, list[Event]]]:
+    # Sorted here, not in SQL: an ORDER BY received_at led PostgreSQL (on statistics-less tables) to walk the
+    # channel's whole inbox by ix_webhook_inbox_channel, 36 ms per processed delivery at 20,000 rows.
     rows = db.session.scalars(
-        select(InboxDelivery)
-        .where(
+        select(InboxDelivery).where(
             InboxDelivery.channel_id == channel.id,
             InboxDelivery.external_order_id == external_id,
             InboxDelivery.status == "waiting",
         )
-        .order_by(InboxDelivery.received_at, InboxDelivery.id)
-    )
+    ).all()
     adapter = adapter_for(channel.kind)
     found = []
-    for row in rows:
+    for row in sorted(rows, key=lambda row: (row.received_at, row.id)):
         try:
             events = adapter.parse(row.topic, row.headers or {}, load_json(bytes(row.body)))
         except InvalidDelivery:

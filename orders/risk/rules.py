@@ -336,8 +336,9 @@ def _other_orders_of_plan(plan_id: int, order_id: int, since: dt.datetime, at_mo
 def plan_bursts(order: Order, lines: list[OrderLine], rules: Rules) -> list[RiskFlag]:
     """Flag each plan of the order that sold more than the burst threshold within the window.
 
-    The order itself counts, written yet or not. During a sale the window holds many orders, so the usual
-    check counts at most `threshold` others; the exact number is counted once, for the flag's message.
+    The order itself counts, written yet or not. During a sale the window holds many orders, so the check
+    counts at most `threshold` others, and none once the plan is flagged for this window; the exact number is
+    counted once, for the flag's message.
     """
     limit = rules.get("orders_per_plan")
     if limit is None:
@@ -345,10 +346,10 @@ def plan_bursts(order: Order, lines: list[OrderLine], rules: Rules) -> list[Risk
     since = utcnow() - limit.window
     flags = []
     for plan_id in sorted({line.plan_id for line in lines if line.plan_id is not None}):
-        if _other_orders_of_plan(plan_id, order.id, since, at_most=limit.threshold) < limit.threshold:
-            continue
         dedupe_key = f"plan_burst:{plan_id}:{_bucket(limit)}"
-        if is_flagged(dedupe_key):
+        if is_flagged(dedupe_key):  # first: once a sale is flagged, its next orders count nothing
+            continue
+        if _other_orders_of_plan(plan_id, order.id, since, at_most=limit.threshold) < limit.threshold:
             continue
         count = _other_orders_of_plan(plan_id, order.id, since) + 1
         flag = raise_flag(
