@@ -37,6 +37,7 @@ PREFIX = "/hooks/"
 ENDPOINT = "hooks.receive_delivery"
 
 rejections = RejectionLimit("WEBHOOK_REJECTION_LIMIT", scope="hooks")
+NO_CHANNEL = Receipt(404, {"code": "not_found", "message": "no channel has this webhook URL"})
 
 
 class WebhookEndpoint:
@@ -52,14 +53,12 @@ class WebhookEndpoint:
             return self.inner(environ, start_response)
         public_id = path[len(PREFIX) :]
         if not public_id or "/" in public_id:
-            receipt = Receipt(404, {"code": "not_found", "message": "no channel has this webhook URL"})
-        elif environ.get("REQUEST_METHOD") != "POST":
-            receipt = Receipt(405, {"code": "method_not_allowed", "message": "deliveries are POSTed"})
-            return _respond(start_response, receipt, [("Allow", "POST")])
-        else:
-            with self.app.app_context():
-                return _respond(start_response, *_answer(environ, public_id))
-        return _respond(start_response, receipt)
+            return _respond(start_response, NO_CHANNEL)
+        if environ.get("REQUEST_METHOD") != "POST":
+            not_posted = Receipt(405, {"code": "method_not_allowed", "message": "deliveries are POSTed"})
+            return _respond(start_response, not_posted, [("Allow", "POST")])
+        with self.app.app_context():
+            return _respond(start_response, *_answer(environ, public_id))
 
 
 def init_app(app: Flask) -> None:
@@ -87,7 +86,7 @@ def _answer(environ: WSGIEnvironment, public_id: str) -> tuple[Receipt, list[tup
 def _receive(environ: WSGIEnvironment, public_id: str) -> Receipt:
     target = hook_targets.lookup(public_id)
     if target is None:
-        return Receipt(404, {"code": "not_found", "message": "no channel has this webhook URL"})
+        return NO_CHANNEL
     if not target.active:
         paused = "this channel is paused; deliver again later"
         return Receipt(503, {"code": "channel_paused", "message": paused})
