@@ -100,11 +100,10 @@ def inbox_row(
     body: bytes,
     content_type: str,
     *,
-    status: str,
-    note: str,
-    received_at: dt.datetime,
+    status: str = "pending",
+    note: str = "",
 ) -> dict[str, Any]:
-    """Return the column values of a new inbox row for a delivery."""
+    """Return the column values of a new inbox row for a delivery received now."""
     return {
         "tenant_id": channel.tenant_id,
         "id": new_id(),
@@ -120,7 +119,7 @@ def inbox_row(
         "note": note[:2000],
         "attempts": 0,
         "duplicates": 0,
-        "received_at": received_at,
+        "received_at": utcnow(),
     }
 
 
@@ -135,18 +134,21 @@ def store(
     note: str = "",
 ) -> tuple[int | None, bool]:
     """Store a delivery in the inbox through the session and commit; return (its id, whether it is new)."""
-    now = utcnow()
-    values = inbox_row(
-        channel, envelope, headers, body, content_type, status=status, note=note, received_at=now
+    return _store_row(
+        channel, inbox_row(channel, envelope, headers, body, content_type, status=status, note=note)
     )
+
+
+def _store_row(channel: InboxOwner, values: dict[str, Any]) -> tuple[int | None, bool]:
+    """Insert an `inbox_row` through the session and commit; return (its id, whether it is new)."""
     inserted = _insert_ignoring_duplicates(values)
     if not inserted:
-        _count_duplicate(channel.id, envelope.dedupe_key)
-    if last_delivery_due(channel.last_delivery_at, now):
+        _count_duplicate(channel.id, values["dedupe_key"])
+    if last_delivery_due(channel.last_delivery_at, values["received_at"]):
         db.session.execute(
             update(Channel)
             .where(Channel.id == channel.id)
-            .values(last_delivery_at=now)
+            .values(last_delivery_at=values["received_at"])
             .execution_options(synchronize_session=False)
         )
     db.session.commit()
@@ -154,7 +156,7 @@ def store(
         return values["id"], True
     existing = db.session.scalar(
         select(InboxDelivery.id).where(
-            InboxDelivery.channel_id == channel.id, InboxDelivery.dedupe_key == envelope.dedupe_key
+            InboxDelivery.channel_id == channel.id, InboxDelivery.dedupe_key == values["dedupe_key"]
         )
     )
     return existing, False
@@ -200,36 +202,23 @@ def _keep_invalid(
     channel: HookTarget, headers: dict[str, str], body: bytes, content_type: str, why: str, topic: str = ""
 ) -> int | None:
     envelope = Envelope(topic or "invalid", f"invalid:{body_digest(body)}")
-    delivery_id, _new = _store_for_hook(
-        channel, envelope, headers, body, content_type, status="invalid", note=why
-    )
+    row = inbox_row(channel, envelope, headers, body, content_type, status="invalid", note=why)
+    delivery_id, _new = _store_for_hook(channel, row)
     return delivery_id
 
 
-def _store_for_hook(
-    target: HookTarget,
-    envelope: Envelope,
-    headers: dict[str, str],
-    body: bytes,
-    content_type: str,
-    *,
-    status: str = "pending",
-    note: str = "",
-) -> tuple[int | None, bool]:
-    """Store a delivery for the webhook endpoint: on PostgreSQL in one round trip (hook_inbox)."""
-    now = utcnow()
-    due = last_delivery_due(target.last_delivery_at, now)
+def _store_for_hook(target: HookTarget, values: dict[str, Any]) -> tuple[int | None, bool]:
+    """Store an inbox row for the webhook endpoint: on PostgreSQL in one round trip (hook_inbox)."""
+    received_at = values["received_at"]
+    due = last_delivery_due(target.last_delivery_at, received_at)
     dsn = postgres_dsn()
     if dsn is not None:
-        values = inbox_row(
-            target, envelope, headers, body, content_type, status=status, note=note, received_at=now
-        )
         stored = hook_inbox.store(dsn, values, mark_channel=due)
         result = stored.id, stored.new
     else:
-        result = store(target, envelope, headers, body, content_type, status=status, note=note)
+        result = _store_row(target, values)
     if due:  # written with the delivery: not again from this process for a while
-        remember_delivery(target, now)
+        remember_delivery(target, received_at)
     return result
 
 
@@ -306,7 +295,7 @@ def receive(
         return Receipt(
             error.status, {"code": "invalid_delivery", "message": str(error), "kept": str(delivery_id)}
         )
-    delivery_id, new = _store_for_hook(channel, envelope, headers, body, content_type)
+    delivery_id, new = _store_for_hook(channel, inbox_row(channel, envelope, headers, body, content_type))
     if new:
         request_inbox_drain(channel.tenant_id)
     return Receipt(200, {"received": str(delivery_id), "duplicate": not new})
