@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
@@ -16,6 +16,9 @@ from tenants.jobruns import report_progress, start_job_run
 from tenants.models import JobRun
 from tests.conftest import jobs_through_test_redis
 from tests.factories import Shop, login
+
+if TYPE_CHECKING:
+    from rq import Queue
 
 CALLS: list[Any] = []
 
@@ -100,15 +103,23 @@ def test_a_coalesced_job_is_queued_once_while_one_waits_then_again_once_it_start
     assert CALLS == ["drained", "again"]
 
 
-@pytest.mark.postgres
-def test_coalesced_jobs_wait_in_redis_once(app: Flask) -> None:
+def empty_default_queue(app: Flask, coalesce: str) -> Queue:
+    """Send the app's jobs through the test Redis; return its empty default queue, `coalesce` not waiting."""
     from redis import Redis
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     connection = Redis.from_url(jobs_through_test_redis(app))
     queue = Queue("default", connection=connection)
     queue.empty()
-    connection.delete(jobs.waiting_key("tests-once"))
+    connection.delete(jobs.waiting_key(coalesce))
+    return queue
+
+
+@pytest.mark.postgres
+def test_coalesced_jobs_wait_in_redis_once(app: Flask) -> None:
+    from rq import SimpleWorker
+
+    queue = empty_default_queue(app, "tests-once")
     CALLS.clear()
     for n in range(3):
         jobs.enqueue("tests.saas.test_jobs.record_call", f"call {n}", coalesce="tests-once")
@@ -118,7 +129,7 @@ def test_coalesced_jobs_wait_in_redis_once(app: Flask) -> None:
         jobs.enqueue("tests.saas.test_jobs.record_call", f"more {n}", coalesce="tests-once")
         jobs.flush(app)
     assert queue.count == 1
-    SimpleWorker([queue], connection=connection).work(burst=True)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
     assert CALLS == ["call 0"]
     jobs.enqueue("tests.saas.test_jobs.record_call", "after", coalesce="tests-once")
     jobs.flush(app)
@@ -128,13 +139,7 @@ def test_coalesced_jobs_wait_in_redis_once(app: Flask) -> None:
 @pytest.mark.postgres
 def test_a_coalesced_job_reaches_redis_from_the_enqueuer_thread(app: Flask) -> None:
     """The caller (the webhook endpoint) makes no Redis call; this process's enqueuer thread does, soon."""
-    from redis import Redis
-    from rq import Queue
-
-    connection = Redis.from_url(jobs_through_test_redis(app))
-    queue = Queue("default", connection=connection)
-    queue.empty()
-    connection.delete(jobs.waiting_key("tests-soon"))
+    queue = empty_default_queue(app, "tests-soon")
     jobs.enqueue("tests.saas.test_jobs.record_call", "soon", coalesce="tests-soon")
     pause = threading.Event()  # never set: each wait is 10 ms
     for _ in range(500):  # up to 5 s; it takes about one COALESCE_TICK
