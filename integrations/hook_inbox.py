@@ -13,6 +13,7 @@ SQLite (the embedded default) and the back office store through `integrations.re
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +45,23 @@ COLUMNS = (
 _RLS = "SELECT set_config('app.tenant_id', %s, false), set_config('app.unscoped', '', false)"
 # Insert, or count a duplicate: one statement, so a delivery is one round trip with no branch in it.
 # (The UPDATE cannot see a row inserted after the statement began: a copy racing its first copy is counted
-# by a second statement, _COUNT_DUPLICATE.)
+# by a second statement, _COUNT_DUPLICATE.) Numbered parameters: it is prepared and run through libpq itself.
+_N = len(COLUMNS)
 _STORE = (
     f"WITH inserted AS (INSERT INTO webhook_inbox ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join('%s::json' if c == 'headers' else '%s' for c in COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}::json' if c == 'headers' else f'${i}' for i, c in enumerate(COLUMNS, 1))}) "
     "ON CONFLICT (tenant_id, channel_id, dedupe_key) DO NOTHING RETURNING id), "
     "counted AS (UPDATE webhook_inbox SET duplicates = duplicates + 1 "
-    "WHERE tenant_id = %s AND channel_id = %s AND dedupe_key = %s "
+    f"WHERE tenant_id = ${_N + 1} AND channel_id = ${_N + 2} AND dedupe_key = ${_N + 3} "
     "AND NOT EXISTS (SELECT 1 FROM inserted) RETURNING id) "
     "SELECT id, true FROM inserted UNION ALL SELECT id, false FROM counted"
-)
+).encode()
+_STORE_NAME = b"quanyi_hook_store"
+_STORE_FORMATS = [1 if c == "body" else 0 for c in COLUMNS] + [
+    0,
+    0,
+    0,
+]  # the body goes as bytes, the rest as text
 _COUNT_DUPLICATE = (
     "UPDATE webhook_inbox SET duplicates = duplicates + 1 "
     "WHERE tenant_id = %s AND channel_id = %s AND dedupe_key = %s RETURNING id"
@@ -76,12 +85,40 @@ class _HookConnection:
         self.conn = psycopg.connect(dsn, autocommit=True)
         self.cursor = self.conn.cursor()
         self.tenant_id: int | None = None
+        self.prepared = False
 
     def bind(self, tenant_id: int) -> None:
         if self.tenant_id != tenant_id:
             self.tenant_id = None  # unknown until the setting is confirmed
             self.cursor.execute(_RLS, (str(tenant_id),))
             self.tenant_id = tenant_id
+
+    def run_store(self, params: list[bytes | None]) -> tuple[int, bool] | None:
+        """Run _STORE, prepared once per connection, straight through libpq: (id, new) or None.
+
+        The driver's cursor spent 0.04 ms of CPU per delivery adapting parameters and managing its prepared
+        statements; this path has one statement with parameters already in PostgreSQL's text format.
+        """
+        pgconn = self.conn.pgconn
+        if not self.prepared:
+            _check(pgconn, pgconn.prepare(_STORE_NAME, _STORE))
+            self.prepared = True
+        result = pgconn.exec_prepared(_STORE_NAME, params, _STORE_FORMATS)  # type: ignore[arg-type]  # None: NULL
+        _check(pgconn, result)
+        if result.ntuples == 0:
+            return None
+        found = result.get_value(0, 0)
+        assert found is not None  # an inbox id
+        return int(found), result.get_value(0, 1) == b"t"
+
+
+def _check(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:
+    """Raise what the driver would for a failed libpq call (OperationalError when the connection is gone)."""
+    if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        return
+    if pgconn.status != pq.ConnStatus.OK:
+        raise psycopg.OperationalError(pgconn.error_message.decode(errors="replace"))
+    raise psycopg.errors.error_from_result(result, encoding="utf-8")
 
 
 _connections = threading.local()
@@ -104,7 +141,7 @@ def _store(hook: _HookConnection, values: dict[str, Any], mark_channel: bool) ->
     tenant_id, channel_id = values["tenant_id"], values["channel_id"]
     hook.bind(tenant_id)
     key = (tenant_id, channel_id, values["dedupe_key"])
-    row = hook.cursor.execute(_STORE, (*_row(values), *key), prepare=True).fetchone()
+    row = hook.run_store([*_row(values), *(str(k).encode() for k in key)])
     if row is None:  # its first copy was being stored at the same moment: it is committed now
         row = (*(hook.cursor.execute(_COUNT_DUPLICATE, key).fetchone() or (None,)), False)
     if mark_channel:
@@ -112,9 +149,19 @@ def _store(hook: _HookConnection, values: dict[str, Any], mark_channel: bool) ->
     return Stored(None if row[0] is None else int(row[0]), bool(row[1]))
 
 
-def _row(values: dict[str, Any]) -> list[Any]:
-    """Return a row's values in COLUMNS order, as the driver sends them."""
-    return [json.dumps(values[c]) if c == "headers" else values[c] for c in COLUMNS]
+def _row(values: dict[str, Any]) -> list[bytes | None]:
+    """Return a row's values in COLUMNS order, in PostgreSQL's text format (the body as bytes)."""
+    return [_text(c, values[c]) for c in COLUMNS]
+
+
+def _text(column: str, value: Any) -> bytes | None:
+    if value is None or column == "body":
+        return value
+    if column == "headers":
+        return json.dumps(value).encode()
+    if isinstance(value, dt.datetime):
+        return value.isoformat().encode()
+    return str(value).encode()
 
 
 def _connection(dsn: str) -> _HookConnection:

@@ -84,6 +84,16 @@ def prepare_schema(owner_url: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture
+def on_postgres(app: Flask) -> None:
+    """Skip a test that only means something on PostgreSQL (fail when the services are required)."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail("QUANYI_REQUIRE_SERVICES=1 but the tests do not run on PostgreSQL (TEST_DATABASE_URL)")
+    pytest.skip("TEST_DATABASE_URL not set: a PostgreSQL-only test skipped")
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[PostgresDatabase | None]:
     """Create this worker's PostgreSQL database for the session and drop it afterwards."""

@@ -199,8 +199,9 @@ def shopify(
     secret: str = SHOPIFY_SECRET,
     webhook_id: str | None = None,
     prefixed: bool = True,
+    raw: bytes | None = None,
 ) -> Delivery:
-    body = json.dumps(payload).encode()
+    body = raw if raw is not None else json.dumps(payload).encode()
     prefix = "X-Shopify-" if prefixed else "Shopify-"
     return Delivery(
         body,

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import threading
 from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from integrations import channels, hook_targets
+from integrations import channels, hook_inbox, hook_targets, receiving
 from integrations.channels import ChannelSettings
 from integrations.models import Channel
 from saas import jobs
 from saas.extensions import db
+from saas.ids import new_id
+from saas.timeutil import frozen_time, utcnow
 from tests.conftest import jobs_through_test_redis
 from tests.factories import Shop
 from tests.integrations import factories as f
@@ -167,3 +172,53 @@ def test_a_delivery_that_fails_unexpectedly_is_answered_500_and_not_acknowledged
     monkeypatch.undo()
     assert f.shopify(f.shopify_order(6950)).post(client, f"/hooks/{public_id}").status_code == 200
     assert fulfilled(shop, channel_id) == ["6950"]
+
+
+def test_a_delivery_is_stored_exactly_as_it_was_sent(client: FlaskClient, shop: Shop) -> None:
+    """Support reads the inbox and a replay parses it again: the raw UTF-8 body byte for byte, and when."""
+    channel_id, public_id = connected(shop)
+    body = json.dumps(f.shopify_order(6970), ensure_ascii=False).encode()
+    assert "影音畅享包".encode() in body
+    sent_at = dt.datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=dt.UTC)
+    with frozen_time(sent_at):
+        assert f.shopify({}, raw=body).post(client, f"/hooks/{public_id}").status_code == 200
+    with shop.bound():
+        channel = db.session.get(Channel, (shop.tenant.id, channel_id))
+        assert channel is not None
+        (row,) = f.inbox_of(channel)
+        assert row.body == body
+        assert row.headers["x-shopify-topic"] == "orders/paid" and row.api_version == "2025-07"
+        assert row.received_at == sent_at and row.external_order_id == "6970"
+    assert fulfilled(shop, channel_id) == ["6970"]
+
+
+@pytest.mark.postgres
+def test_a_row_the_database_refuses_raises_its_error_and_the_next_one_is_stored(
+    app: Flask, shop: Shop, on_postgres: None
+) -> None:
+    """The inbox's own connection raises what the driver would, and stays usable for the next delivery."""
+    channel_id, _public_id = connected(shop)
+    dsn = receiving.postgres_dsn()
+    assert dsn is not None
+
+    def row(dedupe_key: str) -> dict[str, Any]:
+        return {
+            **{column: None for column in hook_inbox.COLUMNS},
+            **{
+                "tenant_id": shop.tenant.id,
+                "id": new_id(),
+                "channel_id": channel_id,
+                "dedupe_key": dedupe_key,
+            },
+            **{"topic": "orders/paid", "status": "pending", "headers": {}, "body": b"{}", "content_type": ""},
+            **{"note": "", "attempts": 0, "duplicates": 0, "received_at": utcnow()},
+        }
+
+    with pytest.raises(psycopg.errors.StringDataRightTruncation):
+        hook_inbox.store(dsn, row("x" * 201), mark_channel=False)
+    stored = hook_inbox.store(dsn, row("shopify:fine"), mark_channel=True)
+    assert stored.new and stored.id is not None
+    assert hook_inbox.store(dsn, row("shopify:fine"), mark_channel=False) == hook_inbox.Stored(
+        stored.id, False
+    )
+    assert statuses(shop, channel_id) == ["pending"]

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -18,7 +17,6 @@ from orders import redemption, refunds, services
 from orders.models import Grant, Order, Redemption, Refund
 from saas.extensions import db
 from tenants.scoping import tenant_bound
-from tests.conftest import REQUIRE_SERVICES
 from tests.factories import Shop
 from tests.orders.helpers import (
     add_keys,
@@ -70,15 +68,6 @@ def refund_call(order_id: int) -> Callable[[], Any]:
 
 def redeem_call(grant_id: int) -> Callable[[], Any]:
     return lambda: redemption.redeem_grant(grant_id, source="api").outcome
-
-
-@pytest.fixture
-def on_postgres(app: Flask) -> None:
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        return
-    if REQUIRE_SERVICES:
-        pytest.fail("QUANYI_REQUIRE_SERVICES=1 but the tests do not run on PostgreSQL (TEST_DATABASE_URL)")
-    pytest.skip("TEST_DATABASE_URL not set: PostgreSQL concurrency tests skipped")
 
 
 def more_buyers_than_keys(app: Flask, shop: Shop, buyers: int = 12, keys: int = 5) -> None:
