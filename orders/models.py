@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -210,7 +211,18 @@ class Grant(TenantOwned, db.Model):  # type: ignore[name-defined]
         UniqueConstraint("tenant_id", "right_id", "code_hash"),
         Index("ix_grants_tenant_order", "tenant_id", "order_id"),
         Index("ix_grants_tenant_customer", "tenant_id", "customer_id"),
-        Index("ix_grants_backorders", "tenant_id", "right_id", "status", "queued_at"),
+        # Partial: only grants waiting for stock are in it (few, briefly), so delivering a grant writes no
+        # entry here, and the generated-code check cannot pick it over the unique key on tables without
+        # statistics (it did: 11 ms per code at 16,000 grants, the slowest step of a drain).
+        Index(
+            "ix_grants_backorders",
+            "tenant_id",
+            "right_id",
+            "queued_at",
+            "id",
+            postgresql_where=text("status = 'backordered'"),
+            sqlite_where=text("status = 'backordered'"),
+        ),
         Index("ix_grants_tenant_card_key", "tenant_id", "card_key_id"),
     )
 
