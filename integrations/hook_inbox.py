@@ -58,10 +58,8 @@ _STORE = (
 ).encode()
 _STORE_NAME = b"quanyi_hook_store"
 _STORE_FORMATS = [1 if c == "body" else 0 for c in COLUMNS] + [
-    0,
-    0,
-    0,
-]  # the body goes as bytes, the rest as text
+    0
+] * 3  # the body goes as bytes, the rest as text
 _COUNT_DUPLICATE = (
     "UPDATE webhook_inbox SET duplicates = duplicates + 1 "
     "WHERE tenant_id = %s AND channel_id = %s AND dedupe_key = %s RETURNING id"
