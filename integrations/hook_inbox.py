@@ -57,9 +57,8 @@ _STORE = (
     "SELECT id, true FROM inserted UNION ALL SELECT id, false FROM counted"
 ).encode()
 _STORE_NAME = b"quanyi_hook_store"
-_STORE_FORMATS = [1 if c == "body" else 0 for c in COLUMNS] + [
-    0
-] * 3  # the body goes as bytes, the rest as text
+# The body goes as bytes, the rest as text (the three dedupe key parameters too).
+_STORE_FORMATS = [1 if c == "body" else 0 for c in COLUMNS] + [0] * 3
 _COUNT_DUPLICATE = (
     "UPDATE webhook_inbox SET duplicates = duplicates + 1 "
     "WHERE tenant_id = %s AND channel_id = %s AND dedupe_key = %s RETURNING id"
