@@ -24,6 +24,7 @@ import psycopg
 from psycopg import pq
 
 log = logging.getLogger(__name__)
+ENCODING = "utf-8"
 
 COLUMNS = (
     "tenant_id",
@@ -79,7 +80,8 @@ class _HookConnection:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
-        self.conn = psycopg.connect(dsn, autocommit=True)
+        # UTF-8 whatever the database's default: run_store encodes its text parameters itself.
+        self.conn = psycopg.connect(dsn, autocommit=True, client_encoding=ENCODING)
         self.cursor = self.conn.cursor()
         self.tenant_id: int | None = None
         self.prepared = False
@@ -93,8 +95,8 @@ class _HookConnection:
     def run_store(self, params: list[bytes | None]) -> tuple[int, bool] | None:
         """Run _STORE, prepared once per connection, straight through libpq: (id, new) or None.
 
-        The driver's cursor spent 0.04 ms of CPU per delivery adapting parameters and managing its prepared
-        statements; this path has one statement with parameters already in PostgreSQL's text format.
+        The driver's cursor spent 0.05 ms or more of CPU per delivery adapting parameters and managing its
+        prepared statements; this path has one statement with parameters already in PostgreSQL's text format.
         """
         pgconn = self.conn.pgconn
         if not self.prepared:
@@ -115,7 +117,7 @@ def _check(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:
         return
     if pgconn.status != pq.ConnStatus.OK:
         raise psycopg.OperationalError(pgconn.error_message.decode(errors="replace"))
-    raise psycopg.errors.error_from_result(result, encoding="utf-8")
+    raise psycopg.errors.error_from_result(result, encoding=ENCODING)
 
 
 _connections = threading.local()
@@ -138,7 +140,7 @@ def _store(hook: _HookConnection, values: dict[str, Any], mark_channel: bool) ->
     tenant_id, channel_id = values["tenant_id"], values["channel_id"]
     hook.bind(tenant_id)
     key = (tenant_id, channel_id, values["dedupe_key"])
-    row = hook.run_store([*_row(values), *(str(k).encode() for k in key)])
+    row = hook.run_store([*_row(values), *(str(k).encode(ENCODING) for k in key)])
     if row is None:  # its first copy was being stored at the same moment: it is committed now
         row = (*(hook.cursor.execute(_COUNT_DUPLICATE, key).fetchone() or (None,)), False)
     if mark_channel:
@@ -155,10 +157,10 @@ def _text(column: str, value: Any) -> bytes | None:
     if value is None or column == "body":
         return value
     if column == "headers":
-        return json.dumps(value).encode()
+        return json.dumps(value).encode(ENCODING)
     if isinstance(value, dt.datetime):
-        return value.isoformat().encode()
-    return str(value).encode()
+        return value.isoformat().encode(ENCODING)
+    return str(value).encode(ENCODING)
 
 
 def _connection(dsn: str) -> _HookConnection:
