@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -99,11 +100,11 @@ def _receive(environ: WSGIEnvironment, public_id: str) -> Receipt:
     stream = get_input_stream(environ, safe_fallback=True)
     body = stream.read() if declared is not None else stream.read(HARD_LIMIT_BYTES + 1)
     content_type = environ.get("CONTENT_TYPE", "")
+    # SQLite takes its write lock up front, like every writing request; PostgreSQL has nothing to take.
+    writing: AbstractContextManager[None] = nullcontext() if postgres_dsn() is not None else write_intent()
     token = bind_tenant(target.tenant_id)
     try:
-        if postgres_dsn() is not None:
-            return receive(target, request_headers(environ), body, content_type, declared)
-        with write_intent():  # SQLite: take the write lock up front, like every writing request
+        with writing:
             return receive(target, request_headers(environ), body, content_type, declared)
     finally:
         unbind_tenant(token)
