@@ -10,7 +10,7 @@ from flask import Flask
 
 from saas import errors, i18n, jobs, periodic, security
 from saas.config import load_config
-from saas.extensions import csrf, db, login_manager, migrate
+from saas.extensions import csrf, db, login_manager, migrate, retry_reads_that_write
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Templates, static files and the Alembic scripts live inside the package, so an installed wheel finds them
@@ -33,6 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config(mode, Path(app.instance_path), config))
 
     db.init_app(app)
+    retry_reads_that_write(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     login_manager.init_app(app)
     csrf.init_app(app)
