@@ -24,9 +24,12 @@ class QuanyiGroup(FlaskGroup):
     """The Flask CLI group whose commands are writers on SQLite from their first statement."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command under `write_intent`: a command that read, then wrote after a job in this process
-        (or the web server) committed, would fail with "database is locked"; `quanyi run` serves pages from
-        threads of its own, which start without the intent."""
+        """Run the command under `write_intent`.
+
+        A command that read, then wrote after a job in this process (or the web server) committed, would
+        fail with "database is locked". `quanyi run` serves pages from threads of its own, which start
+        without the intent.
+        """
         from saas.extensions import write_intent
 
         with write_intent():

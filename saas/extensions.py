@@ -142,7 +142,7 @@ def retry_reads_that_write(app: Flask) -> None:
     """Re-run a page view (GET/HEAD) once as a writer when its deferred SQLite transaction could not write.
 
     Page views begin deferred so they read while a long import writes. One that also writes (a download
-    that records its audit row, a login that notes the time) fails at once with SQLITE_BUSY_SNAPSHOT if
+    that records its audit row) fails at once with SQLITE_BUSY_SNAPSHOT if
     another connection committed after it first read — the busy timeout cannot help a stale snapshot. The
     view is then rolled back and run again under `write_intent`, where `BEGIN IMMEDIATE` waits its turn.
     Only safe methods are re-run; other requests are writers from their first statement already.
