@@ -25,7 +25,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         "quanyi",
         # `./instance` of the working directory (the checkout for `make run`), not of the install folder.
-        instance_path=os.environ.get("QUANYI_INSTANCE_PATH", str(Path.cwd() / "instance")),
+        instance_path=os.environ.get("QUANYI_INSTANCE_PATH") or str(Path.cwd() / "instance"),
         template_folder=str(TEMPLATES_DIR),
         static_folder=str(STATIC_DIR),
     )
