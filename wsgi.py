@@ -1,16 +1,5 @@
-"""WSGI entry point for gunicorn: `gunicorn -w 4 -b 0.0.0.0:8000 wsgi:app`."""
+"""WSGI entry point of a checkout (`gunicorn wsgi:app`); an install serves `saas.wsgi:app`, the same app."""
 
-from __future__ import annotations
+from saas.wsgi import app
 
-import os
-
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from saas.app import create_app
-
-app = create_app()
-# Behind one reverse proxy (the load balancer): trust its X-Forwarded-For/Proto so client IPs in the audit
-# log and https URLs in mails are right. Set QUANYI_PROXIES=0 when serving directly.
-_proxies = int(os.environ.get("QUANYI_PROXIES", "1"))
-if _proxies:
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=_proxies, x_proto=_proxies, x_host=_proxies)  # type: ignore[method-assign]
+__all__ = ["app"]

@@ -4,7 +4,8 @@
   `@`, a tab or a carriage return gets a leading `'` so a spreadsheet never runs it as a formula.
 - XLSX: openpyxl in write-only mode (rows go to disk as they come), a summary sheet and a detail sheet,
   numbers as numbers with a money format, the header row frozen; text cells are typed as text.
-- PDF: WeasyPrint from an HTML template with the CJK font stack; page numbers in the margin. A PDF of a
+- PDF: WeasyPrint from an HTML template in the Noto Sans SC subset shipped in `reports/fonts/` (never a
+  system font, so Chinese renders on a machine that has none); page numbers in the margin. A PDF of a
   very large run would be unreadable, so it is written only up to `PDF_MAX_LINES` detail rows.
 
 Each writer sums nothing itself: the totals row it writes is the `Totals` of the lines it was given.
@@ -27,6 +28,11 @@ from flask import render_template
 from reports.reconciliation import MONEY_TOTALS, DetailLine, Totals
 
 PDF_MAX_LINES = 5000
+PDF_FONTS_DIR = Path(__file__).resolve().parent / "fonts"
+PDF_FONTS = {
+    "regular": PDF_FONTS_DIR / "NotoSansSC-Regular-GB2312.ttf",
+    "bold": PDF_FONTS_DIR / "NotoSansSC-Bold-GB2312.ttf",
+}
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 MONEY_FORMAT = "#,##0.00"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -343,6 +349,7 @@ class PdfExport:
         html = render_template(
             "reports/reconciliation/pdf.html",
             context=self.context,
+            fonts={weight: path.as_uri() for weight, path in PDF_FONTS.items()},
             generated_at=self.context.local(self.context.generated_at),
             summary=[
                 (label, money_text(getattr(totals, name)) if name in MONEY_TOTALS else getattr(totals, name))

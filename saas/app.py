@@ -10,24 +10,31 @@ from flask import Flask
 
 from saas import errors, i18n, jobs, periodic, security
 from saas.config import load_config
-from saas.extensions import csrf, db, login_manager, migrate
+from saas.extensions import csrf, db, login_manager, migrate, retry_reads_that_write
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Templates, static files and the Alembic scripts live inside the package, so an installed wheel finds them
+# wherever it is installed and whatever the working directory.
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+STATIC_DIR = PACKAGE_DIR / "static"
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Create the Quanyi app. Mode from `QUANYI_ENV` (development, testing, production)."""
     app = Flask(
         "quanyi",
-        instance_path=os.environ.get("QUANYI_INSTANCE_PATH", str(PROJECT_ROOT / "instance")),
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "saas" / "static"),
+        # `./instance` of the working directory (the checkout for `make run`), not of the install folder.
+        instance_path=os.environ.get("QUANYI_INSTANCE_PATH") or str(Path.cwd() / "instance"),
+        template_folder=str(TEMPLATES_DIR),
+        static_folder=str(STATIC_DIR),
     )
     mode = (config or {}).get("ENV_NAME") or os.environ.get("QUANYI_ENV", "development")
     app.config.update(load_config(mode, Path(app.instance_path), config))
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    retry_reads_that_write(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     login_manager.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app)

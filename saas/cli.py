@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -19,7 +20,23 @@ def _create_app() -> Flask:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+class QuanyiGroup(FlaskGroup):
+    """The Flask CLI group whose commands are writers on SQLite from their first statement."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command under `write_intent`.
+
+        A command that read, then wrote after a job in this process (or the web server) committed, would
+        fail with "database is locked". `quanyi run` serves pages from threads of its own, which start
+        without the intent.
+        """
+        from saas.extensions import write_intent
+
+        with write_intent():
+            return super().invoke(ctx)
+
+
+@click.group(cls=QuanyiGroup, create_app=_create_app, add_version_option=False)
 def cli() -> None:
     """Quanyi: the back office for merchants who sell digital rights."""
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from flask import Flask, Response, request
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -15,6 +17,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, registry
 from sqlalchemy.types import TypeDecorator
 
@@ -98,8 +101,9 @@ def write_intent() -> Iterator[None]:
 def _sqlite_begin(conn: Any) -> None:
     """Start SQLite transactions explicitly; writers (see `write_intent`) take the write lock up front."""
     if conn.dialect.name == "sqlite":
-        immediate = conn.get_execution_options().get("sqlite_immediate") or _write_intent.get()
+        immediate = bool(conn.get_execution_options().get("sqlite_immediate") or _write_intent.get())
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.info["sqlite_immediate"] = immediate  # what this transaction holds, for immediate_transaction
 
 
 @contextmanager
@@ -109,14 +113,53 @@ def immediate_transaction(session: Session | None = None) -> Iterator[Session]:
     On SQLite this is `BEGIN IMMEDIATE` (a deferred transaction that upgrades to a writer fails with
     "database is locked" under concurrency); on PostgreSQL it is an ordinary transaction, where the
     statements themselves lock rows (`FOR UPDATE SKIP LOCKED`). The caller commits.
+
+    Nesting-aware: inside a transaction that already holds SQLite's write lock (a request, job or command
+    under `write_intent`, or an enclosing `immediate_transaction`) the block joins it. Otherwise an open
+    transaction is committed first, since a deferred one cannot safely become a writer.
     """
     active: Any = session if session is not None else db.session
     if hasattr(active, "registry"):  # a scoped_session: act on the current session itself
         active = active()
     if active.in_transaction():
+        if active.connection().info.get("sqlite_immediate"):
+            yield active
+            return
         active.commit()
     active.connection(execution_options={"sqlite_immediate": True})
     yield active
+
+
+def is_sqlite_busy(error: BaseException) -> bool:
+    """Tell whether a database error is SQLite's "database is locked" (SQLITE_BUSY and its variants)."""
+    orig = getattr(error, "orig", error)
+    return isinstance(orig, sqlite3.OperationalError) and (
+        getattr(orig, "sqlite_errorname", "").startswith("SQLITE_BUSY") or "database is locked" in str(orig)
+    )
+
+
+def retry_reads_that_write(app: Flask) -> None:
+    """Re-run a page view (GET/HEAD) once as a writer when its deferred SQLite transaction could not write.
+
+    Page views begin deferred so they read while a long import writes. One that also writes (a download
+    that records its audit row) fails at once with SQLITE_BUSY_SNAPSHOT if
+    another connection committed after it first read — the busy timeout cannot help a stale snapshot. The
+    view is then rolled back and run again under `write_intent`, where `BEGIN IMMEDIATE` waits its turn.
+    Only safe methods are re-run; other requests are writers from their first statement already.
+    """
+    dispatch = app.full_dispatch_request
+
+    def full_dispatch_request() -> Response:
+        try:
+            return dispatch()
+        except OperationalError as error:
+            if request.method not in ("GET", "HEAD") or _write_intent.get() or not is_sqlite_busy(error):
+                raise
+        db.session.rollback()
+        with write_intent():
+            return dispatch()
+
+    app.full_dispatch_request = full_dispatch_request  # type: ignore[method-assign]
 
 
 def is_postgres() -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from saas import jobs
+from saas.extensions import write_intent
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def run_scheduler(app: Flask, stop: threading.Event, tick_seconds: float = 15.0)
     last_slot: dict[str, int] = {}
     while not stop.is_set():
         now = time.time()
-        with app.app_context():
+        with app.app_context(), write_intent():  # enqueueing may record the job: a writer on SQLite
             for job in known_periodic_jobs():
                 slot = due_slot(job, now)
                 if last_slot.get(job.name) == slot:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 from decimal import Decimal
@@ -14,12 +15,14 @@ from pathlib import Path
 import openpyxl
 import pytest
 from flask import Flask
+from fontTools.ttLib import TTFont
 
 from catalog.models import Bundle
 from reports import exports, reconciliation
 from reports.reconciliation import RunRequest
 from reports.reconciliation_models import ReconciliationFile, ReconciliationRun
 from saas.extensions import db
+from scripts import subset_cjk_font
 from tests.factories import Shop
 from tests.orders.helpers import make_product, make_right
 from tests.reports.books import JANUARY, local, make_channel, make_january_books, refund_in_full
@@ -96,7 +99,26 @@ def test_the_xlsx_has_a_summary_and_a_frozen_detail_whose_lines_add_up(app: Flas
         assert summary["期间 Period"].startswith("2026-01")
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def _poppler(*command: str) -> str:
+    """Run a poppler tool; only outside CI may a machine without poppler-utils skip."""
+    tool = command[0]
+    if shutil.which(tool) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} (poppler-utils) is missing in CI")
+        pytest.skip(f"{tool} (poppler-utils) is not installed")
+    return subprocess.run(list(command), check=True, capture_output=True, text=True).stdout
+
+
+def _embedded_fonts(pdffonts_output: str) -> dict[str, str]:
+    """Map each font of a PDF (subset prefix `ABCDEF+` removed) to its `emb` column (`yes` or `no`)."""
+    fonts = {}
+    for row in pdffonts_output.splitlines()[2:]:
+        columns = row.split()
+        name = columns[0].split("+", 1)[-1]
+        fonts[name] = columns[-5]  # name type [encoding words] emb sub uni object ID
+    return fonts
+
+
 def test_the_pdf_renders_chinese_the_summary_the_detail_and_page_numbers(app: Flask, shop: Shop) -> None:
     with shop.bound():
         make_january_books(shop)
@@ -105,17 +127,34 @@ def test_the_pdf_renders_chinese_the_summary_the_detail_and_page_numbers(app: Fl
         run = january_run()
         _, path = file_of(app, run, "pdf")
         assert path.read_bytes().startswith(b"%PDF")
-        text = subprocess.run(
-            ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
-        ).stdout
-        assert "权益优选旗舰店" in text  # the CJK font renders (pdftotext reads the glyphs back)
+        text = _poppler("pdftotext", "-layout", str(path), "-")
+        assert "权益优选旗舰店" in text  # the glyphs map back to the characters: no tofu, no missing font
         assert "对账单 Reconciliation" in text and "2026-01" in text
         assert "生成时间 Generated at" in text
         assert "47.36" in text and "18.36" in text and "69.60" in text  # net, gross profit, gross
         assert "B-2" in text and "D-4" in text and "天猫旗舰店" in text
         assert "page 1 of 1" in text
-        fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True).stdout
-        assert "WenQuanYi" in fonts or "NotoSansCJK" in fonts, fonts
+
+
+def test_the_pdf_embeds_the_shipped_cjk_font_and_no_font_of_the_machine(app: Flask, shop: Shop) -> None:
+    with shop.bound():
+        make_january_books(shop)
+        shop.tenant.name = "权益优选旗舰店"
+        db.session.commit()
+        _, path = file_of(app, january_run(), "pdf")
+        fonts = _embedded_fonts(_poppler("pdffonts", str(path)))
+    # WeasyPrint names an embedded font after its @font-face family: both weights of the shipped font are
+    # embedded and no other font is used, so the PDF reads the same whatever fonts the machine has.
+    assert fonts == {"Quanyi-Noto-Sans-SC": "yes", "Quanyi-Noto-Sans-SC-Bold": "yes"}, fonts
+
+
+def test_the_shipped_font_covers_every_gb2312_character_and_carries_its_licence() -> None:
+    gb2312 = {chr(c) for c in subset_cjk_font.gb2312_characters()}
+    assert len(gb2312) > 7000
+    for font in exports.PDF_FONTS.values():
+        cmap = TTFont(font).getBestCmap()
+        assert not [c for c in gb2312 | set("¥￥，。：（）“”·•") if ord(c) not in cmap]
+    assert "SIL Open Font License" in (exports.PDF_FONTS_DIR / "OFL.txt").read_text()
 
 
 def test_files_are_kept_per_tenant_with_their_sha256(app: Flask, shop: Shop) -> None:

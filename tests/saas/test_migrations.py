@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import upgrade
 
-from saas.app import PROJECT_ROOT, create_app
+from saas.app import MIGRATIONS_DIR, create_app
 from saas.extensions import db
 from tests.conftest import prepare_schema
 
@@ -35,7 +35,7 @@ def _drop_everything() -> None:
 
 
 def test_there_is_exactly_one_head() -> None:
-    script = ScriptDirectory(str(PROJECT_ROOT / "migrations"))
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
     assert len(script.get_heads()) == 1, script.get_heads()
 
 
@@ -43,7 +43,7 @@ def test_an_empty_database_upgrades_to_exactly_the_models(empty_app: Flask) -> N
     with empty_app.app_context():
         if db.engine.dialect.name != "sqlite":
             _drop_everything()
-        upgrade(directory=str(PROJECT_ROOT / "migrations"))
+        upgrade(directory=str(MIGRATIONS_DIR))
         with db.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": False})
             differences = compare_metadata(context, db.metadata)
