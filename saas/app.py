@@ -50,4 +50,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     for package in (tenants, catalog, orders, integrations, reports):
         package.init_app(app)
+    security.trust_proxies(app)  # last: the outermost middleware
     return app
