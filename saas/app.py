@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from saas import errors, i18n, jobs, periodic, security
+from saas import bounds, errors, i18n, jobs, periodic, security
 from saas.config import load_config
 from saas.extensions import csrf, db, login_manager, migrate
 
@@ -25,6 +25,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     mode = (config or {}).get("ENV_NAME") or os.environ.get("QUANYI_ENV", "development")
     app.config.update(load_config(mode, Path(app.instance_path), config))
+    bounds.init_app(app)  # first: the bounded `int` converter must exist before any route is added
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import os
 import time
+from typing import Any
 
 import pyotp
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
-from sqlalchemy import or_, update
+from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from saas.auth.models import User
@@ -73,13 +74,13 @@ def verify_code(user: User, code: str, now: float | None = None) -> bool:
     if step is None:
         return False
     with immediate_transaction() as session:
-        claimed = session.execute(
+        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
             update(User)
             .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
             .values(totp_last_step=step)
             .execution_options(synchronize_session=False)
-        ).rowcount
-    if claimed != 1:
+        )
+    if result.rowcount != 1:
         return False
     set_committed_value(user, "totp_last_step", step)  # what the row now holds
     return True
