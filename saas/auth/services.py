@@ -231,12 +231,14 @@ def turn_on_two_factor(user: User, secret: str, code: str) -> bool:
 
 
 def turn_off_two_factor(user: User, code: str) -> bool:
-    """Disable two-factor after checking a current code."""
+    """Disable two-factor after checking a current code (counted like login codes: AccountLocked)."""
     from saas.auth import two_factor
 
+    claim_login_attempt(user.email)  # a stolen session may not guess its way past the second factor
     if not two_factor.verify_code(user, code):
         db.session.rollback()
         return False
+    clear_login_attempts(user.email)
     two_factor.disable(user)
     db.session.commit()
     return True
