@@ -11,6 +11,8 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from saas.extensions import db
+
 log = logging.getLogger(__name__)
 
 
@@ -73,7 +75,8 @@ def _number_out_of_range(error: Exception) -> ResponseReturnValue:
     """
     if isinstance(error, DataError) and getattr(error.orig, "sqlstate", None) != NUMERIC_OUT_OF_RANGE:
         raise error
-    log.warning("refused a number out of range: %s %s", request.method, request.path)
+    db.session.rollback()  # the failed statement's transaction is unusable, and the error page may read
+    log.warning("refused a number out of range: %s %s", request.method, request.path, exc_info=error)
     return _http_error(BadRequest(_("A number is too large.")))
 
 

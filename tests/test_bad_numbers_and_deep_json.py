@@ -21,7 +21,7 @@ from tenants import services
 from tenants.roles import PERMISSIONS, Role, has_permission
 from tests.factories import Shop, login
 from tests.integrations import factories as f
-from tests.orders.helpers import make_product
+from tests.orders.helpers import make_product, place_order
 from tests.routes import Route, api_routes, build_url, object_values, tenant_routes
 from tests.saas.test_rate_limits import my_rights_link
 
@@ -221,3 +221,19 @@ def test_flask_get_json_is_bounded_too(app: Flask) -> None:
         from flask import request
 
         assert request.get_json(silent=True) is None
+
+
+def test_a_long_number_typed_into_a_search_box_finds_the_order_it_names(
+    client: FlaskClient, shop: Shop
+) -> None:
+    wechat_transaction = "4200001234202612041234567890"  # 28 digits: no order id, but an external one
+    with shop.bound():
+        place_order(make_product(), wechat_transaction)
+    login(client, shop.owner)
+    found = client.get(f"/t/{shop.slug}/orders/?q={wechat_transaction}")
+    assert found.status_code == 200 and wechat_transaction in found.get_data(as_text=True)
+
+
+def test_a_page_number_no_column_holds_is_a_400_page_not_a_500(client: FlaskClient, shop: Shop) -> None:
+    login(client, shop.owner)
+    assert client.get(f"/t/{shop.slug}/orders/?page={10**30}").status_code == 400

@@ -100,11 +100,7 @@ def claim_login_attempt(email: str) -> None:
             .on_conflict_do_nothing()
         )
         claimed = session.execute(claim).first()
-        locked_until = (
-            None
-            if claimed
-            else session.scalar(select(table.c.locked_until).where(table.c.email_digest == key))
-        )
+        locked_until = None if claimed else session.scalar(select(table.c.locked_until).where(key_matches))
         session.commit()
     if claimed is None:
         minutes = max(1, int(((locked_until or until) - now).total_seconds() // 60) + 1)
