@@ -123,7 +123,6 @@ def app_env(url: str, redis_url: str | None) -> dict[str, str]:
         QUANYI_MASTER_KEY=MASTER_KEY,
         SECRET_KEY="bench",
         QUANYI_INSTANCE_PATH=str(OUT / "instance-webhooks"),
-        QUANYI_PROXIES="0",
         PYTHONPATH=str(ROOT),
     )
     env.pop("REDIS_URL", None)

@@ -27,6 +27,7 @@ from orders.forms import (
 )
 from orders.models import ORDER_STATUSES, Customer, Grant, Order, Redemption
 from orders.queries import order_page_data
+from saas.bounds import in_bigint_range
 from saas.extensions import db
 from saas.ids import new_id
 from saas.uploads import read_capped
@@ -83,7 +84,7 @@ def orders() -> ResponseReturnValue:
             Customer.phone.like(like),
             Customer.name.like(f"%{query}%"),
         ]
-        if query.isdigit():
+        if query.isdigit() and in_bigint_range(int(query)):  # a 28-digit WeChat Pay id is no order id
             conditions.append(Order.id == int(query))
         statement = statement.where(or_(*conditions))
     page = max(1, request.args.get("page", 1, type=int) or 1)

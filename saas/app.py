@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from saas import errors, i18n, jobs, periodic, security
+from saas import bounds, errors, i18n, jobs, periodic, security
 from saas.config import load_config
 from saas.extensions import csrf, db, login_manager, migrate, retry_reads_that_write
 
@@ -31,6 +31,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     mode = (config or {}).get("ENV_NAME") or os.environ.get("QUANYI_ENV", "development")
     app.config.update(load_config(mode, Path(app.instance_path), config))
+    bounds.init_app(app)  # first: the bounded `int` converter must exist before any route is added
 
     db.init_app(app)
     retry_reads_that_write(app)
@@ -57,4 +58,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     for package in (tenants, catalog, orders, integrations, reports):
         package.init_app(app)
+    security.trust_proxies(app)  # last: the outermost middleware
     return app

@@ -55,8 +55,10 @@ class BaseConfig:
     ORDER_CSV_MAX_BYTES = 16 * 1024 * 1024
     SETTLEMENT_CSV_MAX_BYTES = 32 * 1024 * 1024
     REDEMPTION_REPORT_MAX_BYTES = 16 * 1024 * 1024
-    LOGIN_LOCKOUT_FAILURES = 5  # failed passwords in a row before the account locks
+    LOGIN_LOCKOUT_FAILURES = 5  # attempts (passwords or two-factor codes) per address before it locks
     LOGIN_LOCKOUT_MINUTES = 15
+    # Reverse proxies in front of the app that append to X-Forwarded-For/-Proto; 0 trusts no such header.
+    TRUSTED_PROXY_COUNT = 0
 
 
 class DevelopmentConfig(BaseConfig):
@@ -112,6 +114,10 @@ def load_config(mode: str, instance_path: Path, overrides: dict[str, Any] | None
             settings[key] = os.environ[key]
     if os.environ.get("QUANYI_MASTER_KEY_OLD"):
         settings["QUANYI_MASTER_KEY_OLD"] = os.environ["QUANYI_MASTER_KEY_OLD"]
+    if os.environ.get("TRUSTED_PROXY_COUNT"):
+        settings["TRUSTED_PROXY_COUNT"] = _count_setting(
+            "TRUSTED_PROXY_COUNT", os.environ["TRUSTED_PROXY_COUNT"]
+        )
     settings.update(overrides or {})
     if mode == "production":
         missing = [key for key in REQUIRED_IN_PRODUCTION if not settings.get(key)]
@@ -132,6 +138,13 @@ def load_config(mode: str, instance_path: Path, overrides: dict[str, Any] | None
     settings.setdefault("MAIL_DIR", str(instance_path / "mail"))
     settings.setdefault("FILES_DIR", str(instance_path / "files"))
     return settings
+
+
+def _count_setting(name: str, raw: str) -> int:
+    """Read a whole number of 0 or more from the environment; ConfigError otherwise."""
+    if not raw.strip().isdigit():
+        raise ConfigError(f"{name} must be a whole number of 0 or more, not {raw!r}")
+    return int(raw)
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from flask_babel import gettext as _
+from sqlalchemy.exc import DataError
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from saas.extensions import db
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -59,7 +66,26 @@ def _http_error(error: HTTPException) -> ResponseReturnValue:
     return render_template("saas/error.html", status=status, error=error), status
 
 
+def _number_out_of_range(error: Exception) -> ResponseReturnValue:
+    """Answer 400 for a number a 64-bit column cannot hold that got past the checks at the edge.
+
+    The edge (saas/bounds.py) refuses such ids and numbers in paths, cursors and JSON; this catches the
+    rest (an id typed into a form or a search box, a sum of two large amounts) so that it is still the
+    sender's error, never a 500. Any other database error is re-raised untouched.
+    """
+    if isinstance(error, DataError) and getattr(error.orig, "sqlstate", None) != NUMERIC_OUT_OF_RANGE:
+        raise error
+    db.session.rollback()  # the failed statement's transaction is unusable, and the error page may read
+    log.warning("refused a number out of range: %s %s", request.method, request.path, exc_info=error)
+    return _http_error(BadRequest(_("A number is too large.")))
+
+
+NUMERIC_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE; SQLite's driver raises OverflowError instead
+
+
 def init_app(app: Flask) -> None:
     """Register the error handlers."""
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(OverflowError, _number_out_of_range)
+    app.register_error_handler(DataError, _number_out_of_range)

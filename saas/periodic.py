@@ -26,6 +26,7 @@ class PeriodicJob:
 
 
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    PeriodicJob("forget-stale-login-attempts", "saas.auth.tasks.forget_stale_login_attempts", 3600),
     PeriodicJob("expire-card-keys", "catalog.tasks.expire_card_keys_everywhere", 3600),
     PeriodicJob("release-expired-reservations", "orders.tasks.release_expired_reservations_everywhere", 60),
     PeriodicJob("subscription-reminders", "orders.subscriptions.tasks.send_reminders_everywhere", 900),

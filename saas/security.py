@@ -6,17 +6,93 @@ import logging
 import math
 import threading
 import time
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from saas.extensions import write_intent
 
 log = logging.getLogger(__name__)
 
+# The address is the TCP peer's unless TRUSTED_PROXY_COUNT proxies stand in front (see `trust_proxies`):
+# a client's own X-Forwarded-For never picks the bucket it is counted in.
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+
+
+class RedisWithLocalFallback(Storage):
+    """Rate-limit counters in Redis, and in this process's memory while Redis cannot be reached.
+
+    Flask-Limiter's own fallback swaps every limit for a separate fallback list (empty here), so an outage
+    lifted every limit. This storage keeps each limit and only moves its counting into memory: per process
+    while Redis is down (a limit is then at most one allowance per server process), back to Redis
+    `RETRY_SECONDS` after the last failure. Used through the `fallback+redis://…` storage URI.
+    """
+
+    STORAGE_SCHEME = ["fallback+redis", "fallback+rediss"]
+    RETRY_SECONDS = 5.0
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        options.setdefault("socket_connect_timeout", 1)  # a black-holed Redis must not stall every request
+        options.setdefault("socket_timeout", 1)
+        self.redis = RedisStorage((uri or "").removeprefix("fallback+"), **options)
+        self.local = MemoryStorage()
+        self._redis_down_until = 0.0
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ()  # nothing escapes: a failure of Redis is answered from memory
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if time.monotonic() >= self._redis_down_until:
+            try:
+                return getattr(self.redis, method)(*args, **kwargs)
+            except Exception:
+                if self._redis_down_until == 0.0 or time.monotonic() >= self._redis_down_until:
+                    log.warning("rate limits counted in this process: Redis is unreachable", exc_info=True)
+                self._redis_down_until = time.monotonic() + self.RETRY_SECONDS
+        return getattr(self.local, method)(*args, **kwargs)
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return int(self._call("incr", key, expiry, amount=amount))
+
+    def get(self, key: str) -> int:
+        return int(self._call("get", key))
+
+    def get_expiry(self, key: str) -> float:
+        return float(self._call("get_expiry", key))
+
+    def check(self) -> bool:
+        return True  # always able to count, in Redis or in memory
+
+    def reset(self) -> int | None:
+        self.local.reset()
+        result: int | None = self._call("reset")
+        return result
+
+    def clear(self, key: str) -> None:
+        self.local.clear(key)
+        self._call("clear", key)
+
+
+def trust_proxies(app: Flask) -> None:
+    """Read the client address and scheme from X-Forwarded-For/-Proto only behind TRUSTED_PROXY_COUNT proxies.
+
+    With 0 (the default) the TCP peer is the client: a header it sends itself cannot rotate its address
+    past the per-address limits. Behind N proxies ProxyFix takes the N-th address from the right, the one
+    the outermost proxy we run wrote. The host is never taken from a header (links use PUBLIC_BASE_URL).
+    """
+    proxies = int(app.config.get("TRUSTED_PROXY_COUNT") or 0)
+    if proxies < 0:
+        raise ValueError("TRUSTED_PROXY_COUNT must be 0 or more")
+    if proxies:  # outermost, so every middleware and view sees the same client address
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+
 
 # No inline script anywhere (app.js is the only script); plotly needs inline styles for its SVG.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -118,11 +194,12 @@ def _end_write_intent(exc: BaseException | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Bind the rate limiter (Redis when configured) and the security headers."""
+    """Bind the rate limiter (Redis when configured, memory while it is down) and the security headers."""
     app.before_request(_declare_write_intent)
     app.teardown_request(_end_write_intent)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    redis_url = str(app.config.get("REDIS_URL") or "")
+    storage = f"fallback+{redis_url}" if redis_url.startswith(("redis://", "rediss://")) else redis_url
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage or "memory://")
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)  # a Redis outage must not take the site down
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
     app.after_request(add_security_headers)

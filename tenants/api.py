@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 from sqlalchemy import Select
 
+from saas.bounds import JsonRefused, in_bigint_range, load_json
 from saas.errors import ApiError
 from saas.extensions import csrf, db
 from saas.security import limiter
@@ -95,9 +97,12 @@ def authenticate_request() -> None:
 
 def parse_body(model: type[M]) -> M:
     """Validate the JSON body against `model`; 422 with the field errors otherwise."""
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    try:
+        payload = load_json(request.get_data(cache=True))
+    except JsonRefused as refused:
+        raise ApiError(400, refused.code, refused.message) from refused
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_json", _("The body must be a JSON object."))
     try:
         return model.model_validate(payload)
     except ValidationError as error:
@@ -195,9 +200,13 @@ def decode_cursor(cursor: str) -> int:
     """Read a cursor; 400 when it is not one of ours."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+        text = base64.urlsafe_b64decode(padded.encode()).decode()
+        if not text.isdigit() or not in_bigint_range(value := int(text)):
+            raise ValueError("not one of our ids")
+        return value
     except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, "invalid_cursor", "the cursor is not valid; start again without one") from error
+        message = _("The cursor is not valid; start again without one.")
+        raise ApiError(400, "invalid_cursor", message) from error
 
 
 def page_limit() -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import click
 from flask import Flask
 from flask.cli import with_appcontext
@@ -10,20 +12,34 @@ from tenants import demo, services
 
 
 @click.command("demo")
+@click.option(
+    "--in-production",
+    is_flag=True,
+    help="Create the demo tenant even though QUANYI_ENV=production (its logins get random passwords).",
+)
 @with_appcontext
-def demo_command() -> None:
+def demo_command(in_production: bool) -> None:
     """Create the demo tenant with a member of each role (idempotent) and print the logins."""
     from flask import current_app
 
     from saas.jobs import InlineRunner
 
+    production = current_app.config["ENV_NAME"] == "production"
+    if production and not in_production:
+        raise click.ClickException(
+            "QUANYI_ENV=production: the demo tenant would add real accounts and data to this database. "
+            "Run `quanyi demo --in-production` if that is what you want."
+        )
+    # In production the well-known demo password would open a real owner account to anyone.
+    password = secrets.token_urlsafe(12) if production else demo.DEMO_PASSWORD
     # The demo's jobs run one after another in this process: background threads writing the same SQLite
     # file at the same time as the demo steps would trip over its single writer lock.
     current_app.extensions["quanyi.jobs"] = InlineRunner(current_app._get_current_object())  # type: ignore[attr-defined]
-    tenant, logins, created = demo.create_demo_tenant()
+    tenant, logins, created = demo.create_demo_tenant(password)
     click.echo(("Created" if created else "Found") + f" demo tenant {tenant.name!r} at /t/{tenant.slug}/")
-    for role, email, password in logins:
-        click.echo(f"  {role:<9} {email:<32} {password}")
+    for role, email, new_password in logins:
+        shown = new_password or (demo.DEMO_PASSWORD if not production else "(its password is unchanged)")
+        click.echo(f"  {role:<9} {email:<32} {shown}")
 
 
 @click.group("tenants")

@@ -122,7 +122,7 @@ def _unbind(exc: BaseException | None) -> None:
 
 
 def client_ip() -> str | None:
-    """Return the caller's address (behind a proxy, configure ProxyFix in wsgi.py)."""
+    """Return the caller's address (forwarded headers count only behind TRUSTED_PROXY_COUNT proxies)."""
     return request.remote_addr
 
 

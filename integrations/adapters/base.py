@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from flask_babel import lazy_gettext as _l
+
+from saas import bounds
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "RWF"})
 
@@ -168,9 +169,9 @@ def header(headers: Mapping[str, str], *names: str) -> str | None:
 def load_json(body: bytes) -> dict[str, Any]:
     """Parse a JSON object body; InvalidDelivery otherwise."""
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise InvalidDelivery(str(_l("The body is not valid JSON.")), 400) from error
+        payload = bounds.load_json(body)
+    except bounds.JsonRefused as refused:  # not JSON, nested too deep, or a number no column holds
+        raise InvalidDelivery(refused.message, 400) from refused
     if not isinstance(payload, dict):
         raise InvalidDelivery(str(_l("The body must be a JSON object.")), 400)
     return payload

@@ -30,8 +30,6 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     session_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
-    failed_logins: Mapped[int] = mapped_column(default=0)  # wrong passwords in a row
-    locked_until: Mapped[dt.datetime | None]
     totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-GCM under the master key
     totp_enabled_at: Mapped[dt.datetime | None]
     totp_last_step: Mapped[int | None]  # the last accepted 30-second step: a code works once
@@ -62,3 +60,18 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
 def normalise_email(email: str) -> str:
     """Return the canonical form of an email address (trimmed, lower case)."""
     return email.strip().lower()
+
+
+class LoginAttempts(db.Model):  # type: ignore[name-defined]
+    """Wrong passwords and codes in a row for one email address, whether or not an account uses it.
+
+    Keyed by a digest of the address so that an unknown address locks exactly like a real one (the
+    lockout answer tells nobody which accounts exist) and no typed-in address is stored in clear.
+    """
+
+    __tablename__ = "login_attempts"
+
+    email_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)  # attempts claimed since the last full login
+    locked_until: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

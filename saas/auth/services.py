@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from functools import cache
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from saas.auth.models import User, normalise_email
-from saas.extensions import db
+from saas.auth.models import LoginAttempts, User, normalise_email
+from saas.extensions import db, immediate_transaction, is_postgres
 from saas.mail import send_mail
 from saas.timeutil import utcnow
 
@@ -55,38 +59,92 @@ def create_user(email: str, name: str, password: str) -> User:
 
 
 class AccountLocked(AccountError):
-    """Too many wrong passwords in a row: the account waits before it accepts another try."""
+    """Too many wrong passwords or codes in a row: the address waits before it accepts another try."""
 
 
-def authenticate(email: str, password: str) -> User | None:
-    """Return the user if the password matches; lock the account after repeated failures.
+def _attempts_key(email: str) -> str:
+    return hashlib.sha256(normalise_email(email).encode()).hexdigest()
 
-    The lock stops password guessing against one account from many addresses (the per-IP rate limit
-    covers the rest). A success clears the count.
+
+def claim_login_attempt(email: str) -> None:
+    """Count one attempt (password or code) for `email` before it is checked; AccountLocked when none is left.
+
+    One conditional UPDATE claims the attempt, committed before the password or code is checked, so that
+    however many requests arrive at once, at most LOGIN_LOCKOUT_FAILURES are ever checked before the
+    lock. The attempt that reaches the limit sets the lock; a full login clears it (`clear_login_attempts`).
+    Unknown addresses are counted the same way: the answer never tells which accounts exist.
     """
-    user = find_user(email)
-    if user is None or not user.is_active:
-        return None
+    key = _attempts_key(email)
+    limit = int(current_app.config["LOGIN_LOCKOUT_FAILURES"])
     now = utcnow()
-    if user.locked_until is not None and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+    until = now + dt.timedelta(minutes=int(current_app.config["LOGIN_LOCKOUT_MINUTES"]))
+    table = LoginAttempts.__table__
+    key_matches = table.c.email_digest == key
+    lock_over = and_(table.c.locked_until.is_not(None), table.c.locked_until <= now)
+    failures = case((lock_over, 1), else_=table.c.failures + 1)
+    claim = (
+        update(table)
+        .where(key_matches, or_(table.c.locked_until.is_(None), lock_over))
+        .values(
+            failures=failures,
+            locked_until=case((failures >= limit, until), else_=None),
+            updated_at=now,
+        )
+        .returning(table.c.failures)
+    )
+    dialect = postgresql if is_postgres() else sqlite
+    with immediate_transaction() as session:
+        session.execute(
+            dialect.insert(table)
+            .values(email_digest=key, failures=0, locked_until=None, updated_at=now)
+            .on_conflict_do_nothing()
+        )
+        claimed = session.execute(claim).first()
+        locked_until = None if claimed else session.scalar(select(table.c.locked_until).where(key_matches))
+        session.commit()
+    if claimed is None:
+        minutes = max(1, int(((locked_until or until) - now).total_seconds() // 60) + 1)
         raise AccountLocked(
             _(
-                "Too many wrong passwords: this account is locked for %(n)d more minutes. "
-                "You can reset the password by email.",
+                "Too many wrong attempts: signing in with this email address is locked for %(n)d more "
+                "minutes. You can reset the password by email.",
                 n=minutes,
             )
         )
-    if not user.check_password(password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= current_app.config["LOGIN_LOCKOUT_FAILURES"]:
-            user.locked_until = now + dt.timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
-            user.failed_logins = 0
-        db.session.commit()
+
+
+def clear_login_attempts(email: str) -> None:
+    """Forget the wrong attempts of `email` after a full login or a password reset (the caller commits)."""
+    db.session.execute(
+        update(LoginAttempts.__table__)
+        .where(LoginAttempts.__table__.c.email_digest == _attempts_key(email))
+        .values(failures=0, locked_until=None, updated_at=utcnow())
+    )
+
+
+@cache
+def _decoy_hash(method: str) -> str:
+    return generate_password_hash("not-anyone's-password", method=method)
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the user if the password matches; lock the address after repeated failures.
+
+    The lock stops password guessing against one account from many addresses (the per-IP rate limit
+    covers the rest). A success clears the count unless a two-factor code is still to come: then only the
+    code clears it, so knowing the password buys no extra code guesses. An unknown address costs the same
+    hash and gets the same answers as a real one.
+    """
+    claim_login_attempt(email)
+    user = find_user(email)
+    if user is None or not user.is_active:
+        check_password_hash(_decoy_hash(current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")), password)
         return None
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    if not user.check_password(password):
+        return None
+    if not user.has_two_factor:
+        clear_login_attempts(user.email)
+    user.last_login_at = utcnow()
     db.session.commit()
     return user
 
@@ -126,8 +184,7 @@ def reset_password(token: str, new_password: str) -> User:
         raise AccountError(_("This reset link has already been used."))
     check_new_password(new_password)
     user.set_password(new_password)
-    user.locked_until = None  # proving control of the mailbox lifts a lockout
-    user.failed_logins = 0
+    clear_login_attempts(user.email)  # proving control of the mailbox lifts a lockout
     db.session.commit()
     return user
 
@@ -142,11 +199,17 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
 
 
 def check_login_code(user: User, code: str) -> bool:
-    """Accept a two-factor code at login (each code once); records the step it used."""
+    """Accept a two-factor code at login: counted per account like passwords, each code once.
+
+    AccountLocked when the account has no attempt left, whatever address the codes come from.
+    """
     from saas.auth import two_factor
 
+    claim_login_attempt(user.email)
     accepted = two_factor.verify_code(user, code)
     if accepted:
+        clear_login_attempts(user.email)
+        user.last_login_at = utcnow()
         db.session.commit()
     else:
         db.session.rollback()
@@ -164,12 +227,14 @@ def turn_on_two_factor(user: User, secret: str, code: str) -> bool:
 
 
 def turn_off_two_factor(user: User, code: str) -> bool:
-    """Disable two-factor after checking a current code."""
+    """Disable two-factor after checking a current code (counted like login codes: AccountLocked)."""
     from saas.auth import two_factor
 
+    claim_login_attempt(user.email)  # a stolen session may not guess its way past the second factor
     if not two_factor.verify_code(user, code):
         db.session.rollback()
         return False
+    clear_login_attempts(user.email)
     two_factor.disable(user)
     db.session.commit()
     return True

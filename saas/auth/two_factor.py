@@ -5,14 +5,18 @@ from __future__ import annotations
 import base64
 import os
 import time
+from typing import Any
 
 import pyotp
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
+from sqlalchemy import CursorResult, or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from saas.auth.models import User
+from saas.extensions import immediate_transaction
 from saas.timeutil import utcnow
 
 ISSUER = "Quanyi"
@@ -59,13 +63,26 @@ def matching_step(secret: str, code: str, now: float | None = None) -> int | Non
 
 
 def verify_code(user: User, code: str, now: float | None = None) -> bool:
-    """Check a login code for the user; a code already used (same or older step) is refused."""
+    """Check a login code for the user; a code already used (same or older step) is refused.
+
+    The step is claimed by one conditional UPDATE, so of any number of sessions sending the same code at
+    once exactly one wins; the caller commits.
+    """
     if user.totp_secret_sealed is None or user.totp_enabled_at is None:
         return False
     step = matching_step(unseal_secret(user.id, user.totp_secret_sealed), code, now)
-    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+    if step is None:
         return False
-    user.totp_last_step = step
+    with immediate_transaction() as session:
+        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(User)
+            .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+            .values(totp_last_step=step)
+            .execution_options(synchronize_session=False)
+        )
+    if result.rowcount != 1:
+        return False
+    set_committed_value(user, "totp_last_step", step)  # what the row now holds
     return True
 
 

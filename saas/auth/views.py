@@ -81,7 +81,12 @@ def second_factor() -> ResponseReturnValue:
         return redirect(url_for("auth.login"))
     form = CodeForm()
     if form.validate_on_submit():
-        if services.check_login_code(user, form.code.data or ""):
+        try:
+            accepted = services.check_login_code(user, form.code.data or "")
+        except services.AccountLocked as error:
+            flash(str(error), "error")
+            return render_template("saas/second_factor.html", form=form), 429
+        if accepted:
             return _start_session(user, bool(pending["remember"]), pending.get("next"))
         flash(_("That code is not right, or was already used."), "error")
     return render_template("saas/second_factor.html", form=form)
@@ -151,7 +156,12 @@ def two_factor_setup() -> ResponseReturnValue:
     form = CodeForm()
     if user.has_two_factor:
         if form.validate_on_submit():
-            if services.turn_off_two_factor(user, form.code.data or ""):
+            try:
+                turned_off = services.turn_off_two_factor(user, form.code.data or "")
+            except services.AccountLocked as error:
+                flash(str(error), "error")
+                return render_template("saas/two_factor.html", form=form, enabled=True), 429
+            if turned_off:
                 flash(_("Two-factor authentication is off."), "info")
                 return redirect(url_for("auth.account"))
             flash(_("That code is not right, or was already used."), "error")

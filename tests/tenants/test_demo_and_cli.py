@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 
+from saas.auth.services import create_user
 from saas.extensions import db
 from tenants.demo import DEMO_PASSWORD
 from tenants.models import Membership, Tenant
@@ -16,18 +18,49 @@ def test_demo_prints_a_login_per_role_and_runs_twice_safely(runner: Any, client:
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output
     for role in Role:
-        assert f"{role.value}@demo.quanyi.test" in first.output
+        assert f"{role.value}@demo.example.com" in first.output
     second = runner.invoke(args=["demo"])
     assert second.exit_code == 0 and "Found demo tenant" in second.output
     tenant = db.session.query(Tenant).filter_by(slug="demo").one()
     assert db.session.query(Membership).filter_by(tenant_id=tenant.id).count() == len(Role)
     assert (
         client.post(
-            "/login", data={"email": "analyst@demo.quanyi.test", "password": DEMO_PASSWORD}
+            "/login", data={"email": "analyst@demo.example.com", "password": DEMO_PASSWORD}
         ).status_code
         == 302
     )
     assert client.get("/t/demo/").status_code == 200
+
+
+def test_demo_is_refused_in_production_unless_asked_and_then_its_logins_work_there(
+    app: Flask, runner: Any, client: FlaskClient
+) -> None:
+    app.config["ENV_NAME"] = "production"  # what the command and the login form read
+    refused = runner.invoke(args=["demo"])
+    assert refused.exit_code != 0 and "--in-production" in refused.output
+    assert db.session.query(Tenant).filter_by(slug="demo").count() == 0
+
+    made = runner.invoke(args=["demo", "--in-production"])
+    assert made.exit_code == 0, made.output
+    assert DEMO_PASSWORD not in made.output  # no well-known password on a production owner account
+    line = next(line for line in made.output.splitlines() if line.split()[:1] == ["owner"])
+    _, email, password = line.split()
+    assert client.post("/login", data={"email": email, "password": password}).status_code == 302
+    assert client.get("/t/demo/").status_code == 200
+
+
+def test_demo_moves_its_old_test_domain_logins_to_addresses_that_can_sign_in(
+    app: Flask, runner: Any, client: FlaskClient
+) -> None:
+    old = create_user("owner@demo.quanyi.test", "Demo owner", DEMO_PASSWORD)
+    db.session.commit()
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    db.session.refresh(old)
+    assert old.email == "owner@demo.example.com"
+    app.config["ENV_NAME"] = "production"
+    answer = client.post("/login", data={"email": "owner@demo.example.com", "password": DEMO_PASSWORD})
+    assert answer.status_code == 302
 
 
 def test_tenants_create_makes_a_tenant_and_its_owner(runner: Any) -> None:
