@@ -1,8 +1,9 @@
 // Evaluated by tests/browser/test_phone_layout.py in each page: null when the page fits its window, else why not.
 () => {
-  // The page overflows when the document is wider than the window; name the widest element that sticks out
-  // of the window (one whose children all fit: the cause, not the ancestors it stretches) and is not inside
-  // a box that scrolls or clips it.
+  // The page overflows when the document is wider than the window. What makes it wider is content, not the
+  // blocks it stretches: text that reaches past the right edge, or an element with no content of its own
+  // (an image, a control, a fixed-width box) that does. Name the one reaching furthest, with its ancestors,
+  // leaving out anything inside a box that scrolls or clips it.
   const doc = document.documentElement;
   const limit = window.innerWidth;
   if (doc.scrollWidth <= limit) return null;
@@ -12,17 +13,29 @@
     }
     return false;
   };
-  // How far right an element reaches: its box, or the text and children that overflow it.
   const reach = (el) => {
-    const r = el.getBoundingClientRect();
-    return Math.max(r.right, r.left + el.scrollWidth);
+    let right = -Infinity;
+    let text = false;
+    for (const node of el.childNodes) {
+      if (node.nodeType !== Node.TEXT_NODE || !node.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      right = Math.max(right, range.getBoundingClientRect().right);
+      text = true;
+    }
+    if (!text && el.children.length === 0) right = el.getBoundingClientRect().right;
+    return right;
   };
-  const sticksOut = (el) => el.getBoundingClientRect().width > 0 && reach(el) > limit + 0.5 && !clipped(el);
-  const width = (el) => reach(el) - el.getBoundingClientRect().left;
-  let worst = null;
+  let culprit = null;
+  let furthest = limit + 0.5;
   for (const el of document.body.querySelectorAll("*")) {
-    if (!sticksOut(el) || [...el.children].some(sticksOut)) continue;
-    if (!worst || width(el) > width(worst)) worst = el;
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;
+    const right = reach(el);
+    if (right > furthest && !clipped(el)) {
+      culprit = el;
+      furthest = right;
+    }
   }
   const describe = (el) => {
     let s = el.tagName.toLowerCase();
@@ -32,10 +45,13 @@
     if (testid) s += `[data-testid=${testid}]`;
     return s;
   };
-  if (!worst) return `scrollWidth ${doc.scrollWidth}px > ${limit}px`;
+  if (!culprit) return `scrollWidth ${doc.scrollWidth}px > ${limit}px`;
   const path = [];
-  for (let a = worst.parentElement; a && a !== document.body && path.length < 4; a = a.parentElement) path.push(describe(a));
-  const text = (worst.textContent || "").trim().replace(/\s+/g, " ").slice(0, 60);
-  return `scrollWidth ${doc.scrollWidth}px > ${limit}px; widest: ${describe(worst)} "${text}" ` +
-    `(${Math.round(width(worst))}px wide, reaching ${Math.round(reach(worst))}px) in ${path.join(" < ")}`;
+  for (let a = culprit.parentElement; a && a !== document.body && path.length < 5; a = a.parentElement) {
+    path.push(describe(a));
+  }
+  const text = (culprit.textContent || "").trim().replace(/\s+/g, " ").slice(0, 60);
+  const box = culprit.getBoundingClientRect();
+  return `scrollWidth ${doc.scrollWidth}px > ${limit}px; furthest out: ${describe(culprit)} "${text}" ` +
+    `(${Math.round(box.width)}px wide, reaching ${Math.round(furthest)}px) in ${path.join(" < ")}`;
 }

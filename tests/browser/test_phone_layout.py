@@ -50,7 +50,7 @@ class DemoSite:
 
     base: str
     back_office: list[tuple[str, str]]
-    customer_pages: list[tuple[str, str]]
+    signed_out_pages: list[tuple[str, str]]  # the customer pages and the way in
 
 
 def _first_id(model: Any) -> int:
@@ -117,7 +117,9 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
                     ("API keys", f"{t}/api-keys"),
                     ("account", "/account"),
                 ]
-                customer_pages = [
+                signed_out_pages = [
+                    ("log in", "/login"),
+                    ("sign up", "/signup"),
                     ("my rights", f"/my/{my_rights_token(tenant.id, _first_id(Customer))}"),
                     (
                         "my subscription",
@@ -126,7 +128,7 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
                 ]
             db.session.remove()
         with served(app) as base:
-            yield DemoSite(base, back_office, customer_pages)
+            yield DemoSite(base, back_office, signed_out_pages)
 
 
 def _sign_in(page: Any, base: str) -> None:
@@ -163,8 +165,10 @@ def _problems(page: Any, label: str) -> list[str]:
     return problems
 
 
-def _new_page(browser_page: Any, viewport: dict[str, int], locale: str) -> Any:
-    context = browser_page.context.browser.new_context(viewport=viewport, locale=locale, has_touch=True)
+def _new_page(browser_page: Any, viewport: dict[str, int], locale: str, **options: Any) -> Any:
+    context = browser_page.context.browser.new_context(
+        viewport=viewport, locale=locale, has_touch=True, **options
+    )
     page = context.new_page()
     page.set_default_timeout(15000)
     return page
@@ -199,11 +203,11 @@ def test_every_main_page_fits_a_phone_screen(
     problems += _problems(page, "import preview")
     _screenshot(page, f"{locale}-import preview")
 
-    customer = _new_page(browser_page, PHONE, locale)  # a customer is not signed in to the back office
-    for label, path in demo_site.customer_pages:
-        _open(customer, demo_site.base + path)
-        problems += _problems(customer, label)
-        _screenshot(customer, f"{locale}-{label}")
+    visitor = _new_page(browser_page, PHONE, locale)  # a customer is not signed in to the back office
+    for label, path in demo_site.signed_out_pages:
+        _open(visitor, demo_site.base + path)
+        problems += _problems(visitor, label)
+        _screenshot(visitor, f"{locale}-{label}")
 
     assert not problems, "wider than a 390 px phone:\n" + "\n".join(problems)
 
@@ -232,6 +236,24 @@ def test_on_a_phone_the_navigation_folds_behind_a_menu_button(demo_site: DemoSit
     orders.click()
     page.wait_for_url(f"{demo_site.base}/t/demo/orders/")
     expect(nav).to_be_hidden()  # the next page opens with the menu folded again
+
+
+def test_without_javascript_a_phone_shows_the_navigation_unfolded(
+    demo_site: DemoSite, browser_page: Any
+) -> None:
+    page = _new_page(browser_page, PHONE, "zh-CN", java_script_enabled=False)
+    _sign_in(page, demo_site.base)
+    expect(page.locator("[data-testid=nav]")).to_be_visible()
+    expect(page.locator("#account-menu")).to_be_visible()
+    expect(page.locator("[data-menu-button]")).to_be_hidden()
+    assert page.evaluate(OVERFLOW) is None
+
+
+def test_signed_out_on_a_phone_there_is_nothing_to_fold(demo_site: DemoSite, browser_page: Any) -> None:
+    page = _new_page(browser_page, PHONE, "zh-CN")
+    _open(page, f"{demo_site.base}/login")
+    expect(page.locator("[data-menu-button]")).to_have_count(0)
+    expect(page.locator("#account-menu a[href='/signup']")).to_be_visible()
 
 
 def test_at_desktop_width_the_sidebar_stays_and_the_channel_roi_table_fits_its_card(
