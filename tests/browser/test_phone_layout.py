@@ -225,6 +225,7 @@ def test_on_a_phone_the_navigation_folds_behind_a_menu_button(demo_site: DemoSit
     expect(nav).to_be_visible()
     expect(page.locator("#account-menu")).to_be_visible()
     expect(menu).to_have_attribute("aria-expanded", "true")
+    _screenshot(page, "zh-CN-menu open")
     orders = nav.locator("[data-endpoint='orders.orders']")
     box = orders.bounding_box()
     assert box is not None and box["height"] >= 40, f"the Orders entry is {box} px: too small to tap"
