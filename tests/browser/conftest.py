@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,31 +36,44 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def live_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Flask, str]]:
-    """The app with CSRF on, served by a real HTTP server on a free loopback port."""
-    monkeypatch.setenv("QUANYI_INSTANCE_PATH", str(tmp_path / "instance"))
+def browser_app(directory: Path) -> Flask:
+    """Return the app with CSRF on and an empty schema, its files under `directory`."""
     app = create_app(
         {
             "ENV_NAME": "testing",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'browser.sqlite3'}",
-            "MAIL_DIR": str(tmp_path / "mail"),
-            "FILES_DIR": str(tmp_path / "files"),
+            "DATABASE_URL": f"sqlite:///{directory / 'browser.sqlite3'}",
+            "MAIL_DIR": str(directory / "mail"),
+            "FILES_DIR": str(directory / "files"),
             "SERVER_NAME": None,
             "WTF_CSRF_ENABLED": True,
         }
     )
     with app.app_context():
         db.create_all()
+    return app
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """Serve `app` with a real HTTP server on a free loopback port; yield its base URL."""
     port = _free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield app, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Flask, str]]:
+    """The app with CSRF on, served by a real HTTP server on a free loopback port."""
+    monkeypatch.setenv("QUANYI_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = browser_app(tmp_path)
+    with served(app) as base:
+        yield app, base
 
 
 @pytest.fixture

@@ -2,6 +2,24 @@
 (function () {
   "use strict";
 
+  // On a phone the navigation is folded; the menu button opens and closes it, Escape closes it.
+  var menuButton = document.querySelector("[data-menu-button]");
+  function setMenu(open) {
+    document.body.classList.toggle("menu-open", open);
+    menuButton.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  if (menuButton) {
+    menuButton.addEventListener("click", function () {
+      setMenu(!document.body.classList.contains("menu-open"));
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && document.body.classList.contains("menu-open")) {
+        setMenu(false);
+        menuButton.focus();
+      }
+    });
+  }
+
   // Forms with data-confirm ask before submitting.
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute("data-confirm");
