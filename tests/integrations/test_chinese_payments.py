@@ -426,3 +426,128 @@ def test_a_youzan_trade_priced_beyond_the_tolerance_is_held(client: FlaskClient,
     cn.youzan_push("trade_TradePaid", trade, business_id="E5").post(client, setup.path)
     ((status, note, _d),) = inbox(shop, setup)
     assert status == "held" and "Amount mismatch" in note
+
+
+# ---------------------------------------------------------------- configuration: API and back office
+
+
+def api_key(shop: Shop) -> dict[str, str]:
+    from tenants import services as tenant_services
+    from tenants.roles import PERMISSIONS, Role
+
+    with shop.bound():
+        _key, secret = tenant_services.create_api_key(Role.OWNER, "payments", list(PERMISSIONS))
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_the_api_connects_a_wechat_pay_channel_with_write_only_credentials(
+    client: FlaskClient, shop: Shop
+) -> None:
+    headers = api_key(shop)
+    body = {"kind": "wechatpay", "name": "微信支付", "credentials": cn.wechat_credentials()}
+    response = client.post("/api/v1/channels", json=body, headers=headers)
+    assert response.status_code == 201, response.json
+    created = response.json
+    assert created["secret"] is None and created["secret_hint"] == cn.MCH_ID
+    assert created["fee_percent_bp"] == 60 and created["webhook_url"].endswith(created["webhook_url"][-30:])
+    assert cn.API_V3_KEY not in response.get_data(as_text=True)
+    read = client.get(f"/api/v1/channels/{created['id']}", headers=headers).get_data(as_text=True)
+    assert cn.API_V3_KEY not in read and "credentials" not in read
+    with shop.bound():
+        channel = db.session.get(Channel, (shop.tenant.id, int(created["id"])))
+        assert channel is not None and cn.API_V3_KEY.encode() not in bytes(channel.secret_ciphertext or b"")
+        public_id = channel.public_id
+    assert created["webhook_url"].endswith(f"/hooks/{public_id}")
+    revealed = client.post(f"/api/v1/channels/{created['id']}/secret", json={}, headers=headers)
+    assert revealed.status_code == 409
+
+
+def test_the_api_refuses_missing_or_unusable_credentials(client: FlaskClient, shop: Shop) -> None:
+    headers = api_key(shop)
+    cases = [
+        ({"kind": "alipay", "name": "支付宝"}, "credentials"),
+        (
+            {
+                "kind": "wechatpay",
+                "name": "微信",
+                "credentials": dict(cn.wechat_credentials(), api_v3_key="short"),
+            },
+            "api_v3_key",
+        ),
+        (
+            {
+                "kind": "alipay",
+                "name": "支付宝",
+                "credentials": {"app_id": "1", "alipay_public_key": "not a key"},
+            },
+            "alipay_public_key",
+        ),
+        ({"kind": "youzan", "name": "有赞", "credentials": {"client_id": "c"}}, "client_secret"),
+        ({"kind": "shopify", "name": "S", "credentials": {"a": "b"}}, "secret"),
+    ]
+    for body, word in cases:
+        response = client.post("/api/v1/channels", json=body, headers=headers)
+        assert response.status_code == 422 and word in response.json["message"], (body, response.json)
+
+
+def test_api_credentials_rotate_with_an_overlap_and_notifications_verify(
+    client: FlaskClient, shop: Shop
+) -> None:
+    headers = api_key(shop)
+    body = {"kind": "youzan", "name": "有赞店", "credentials": cn.youzan_credentials()}
+    created = client.post("/api/v1/channels", json=body, headers=headers).json
+    path = "/hooks/" + created["webhook_url"].rsplit("/", 1)[-1]
+    rotated = client.post(
+        f"/api/v1/channels/{created['id']}/credentials",
+        json={"credentials": cn.youzan_credentials("new-secret-0123456789"), "overlap_hours": 2},
+        headers=headers,
+    )
+    assert rotated.status_code == 200 and rotated.json["previous_secret_valid_until"]
+    trade = cn.youzan_trade("E-ROT", "39.90", youzan_lines())
+    assert cn.youzan_push("trade_TradePaid", trade, business_id="E-ROT").post(client, path).status_code == 200
+    new = cn.youzan_push("trade_TradePaid", trade, business_id="E-ROT", secret="new-secret-0123456789")
+    assert new.post(client, path).status_code == 200
+    assert cn.youzan_push("trade_TradePaid", trade, secret="x" * 20).post(client, path).status_code == 401
+
+
+def test_the_setup_page_shows_the_notify_url_and_the_console_steps_in_both_languages(
+    client: FlaskClient, shop: Shop
+) -> None:
+    from integrations.channels import list_channels
+    from tests.factories import login
+
+    login(client, shop.owner)
+    response = client.post(
+        f"/t/{shop.slug}/channels/new",
+        data={"kind": "wechatpay", "name": "微信支付", "currency": "CNY"},
+        headers={"Accept-Language": "zh-CN"},
+        follow_redirects=True,
+    )
+    chinese = response.get_data(as_text=True)
+    with shop.bound():
+        (channel,) = list_channels()
+        public_id, channel_id = channel.public_id, channel.id
+        assert channel.fee_percent_bp == 60  # the platform's usual fee, editable below
+    url = f"/hooks/{public_id}"
+    assert url in chinese and "通知地址" in chinese and "微信支付商户平台" in chinese and "未设置" in chinese
+    english = client.get(f"/t/{shop.slug}/channels/{channel_id}", headers={"Accept-Language": "en"})
+    text = english.get_data(as_text=True)
+    assert "WeChat Pay merchant platform" in text and "PUB_KEY_ID_" in text and url in text
+    assert f"channel = {public_id}" in text
+    credentials = cn.wechat_credentials()
+    fields = ("mch_id", "app_id", "api_v3_key", "platform_public_key_id", "platform_public_key")
+    saved = client.post(
+        f"/t/{shop.slug}/channels/{channel_id}/credentials",
+        data={**{name: credentials[name] for name in fields}, "overlap_hours": "0"},
+        headers={"Accept-Language": "en"},
+        follow_redirects=True,
+    )
+    page = saved.get_data(as_text=True)
+    assert "Credentials saved" in page and cn.MCH_ID in page and cn.API_V3_KEY not in page
+    with shop.bound():
+        found = db.session.get(Channel, (shop.tenant.id, channel_id))
+        assert found is not None
+        f.map_sku(found, "VIP-MONTH", f.card_plan(3990))
+    paid = cn.wechat_notification(cn.wechat_transaction("WX-UI-1", 3990, attach="VIP-MONTH"))
+    assert paid.post(client, url).status_code == 204
+    assert order_state(shop, "WX-UI-1", public_id) == ("fulfilled", 3990, 0)
