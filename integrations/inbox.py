@@ -357,11 +357,15 @@ def find_channel_order(channel: Channel, external_id: str) -> Order | None:
     """Return the order a channel's delivery is about.
 
     A payment platform (微信支付, 支付宝) pays orders the merchant's checkout created first through the API:
-    under this channel's id, or under the API's default channel `api`.
+    under this channel's public id (what the setup page says), or its API id, its kind, or the API's
+    default channel `api`, whichever the checkout used.
     """
     order = order_services.find_order(channel.public_id, external_id)
     if order is None and adapter_for(channel.kind).credential_fields:
-        order = order_services.find_order("api", external_id)
+        for alias in (str(channel.id), channel.kind, "api"):
+            order = order_services.find_order(alias, external_id)
+            if order is not None:
+                break
     return order
 
 

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from integrations.models import Channel
@@ -267,13 +268,18 @@ def test_alipay_pays_the_pending_order_and_answers_success(client: FlaskClient, 
     assert order_state(shop, "ALI-1001") == ("fulfilled", 3990, 0)
 
 
-def test_alipay_pays_an_order_the_checkout_created_on_the_api_channel(
-    client: FlaskClient, shop: Shop
+@pytest.mark.parametrize("alias", ["api", "id", "alipay"])
+def test_alipay_pays_an_order_the_checkout_created_under_another_name_of_the_channel(
+    client: FlaskClient, shop: Shop, alias: str
 ) -> None:
     setup = connect(shop, "alipay", cn.alipay_credentials())
-    pending_order(shop, setup, "ALI-1002", channel="api")
+    channel = str(setup.channel_id) if alias == "id" else alias
+    pending_order(shop, setup, "ALI-1002", channel=channel)
     cn.alipay_notification(cn.alipay_fields("ALI-1002", "39.90")).post(client, setup.path)
-    assert order_state(shop, "ALI-1002", "api") == ("fulfilled", 3990, 0)
+    assert order_state(shop, "ALI-1002", channel) == ("fulfilled", 3990, 0)
+    refund = dict(cn.alipay_fields("ALI-1002", "39.90"), refund_fee="39.90", trade_status="TRADE_CLOSED")
+    cn.alipay_notification(refund).post(client, setup.path)
+    assert order_state(shop, "ALI-1002", channel) == ("refunded", 3990, 3990)
 
 
 def test_alipay_in_gbk_with_the_sku_in_passback_params(client: FlaskClient, shop: Shop) -> None:
@@ -551,3 +557,28 @@ def test_the_setup_page_shows_the_notify_url_and_the_console_steps_in_both_langu
     paid = cn.wechat_notification(cn.wechat_transaction("WX-UI-1", 3990, attach="VIP-MONTH"))
     assert paid.post(client, url).status_code == 204
     assert order_state(shop, "WX-UI-1", public_id) == ("fulfilled", 3990, 0)
+
+
+def test_through_the_api_alone_a_checkout_order_is_paid_by_wechat_pay(
+    client: FlaskClient, shop: Shop
+) -> None:
+    headers = api_key(shop)
+    with shop.bound():
+        plan_id = f.card_plan(3990).id
+    body = {"kind": "wechatpay", "name": "微信支付", "credentials": cn.wechat_credentials()}
+    channel = client.post("/api/v1/channels", json=body, headers=headers).json
+    public_id = channel["webhook_url"].rsplit("/", 1)[-1]
+    order = {
+        "external_id": "WX-API-1",
+        "channel": public_id,
+        "customer": {"phone": "13800138000"},
+        "lines": [{"plan_id": str(plan_id), "quantity": 1}],
+    }
+    created = client.post("/api/v1/orders", json=order, headers=headers)
+    assert created.status_code == 201 and created.json["status"] == "pending"
+    paid = cn.wechat_notification(cn.wechat_transaction("WX-API-1", 3990))
+    assert paid.post(client, f"/hooks/{public_id}").status_code == 204
+    read = client.get(f"/api/v1/orders/{created.json['id']}", headers=headers).json
+    assert read["status"] == "fulfilled" and len(read["grants"]) == 1
+    inbox_rows = client.get(f"/api/v1/channels/{channel['id']}", headers=headers).json["inbox"]
+    assert inbox_rows["processed"] == 1
