@@ -161,7 +161,7 @@ class BillRow:
 
 def _bill_cell(cell: str) -> str:
     """Return a bill's cell without WeChat's leading backtick or Alipay's trailing tab."""
-    return cell.strip().lstrip("`").strip()
+    return cell.strip().lstrip("\ufeff").lstrip("`").strip()
 
 
 def detect_bill(text: str) -> str | None:
@@ -185,6 +185,11 @@ def _column(header: list[str], *names: str) -> int:
         if name in header:
             return header.index(name)
     raise ValueError(_("The bill has no column %(name)s.", name=names[0]))
+
+
+def _optional_column(header: list[str], *names: str) -> int:
+    """Return a column older bills may lack, or an index past every row (read as empty)."""
+    return next((header.index(name) for name in names if name in header), len(header) + 1000)
 
 
 def _bill_table(path: Path, encoding: str) -> Iterator[tuple[int, list[str], list[str]]]:
@@ -213,10 +218,10 @@ def _wechat_columns(header: list[str]) -> dict[str, int]:
         "order": _column(header, "商户订单号"),
         "status": _column(header, "交易状态"),
         "settled": _column(header, "应结订单金额", "总金额"),
-        "refund": _column(header, "退款金额"),
-        "refund_status": _column(header, "退款状态"),
-        "fee": _column(header, "手续费"),
-        "time": _column(header, "交易时间"),
+        "refund": _column(header, "退款金额", "申请退款金额"),
+        "refund_status": _optional_column(header, "退款状态"),
+        "fee": _optional_column(header, "手续费"),
+        "time": _optional_column(header, "交易时间"),
     }
     columns["total"] = header.index("订单金额") if "订单金额" in header else columns["settled"]
     return columns
@@ -245,9 +250,9 @@ def _alipay_columns(header: list[str]) -> dict[str, int]:
         "order": _column(header, "商户订单号"),
         "kind": _column(header, "业务类型"),
         "total": _column(header, "订单金额（元）", "订单金额(元)", "订单金额"),
-        "received": _column(header, "商家实收（元）", "商家实收(元)", "商家实收"),
-        "fee": _column(header, "服务费（元）", "服务费(元)", "服务费"),
-        "time": _column(header, "完成时间", "创建时间"),
+        "received": _optional_column(header, "商家实收（元）", "商家实收(元)", "商家实收"),
+        "fee": _optional_column(header, "服务费（元）", "服务费(元)", "服务费"),
+        "time": _optional_column(header, "完成时间", "创建时间"),
     }
 
 

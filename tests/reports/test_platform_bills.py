@@ -4,6 +4,7 @@ without a column choice; their differences are typed like any settlement's."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -154,3 +155,25 @@ def test_bills_are_told_apart_from_other_files() -> None:
     assert settlement.detect_bill(alipay_bill().decode("gbk")) == settlement.ALIPAY_BILL
     assert settlement.detect_bill("商户订单号,结算金额,手续费\nA-1,19.90,0.80\n") is None
     assert settlement.detect_bill("# a comment\norder,amount\n") is None
+
+
+def test_an_older_wechat_bill_with_a_backticked_header_and_fewer_columns_is_read(tmp_path: Path) -> None:
+    header = (
+        "`交易时间,`公众账号ID,`商户号,`子商户号,`设备号,`微信订单号,`商户订单号,`用户标识,`交易类型,`交易状态,"
+        "`总金额,`退款金额"
+    )
+    rows = [
+        "\ufeff" + header,
+        "`2020-01-04 16:45:31,`wx1,`1314217101,`0,`,`4200000475,`111,`od-im5,`JSAPI,`SUCCESS,`0.13,`0.00",
+        "`2020-01-04 17:00:00,`wx1,`1314217101,`0,`,`4200000476,`111,`od-im5,`JSAPI,`REFUND,`0.00,`0.05",
+        "总交易单数,总交易额,总退款金额,总企业红包退款金额,手续费总金额",
+        "`2,`0.13,`0.05,`0.00,`0.00000",
+    ]
+    path = tmp_path / "bill.csv"
+    path.write_text("\n".join(rows), encoding="utf-8")
+    assert settlement.detect_bill(path.read_text(encoding="utf-8")) == settlement.WECHAT_BILL
+    read = [row for _line, row in settlement.bill_rows(path, "utf-8-sig", settlement.WECHAT_BILL)]
+    assert read == [
+        settlement.BillRow(2, "111", 13, None, "2020-01-04 16:45:31"),
+        settlement.BillRow(3, "111", -5, None, "2020-01-04 17:00:00"),
+    ]
