@@ -13,6 +13,8 @@ with `refund_fee` (the total refunded so far) and `gmt_refund`; a full refund cl
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -42,14 +44,26 @@ PAID = ("TRADE_SUCCESS", "TRADE_FINISHED")
 CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gbk", "gb18030": "gb18030"}
 
 
+_CHARSET_FIELD = re.compile(rb"(?:^|&)charset=([A-Za-z0-9_-]{1,20})(?:&|$)")
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_form(body: bytes) -> tuple[tuple[str, str], ...] | None:
+    """Parse a form once per body (verifying and describing a delivery both read it); None if unreadable."""
+    named = _CHARSET_FIELD.search(body)
+    charset = CHARSETS.get(named.group(1).decode().lower(), "utf-8") if named else "utf-8"
+    try:
+        pairs = parse_qsl(body.decode(charset), keep_blank_values=True, encoding=charset, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return tuple(pairs)
+
+
 def form_fields(body: bytes) -> dict[str, str]:
     """Read a notification's form fields, decoded in the charset it names; InvalidDelivery otherwise."""
-    try:
-        first = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
-        charset = CHARSETS.get(first.get("charset", "utf-8").strip().lower(), "utf-8")
-        pairs = parse_qsl(body.decode(charset), keep_blank_values=True, encoding=charset, errors="strict")
-    except (UnicodeDecodeError, ValueError) as error:
-        raise InvalidDelivery(_("The body is not a form in its charset."), 400) from error
+    pairs = _parsed_form(bytes(body))
+    if pairs is None:
+        raise InvalidDelivery(_("The body is not a form in its charset."), 400)
     fields = dict(pairs)
     if len(fields) != len(pairs):
         raise InvalidDelivery(_("A form field appears twice."), 400)
