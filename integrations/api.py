@@ -7,7 +7,7 @@ the new secret once. Amounts are integers in minor units; fees in basis points (
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from flask import request, url_for
 from pydantic import BaseModel, Field
@@ -30,15 +30,24 @@ Category = Literal["ad_spend", "commission", "platform_fee", "other"]
 
 
 class ChannelIn(BaseModel):
-    """A channel to connect. `secret`: the platform's signing secret; leave it out to get a generated one."""
+    """A channel to connect. `secret`: the platform's signing secret; leave it out to get a generated one.
 
-    kind: Literal["shopify", "woocommerce", "stripe", "generic", "csv"]
+    微信支付 / 支付宝 / 有赞 (`wechatpay`, `alipay`, `youzan`) take `credentials` instead: write-only, never
+    returned (see docs/webhooks.md for each platform's fields).
+    """
+
+    kind: Literal["shopify", "woocommerce", "stripe", "wechatpay", "alipay", "youzan", "generic", "csv"]
     name: str
     currency: str = "CNY"
-    fee_percent_bp: int = Field(0, ge=0, le=10_000)
+    fee_percent_bp: int | None = Field(
+        None, ge=0, le=10_000, description="default: the platform's usual fee (0.6 % for the Chinese ones)"
+    )
     fee_fixed: int = Field(0, ge=0)
     price_tolerance_bp: int = Field(100, ge=0, le=10_000)
     secret: str | None = None
+    credentials: dict[str, Any] | None = Field(
+        None, description="wechatpay, alipay and youzan only; write-only, encrypted at rest"
+    )
 
 
 class ChannelPatch(BaseModel):
@@ -80,6 +89,16 @@ class RotateIn(BaseModel):
 
     overlap_hours: int = Field(24, ge=0, le=336)
     secret: str | None = None
+
+
+class CredentialsIn(BaseModel):
+    """New credentials of a wechatpay, alipay or youzan channel; the old ones verify for `overlap_hours`.
+
+    `credentials` is required (checked after the channel is found).
+    """
+
+    credentials: dict[str, Any] = {}
+    overlap_hours: int = Field(24, ge=0, le=336)
 
 
 class SecretOut(BaseModel):
@@ -239,17 +258,23 @@ def list_channels() -> tuple[list[ChannelOut], str | None]:
     status=201,
 )
 def create_channel(body: ChannelIn) -> ChannelCreated:
+    adapter = ADAPTERS[body.kind]
+    if adapter.credential_fields and body.credentials is None:
+        fields = ", ".join(adapter.credential_fields)
+        raise ApiError(422, "invalid", f"a {body.kind} channel needs credentials ({fields})")
+    fee_bp = body.fee_percent_bp if body.fee_percent_bp is not None else adapter.default_fee_bp
     try:
         channel, secret = channel_service.create_channel(
             body.kind,
             ChannelSettings(
                 name=body.name,
                 currency=body.currency,
-                fee_percent=_bp_text(body.fee_percent_bp),
+                fee_percent=_bp_text(fee_bp),
                 fee_fixed=body.fee_fixed,
                 price_tolerance_percent=_bp_text(body.price_tolerance_bp),
             ),
             secret=body.secret,
+            credentials=body.credentials,
         )
     except ChannelError as error:
         raise _refused(error) from error
@@ -318,6 +343,8 @@ def rotate_secret(channel_id: int, body: RotateIn) -> SecretOut:
     channel = _channel_or_404(channel_id)
     if not ADAPTERS[channel.kind].takes_webhooks:
         raise ApiError(409, "conflict", "this channel takes no webhooks and has no secret")
+    if ADAPTERS[channel.kind].credential_fields:
+        raise ApiError(409, "conflict", "this channel verifies with credentials: POST them to …/credentials")
     try:
         if body.secret:
             channel_service.set_secret(channel, body.secret, overlap_hours=body.overlap_hours)
@@ -327,6 +354,28 @@ def rotate_secret(channel_id: int, body: RotateIn) -> SecretOut:
     except ChannelError as error:
         raise _refused(error) from error
     return SecretOut(secret=secret, previous_secret_valid_until=channel.previous_secret_expires_at)
+
+
+@api_endpoint(
+    bp,
+    "/channels/<int:channel_id>/credentials",
+    "POST",
+    summary="Replace a WeChat Pay, Alipay or Youzan channel's credentials (the old ones verify for a while)",
+    scope=roles.CHANNELS_MANAGE,
+    tag="channels",
+    request_model=CredentialsIn,
+    response_model=ChannelOut,
+    errors=(404,),
+)
+def set_credentials(channel_id: int, body: CredentialsIn) -> ChannelOut:
+    channel = _channel_or_404(channel_id)
+    if not ADAPTERS[channel.kind].credential_fields:
+        raise ApiError(409, "conflict", "this channel verifies with a secret: rotate it at …/secret")
+    try:
+        channel_service.set_credentials(channel, body.credentials, overlap_hours=body.overlap_hours)
+    except ChannelError as error:
+        raise _refused(error) from error
+    return _channel_out(channel)
 
 
 # ---------------------------------------------------------------- SKU mappings

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 from catalog import keyring
 from catalog.models import Plan
 from integrations import hook_targets, secretbox
-from integrations.adapters import ADAPTERS, adapter_for
+from integrations.adapters import ADAPTERS, adapter_for, platform_keys
+from integrations.adapters.base import InvalidCredentials
 from integrations.models import (
     CHANNEL_STATUSES,
     INBOX_STATUSES,
@@ -111,6 +112,8 @@ def _store_secret(channel: Channel, secret: str) -> None:
 
 def set_secret(channel: Channel, secret: str, *, overlap_hours: int = 0) -> None:
     """Replace the channel's secret with one the platform gave; the old one verifies for `overlap_hours`."""
+    if adapter_for(channel.kind).credential_fields:
+        raise ChannelError(_("This channel verifies with the platform's credentials: set new ones."))
     secret = _check_secret(secret)
     if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
         raise ChannelError(_("The overlap is 0 to %(n)s hours.", n=MAX_OVERLAP_HOURS))
@@ -131,8 +134,57 @@ def set_secret(channel: Channel, secret: str, *, overlap_hours: int = 0) -> None
     _tell_webhook_endpoint(channel)
 
 
+def _checked_credentials(kind: str, credentials: Any) -> str:
+    """Return a platform's credentials, checked by its adapter, as the text sealed for the channel."""
+    if not isinstance(credentials, dict):
+        raise ChannelError(_("credentials must be an object."))
+    try:
+        cleaned = adapter_for(kind).check_credentials(credentials)
+    except InvalidCredentials as error:
+        raise ChannelError(str(error)) from error
+    return platform_keys.seal_form(cleaned)
+
+
+def _seal_credentials(channel: Channel, sealed_form: str) -> None:
+    channel.secret_ciphertext = secretbox.seal("channel", channel.id, sealed_form)
+    opened = platform_keys.credentials_of(sealed_form.encode()) or {}
+    channel.secret_hint = adapter_for(channel.kind).credentials_hint(opened)[:16]
+
+
+def set_credentials(
+    channel: Channel, credentials: Any, *, overlap_hours: int = DEFAULT_OVERLAP_HOURS
+) -> None:
+    """Replace a platform channel's credentials (write-only); the old ones verify for `overlap_hours`."""
+    if not adapter_for(channel.kind).credential_fields:
+        raise ChannelError(_("This kind of channel takes a secret, not credentials."))
+    if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
+        raise ChannelError(_("The overlap is 0 to %(n)s hours.", n=MAX_OVERLAP_HOURS))
+    sealed_form = _checked_credentials(channel.kind, credentials)
+    keyring.ensure_tenant_keys()
+    now = utcnow()
+    if channel.secret_ciphertext and overlap_hours:
+        channel.previous_secret_ciphertext = channel.secret_ciphertext
+        channel.previous_secret_expires_at = now + dt.timedelta(hours=overlap_hours)
+    else:
+        channel.previous_secret_ciphertext = None
+        channel.previous_secret_expires_at = None
+    _seal_credentials(channel, sealed_form)
+    channel.secret_rotated_at = now
+    audit.record(
+        "channel.credentials_changed",
+        "channel",
+        channel.id,
+        overlap_hours=overlap_hours,
+        hint=channel.secret_hint,
+    )
+    db.session.commit()
+    _tell_webhook_endpoint(channel)
+
+
 def rotate_secret(channel: Channel, *, overlap_hours: int = DEFAULT_OVERLAP_HOURS) -> str:
     """Give the channel a new random secret; the old one still verifies for `overlap_hours`. Returns it."""
+    if adapter_for(channel.kind).credential_fields:
+        raise ChannelError(_("This channel verifies with the platform's credentials: set new ones."))
     secret = secretbox.new_secret(adapter_for(channel.kind).secret_prefix)
     set_secret(channel, secret, overlap_hours=overlap_hours)
     return secret
@@ -142,6 +194,8 @@ def reveal_secret(channel: Channel) -> str:
     """Return the channel's current secret in full (audited)."""
     if not channel.secret_ciphertext:
         raise ChannelError(_("This channel has no secret."))
+    if adapter_for(channel.kind).credential_fields:
+        raise ChannelError(_("A platform's credentials are write-only: set new ones to change them."))
     secret = secretbox.open_sealed(
         channel.tenant_id, "channel", channel.id, channel.secret_ciphertext
     ).decode()
@@ -202,16 +256,29 @@ def new_public_id(kind: str) -> str:
 
 
 def create_channel(
-    kind: str, values: ChannelSettings, secret: str | None = None
+    kind: str, values: ChannelSettings, secret: str | None = None, credentials: Any = None
 ) -> tuple[Channel, str | None]:
-    """Connect a channel of `kind`; return it and its secret when one was generated (shown once)."""
+    """Connect a channel of `kind`; return it and its secret when one was generated (shown once).
+
+    A payment platform's channel (微信支付, 支付宝, 有赞) takes its `credentials` instead of a secret; without
+    them it refuses every delivery until they are set.
+    """
     if kind not in ADAPTERS:
         raise ChannelError(_("Unknown channel kind."))
     adapter = adapter_for(kind)
     channel = Channel(kind=kind, public_id=new_public_id(kind))
     _apply_settings(channel, values)
     generated = None
-    if adapter.takes_webhooks:
+    if adapter.credential_fields:
+        if secret:
+            raise ChannelError(_("This kind of channel takes credentials, not a secret."))
+        if credentials is not None:
+            sealed_form = _checked_credentials(kind, credentials)
+            keyring.ensure_tenant_keys()
+            _seal_credentials(channel, sealed_form)
+    elif credentials is not None:
+        raise ChannelError(_("This kind of channel takes a secret, not credentials."))
+    elif adapter.takes_webhooks:
         keyring.ensure_tenant_keys()
         if secret:
             _store_secret(channel, _check_secret(secret))

@@ -5,7 +5,15 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import (
+    DateField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from integrations.models import SPEND_CATEGORIES
@@ -53,6 +61,53 @@ class SecretForm(FlaskForm):
         default=24,
         validators=[Optional(), NumberRange(min=0, max=336)],
     )
+
+
+class CredentialsForm(FlaskForm):
+    """A payment platform's credentials (write-only); the template shows the fields of the channel's kind."""
+
+    mch_id = StringField(_l("Merchant id (mch_id)"), validators=[Optional(), Length(max=32)])
+    app_id = StringField(_l("AppID / APPID"), validators=[Optional(), Length(max=64)])
+    api_v3_key = PasswordField(_l("APIv3 key (32 characters)"), validators=[Optional(), Length(max=64)])
+    platform_public_key_id = StringField(
+        _l("WeChat Pay public key id (PUB_KEY_ID_…)"), validators=[Optional(), Length(max=64)]
+    )
+    platform_public_key = TextAreaField(
+        _l("WeChat Pay public key (PEM)"), validators=[Optional(), Length(max=8000)]
+    )
+    certificate_serial = StringField(
+        _l("Platform certificate serial (while migrating)"), validators=[Optional(), Length(max=64)]
+    )
+    certificate_pem = TextAreaField(
+        _l("Platform certificate (PEM)"), validators=[Optional(), Length(max=8000)]
+    )
+    alipay_public_key = TextAreaField(
+        _l("Alipay public key (not your application's)"), validators=[Optional(), Length(max=8000)]
+    )
+    client_id = StringField(_l("client_id"), validators=[Optional(), Length(max=64)])
+    client_secret = PasswordField(_l("client_secret"), validators=[Optional(), Length(max=128)])
+    kdt_id = StringField(_l("Shop id (kdt_id)"), validators=[Optional(), Length(max=40)])
+    overlap_hours = IntegerField(
+        _l("Keep accepting the old credentials for (hours)"),
+        default=24,
+        validators=[Optional(), NumberRange(min=0, max=336)],
+    )
+
+    def credentials(self, fields: tuple[str, ...]) -> dict[str, object]:
+        """Return the credentials object of a kind with these `fields`, from what was typed."""
+        found: dict[str, object] = {
+            name: (getattr(self, name).data or "").strip()
+            for name in fields
+            if name != "platform_certificates" and (getattr(self, name).data or "").strip()
+        }
+        if "platform_certificates" in fields and (self.certificate_serial.data or "").strip():
+            found["platform_certificates"] = [
+                {
+                    "serial": self.certificate_serial.data.strip(),
+                    "pem": (self.certificate_pem.data or "").strip(),
+                }
+            ]
+        return found
 
 
 class RotateForm(FlaskForm):

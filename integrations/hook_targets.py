@@ -111,6 +111,12 @@ def _load(public_id: str) -> HookTarget | None:
     return target
 
 
+def stored_secrets(channel: Channel) -> list[bytes]:
+    """Return the channel's current and previous secrets, opened, whatever the overlap (to read stored
+    deliveries: a notification received during an overlap is still processed after it ends)."""
+    return [secret for secret in _opened_secrets(channel) if secret]
+
+
 def _opened_secrets(channel: Channel) -> tuple[bytes | None, bytes | None]:
     """Return the channel's current and previous secrets, opened (None where there is none)."""
 

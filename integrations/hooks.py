@@ -134,7 +134,13 @@ _HEADERS = [("Content-Type", "application/json"), ("X-Content-Type-Options", "no
 def _respond(
     start_response: StartResponse, receipt: Receipt, extra: list[tuple[str, str]] | None = None
 ) -> list[bytes]:
-    body = json.dumps(receipt.body).encode()
-    headers = [*_HEADERS, ("Content-Length", str(len(body))), *(extra or [])]
+    if receipt.raw is not None:  # the platform's own answer (Alipay's "success", WeChat Pay's 204)
+        content_type, body = receipt.raw
+        found = [("Content-Type", content_type)] if content_type else []
+        headers = [*found, ("X-Content-Type-Options", "nosniff"), ("Content-Length", str(len(body)))]
+    else:
+        body = json.dumps(receipt.body).encode()
+        headers = [*_HEADERS, ("Content-Length", str(len(body)))]
+    headers.extend(extra or [])
     start_response(f"{receipt.status} {HTTPStatus(receipt.status).phrase}", headers)
     return [body]

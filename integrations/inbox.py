@@ -36,9 +36,9 @@ from integrations.adapters.base import (
     OrderPaid,
     RefundReported,
     SubscriptionChanged,
-    load_json,
 )
 from integrations.channels import plan_for_ref
+from integrations.hook_targets import stored_secrets
 from integrations.models import REPLAYABLE_STATUSES, Channel, InboxDelivery
 from orders import refunds as order_refunds
 from orders import services as order_services
@@ -199,7 +199,7 @@ def _after(outcome: Outcome) -> None:
 def apply_delivery(channel: Channel, row: InboxDelivery) -> Outcome:
     """Parse a delivery and apply each of its events; Hold, InvalidDelivery or any error stops it."""
     adapter = adapter_for(channel.kind)
-    payload = load_json(bytes(row.body))
+    payload = adapter.contents(bytes(row.body), stored_secrets(channel) if adapter.credential_fields else [])
     events = adapter.parse(row.topic, row.headers or {}, payload)
     outcome = Outcome()
     for event in events:
@@ -320,10 +320,11 @@ def _waiting(channel: Channel, external_id: str) -> list[tuple[InboxDelivery, li
         )
     ).all()
     adapter = adapter_for(channel.kind)
+    secrets = stored_secrets(channel) if adapter.credential_fields and rows else []
     found = []
     for row in sorted(rows, key=lambda row: (row.received_at, row.id)):
         try:
-            events = adapter.parse(row.topic, row.headers or {}, load_json(bytes(row.body)))
+            events = adapter.parse(row.topic, row.headers or {}, adapter.contents(bytes(row.body), secrets))
         except InvalidDelivery:
             continue
         found.append((row, events))
@@ -352,12 +353,64 @@ def _order_request(channel: Channel, event: OrderPaid, lines: list[MappedLine], 
     )
 
 
+def find_channel_order(channel: Channel, external_id: str) -> Order | None:
+    """Return the order a channel's delivery is about.
+
+    A payment platform (微信支付, 支付宝) pays orders the merchant's checkout created first through the API:
+    under this channel's public id (what the setup page says), or its API id, its kind, or the API's
+    default channel `api`, whichever the checkout used.
+    """
+    order = order_services.find_order(channel.public_id, external_id)
+    if order is None and adapter_for(channel.kind).credential_fields:
+        for alias in (str(channel.id), channel.kind, "api"):
+            order = order_services.find_order(alias, external_id)
+            if order is not None:
+                break
+    return order
+
+
+def check_payment(channel: Channel, order: Order, event: OrderPaid) -> None:
+    """Hold a payment of a pending order in another currency, or beyond the tolerance of its total."""
+    if event.total is None:
+        return
+    if event.currency != order.currency or abs(event.total - order.total) > price_tolerance(
+        channel, order.total
+    ):
+        raise Hold(
+            _(
+                "Amount mismatch: order %(id)s costs %(want)s %(currency)s, the payment is %(got)s "
+                "%(paid_currency)s (minor units).",
+                id=order.external_id,
+                want=order.total,
+                currency=order.currency,
+                got=event.total,
+                paid_currency=event.currency,
+            )
+        )
+
+
+def _no_plan_named(event: OrderPaid) -> bool:
+    return bool(event.lines) and all(not line.refs for line in event.lines)
+
+
 def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome: Outcome) -> None:
     public_id, actor = channel.public_id, f"channel {channel.name}"  # the orders layer's commits expire it
-    existing = order_services.find_order(public_id, event.external_id)
-    waiting = _waiting(channel, event.external_id) if existing is None else []
+    existing = find_channel_order(channel, event.external_id)
+    # A pending order's refunds that overtook its payment wait too (a cancellation applied at once).
+    early = existing is None or existing.status == "pending"
+    waiting = _waiting(channel, event.external_id) if early else []
     cancelled_first = any(isinstance(e, OrderCancelled) for _row, events in waiting for e in events)
+    if existing is not None and existing.status == "pending" and not cancelled_first:
+        check_payment(channel, existing, event)
     if existing is None:
+        if _no_plan_named(event) and adapter_for(channel.kind).credential_fields:
+            raise Hold(
+                _(
+                    "No order %(id)s was created first (unpaid, through the API), and the payment names "
+                    "no SKU: create the order or map the SKU, then replay.",
+                    id=event.external_id,
+                )
+            )
         lines = map_lines(channel, event)
         reason = risk.hold_reason(channel, event)
         if reason:
@@ -408,7 +461,7 @@ def order_payload(channel_public_id: str, order: Order) -> dict[str, Any]:
 
 
 def _order_cancelled(channel: Channel, event: OrderCancelled, outcome: Outcome) -> None:
-    order = order_services.find_order(channel.public_id, event.external_id)
+    order = find_channel_order(channel, event.external_id)
     if order is None:
         _escalate(outcome, "waiting")
         outcome.notes.append(
@@ -438,12 +491,22 @@ def _order_cancelled(channel: Channel, event: OrderCancelled, outcome: Outcome) 
 
 
 def _refund(channel: Channel, event: RefundReported, outcome: Outcome) -> None:
-    order = order_services.find_order(channel.public_id, event.external_id)
+    order = find_channel_order(channel, event.external_id)
     if order is None:
         _escalate(outcome, "waiting")
         outcome.notes.append(
             _(
                 "refund %(refund)s for order %(id)s, which this channel never sent: kept until it does",
+                refund=event.refund_id,
+                id=event.external_id,
+            )
+        )
+        return
+    if order.status == "pending":
+        _escalate(outcome, "waiting")
+        outcome.notes.append(
+            _(
+                "refund %(refund)s for order %(id)s, not paid yet: kept until its payment arrives",
                 refund=event.refund_id,
                 id=event.external_id,
             )
@@ -466,6 +529,8 @@ def _refund(channel: Channel, event: RefundReported, outcome: Outcome) -> None:
             reason=event.reason or _("refunded on the channel"),
             external_id=event.refund_id,
             channel=channel.public_id,
+            # A partial refund gives money back and leaves the rights; the one that completes it revokes.
+            revoke=amount is None or amount >= order.refundable_amount,
         )
     except OrderError as error:
         outcome.notes.append(
@@ -541,9 +606,11 @@ def replay(row: InboxDelivery, *, reason: str = "") -> bool:
         return False
     delivery_id, channel_id, before = row.id, row.channel_id, row.status
     if before == "invalid":
-        adapter = adapter_for(db.session.get(Channel, (row.tenant_id, channel_id)).kind)  # type: ignore[union-attr]
+        channel = db.session.get(Channel, (row.tenant_id, channel_id))
+        assert channel is not None
+        adapter = adapter_for(channel.kind)
         try:
-            envelope = adapter.describe(row.headers or {}, bytes(row.body))
+            envelope = adapter.describe_with(row.headers or {}, bytes(row.body), stored_secrets(channel))
         except InvalidDelivery as error:
             row.note = str(error)[:2000]
             db.session.commit()

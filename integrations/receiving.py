@@ -39,10 +39,11 @@ PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 @dataclass
 class Receipt:
-    """The answer to a delivery: HTTP status and JSON body."""
+    """The answer to a delivery: HTTP status and JSON body, or the platform's own form of it (`raw`)."""
 
     status: int
     body: dict[str, Any] = field(default_factory=dict)
+    raw: tuple[str, bytes] | None = None  # (content type, body) when the platform wants its own answer
 
 
 def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -244,13 +245,30 @@ def receive(
     content_type: str,
     declared_length: int | None,
 ) -> Receipt:
-    """Verify, store and acknowledge one delivery for `channel` (its tenant is bound)."""
+    """Verify, store and acknowledge one delivery for `channel` (its tenant is bound), answered in the
+    platform's own form where it has one (Alipay reads the word `success`)."""
+    receipt = _receive(channel, raw_headers, body, content_type, declared_length)
+    answer = adapter_for(channel.kind).reply(receipt.status, receipt.body)
+    if answer is None:
+        return receipt
+    status, answer_type, answer_body = answer
+    return Receipt(status, receipt.body, (answer_type, answer_body))
+
+
+def _receive(
+    channel: HookTarget,
+    raw_headers: Mapping[str, str],
+    body: bytes,
+    content_type: str,
+    declared_length: int | None,
+) -> Receipt:
     adapter = adapter_for(channel.kind)
     headers = stored_headers(raw_headers)
     if adapter.is_unsigned_ping(headers, body):
         return Receipt(200, {"ok": True, "ping": True})
     now = utcnow()
-    if not adapter.verify(headers, body, channel.secrets_at(now), now.timestamp()):
+    secrets = channel.secrets_at(now)
+    if not adapter.verify(headers, body, secrets, now.timestamp()):
         log.warning(
             "rejected a delivery with a bad signature: channel %s, %d bytes, signature header %s",
             channel.public_id,
@@ -289,7 +307,7 @@ def receive(
             },
         )
     try:
-        envelope = adapter.describe(headers, body)
+        envelope = adapter.describe_with(headers, body, secrets)
     except InvalidDelivery as error:
         delivery_id = _keep_invalid(channel, headers, body, content_type, str(error))
         return Receipt(

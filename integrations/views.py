@@ -19,6 +19,7 @@ from integrations.channels import ChannelError, ChannelSettings, SpendEntry
 from integrations.forms import (
     CATEGORY_LABELS,
     ChannelSettingsForm,
+    CredentialsForm,
     EndpointForm,
     MappingForm,
     NewChannelForm,
@@ -100,10 +101,16 @@ def new_channel() -> ResponseReturnValue:
     form = NewChannelForm()
     form.kind.choices = channel_kinds()
     if form.validate_on_submit():
+        kind = form.kind.data or ""
+        fee_bp = ADAPTERS[kind].default_fee_bp if kind in ADAPTERS else 0
         try:
             channel, secret = channel_service.create_channel(
-                form.kind.data or "",
-                ChannelSettings(name=form.name.data or "", currency=form.currency.data or "CNY"),
+                kind,
+                ChannelSettings(
+                    name=form.name.data or "",
+                    currency=form.currency.data or "CNY",
+                    fee_percent=f"{fee_bp / 100:.2f}",
+                ),
                 secret=form.secret.data or None,
             )
         except ChannelError as error:
@@ -167,6 +174,7 @@ def channel(channel_id: int) -> ResponseReturnValue:
         settings_form=settings_form,
         secret_form=SecretForm(),
         rotate_form=RotateForm(),
+        credentials_form=CredentialsForm(),
         upload_form=UploadForm(),
         counts=channel_service.inbox_counts(found.id),
         attention=attention,
@@ -231,6 +239,30 @@ def set_secret(channel_id: int) -> ResponseReturnValue:
             flash(_("Secret replaced."), "info")
     else:
         flash(_("Paste the secret the platform shows (8 to 200 characters)."), "error")
+    return redirect(url_for("integrations.channel", channel_id=channel_id))
+
+
+@bp.route("/<int:channel_id>/credentials", methods=["POST"])
+@login_required
+@requires(roles.CHANNELS_MANAGE)
+def set_credentials(channel_id: int) -> ResponseReturnValue:
+    found = _get_or_404(Channel, channel_id)
+    fields = adapter_for(found.kind).credential_fields
+    if not fields:
+        abort(404)
+    form = CredentialsForm()
+    if form.validate_on_submit():
+        hours = form.overlap_hours.data if form.overlap_hours.data is not None else 0
+        try:
+            channel_service.set_credentials(found, form.credentials(fields), overlap_hours=hours)
+        except ChannelError as error:
+            flash(str(error), "error")
+        else:
+            flash(
+                _("Credentials saved; the previous ones are accepted for %(n)s more hours.", n=hours), "info"
+            )
+    else:
+        flash(_("Check the credentials."), "error")
     return redirect(url_for("integrations.channel", channel_id=channel_id))
 
 

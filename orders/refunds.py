@@ -38,6 +38,7 @@ class RefundRequest:
     grant_ids: list[int] = field(default_factory=list)
     external_id: str | None = None
     actor: str | None = None
+    revoke: bool = True  # False: book the money only (a channel's partial refund); the rights stay
 
 
 def grant_share(line: OrderLine, grant: Grant) -> int:
@@ -182,6 +183,8 @@ def _refund_locked(order: Order, request: RefundRequest, label: str) -> tuple[Re
     lines = {line.id: line for line in order_lines(order.id)}
     grants = order_grants(order.id, lock=True)
     scope, targets = _targets(request, grants, lines)
+    if not request.revoke:
+        targets = []
     amount = (
         request.amount
         if request.amount is not None
@@ -195,7 +198,7 @@ def _refund_locked(order: Order, request: RefundRequest, label: str) -> tuple[Re
     _spread(amount, scope, targets, lines, request)
     now = utcnow()
     order.refunded_amount += amount
-    everything_back = all(g.status in ("cancelled", "revoked") for g in grants)
+    everything_back = request.revoke and all(g.status in ("cancelled", "revoked") for g in grants)
     fully = order.refunded_amount >= order.total or (scope == "order" and everything_back)
     set_status(order, "refunded" if fully else "partially_refunded", actor=label, reason=request.reason)
     if fully:
@@ -232,9 +235,19 @@ def _refund_locked(order: Order, request: RefundRequest, label: str) -> tuple[Re
 
 
 def refund_from_channel(
-    tenant_order_id: int, *, amount: int | None, reason: str, external_id: str, channel: str
+    tenant_order_id: int,
+    *,
+    amount: int | None,
+    reason: str,
+    external_id: str,
+    channel: str,
+    revoke: bool = True,
 ) -> Refund:
-    """Refund reported by a sales channel (idempotent per the channel's refund id)."""
+    """Refund reported by a sales channel (idempotent per the channel's refund id).
+
+    `revoke=False` books a partial refund's money and leaves the rights delivered; the refund that
+    completes the order revokes them.
+    """
     return refund(
         RefundRequest(
             order_id=tenant_order_id,
@@ -243,6 +256,7 @@ def refund_from_channel(
             amount=amount,
             external_id=f"{channel}:{external_id}",
             actor=f"channel {channel}",
+            revoke=revoke,
         )
     )
 

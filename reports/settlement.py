@@ -6,6 +6,12 @@ order; a negative amount is a refund of it. Each row, and each of our records th
 ends as one `SettlementMatch`: matched, missing in settlement, missing in ours, amount mismatch or fee
 mismatch, with both sides kept. Fees in a file are compared by size (platforms print them as positive or
 negative numbers). Finance resolves a difference with a note; the resolution is audited.
+
+The platforms' own bills are recognised from the file itself and need no column choice: the WeChat Pay
+trade bill (交易账单: every field prefixed with a backtick, a summary block after the rows, refunds as
+REFUND rows) and the Alipay business detail bill (业务明细: GBK, `#` comment lines above and below, refunds
+as 退款 rows). Their rows become the same (order id, amount, fee, date) as a mapped file's, refunds
+negative, so the differences are typed the same way.
 """
 
 from __future__ import annotations
@@ -135,6 +141,156 @@ def guess_mapping(header: list[str]) -> dict[str, int]:
     return mapping
 
 
+# ---------------------------------------------------------------- the platforms' own bills
+
+WECHAT_BILL = "wechatpay_trade_bill"
+ALIPAY_BILL = "alipay_business_detail"
+BILL_FORMATS = (WECHAT_BILL, ALIPAY_BILL)
+
+
+@dataclass(frozen=True)
+class BillRow:
+    """One row of a platform's bill as the matcher reads it: refunds are negative amounts."""
+
+    line_no: int
+    external_id: str
+    amount: int
+    fee: int | None
+    date: str | None
+
+
+def _bill_cell(cell: str) -> str:
+    """Return a bill's cell without WeChat's leading backtick or Alipay's trailing tab."""
+    return cell.strip().lstrip("\ufeff").lstrip("`").strip()
+
+
+def detect_bill(text: str) -> str | None:
+    """Tell which platform's bill a file's first characters are, if any."""
+    lines = [line.strip().lstrip("\ufeff") for line in text.splitlines()[:12] if line.strip()]
+    if not lines:
+        return None
+    first = [_bill_cell(c) for c in lines[0].split(",")]
+    if first and first[0] == "交易时间" and "商户订单号" in first and "交易状态" in first:
+        return WECHAT_BILL
+    if lines[0].startswith("#"):
+        for line in lines:
+            cells = {_bill_cell(c) for c in line.split(",")}
+            if not line.startswith("#") and {"商户订单号", "业务类型"} <= cells:
+                return ALIPAY_BILL
+    return None
+
+
+def _column(header: list[str], *names: str) -> int:
+    for name in names:
+        if name in header:
+            return header.index(name)
+    raise ValueError(_("The bill has no column %(name)s.", name=names[0]))
+
+
+def _optional_column(header: list[str], *names: str) -> int:
+    """Return a column older bills may lack, or an index past every row (read as empty)."""
+    return next((header.index(name) for name in names if name in header), len(header) + 1000)
+
+
+def _bill_table(path: Path, encoding: str) -> Iterator[tuple[int, list[str], list[str]]]:
+    """Yield (line number, header, cells) for every row under the bill's header, until its totals."""
+    header: list[str] | None = None
+    for line_no, raw in read_rows(path, encoding, ","):
+        cells = [_bill_cell(c) for c in raw]
+        first = cells[0].lstrip("\ufeff")
+        if first.startswith("#"):
+            continue
+        if header is None:
+            if first == "交易时间" or "商户订单号" in cells:
+                header = [c.lstrip("\ufeff") for c in cells]
+            continue
+        if first in ("总交易单数", "总交易额"):  # WeChat's summary block ends the detail rows
+            return
+        yield line_no, header, cells
+
+
+def _cell(cells: list[str], index: int) -> str:
+    return cells[index] if index < len(cells) else ""
+
+
+def _wechat_columns(header: list[str]) -> dict[str, int]:
+    columns = {
+        "order": _column(header, "商户订单号"),
+        "status": _column(header, "交易状态"),
+        "settled": _column(header, "应结订单金额", "总金额"),
+        "refund": _column(header, "退款金额", "申请退款金额"),
+        "refund_status": _optional_column(header, "退款状态"),
+        "fee": _optional_column(header, "手续费"),
+        "time": _optional_column(header, "交易时间"),
+    }
+    columns["total"] = header.index("订单金额") if "订单金额" in header else columns["settled"]
+    return columns
+
+
+def _wechat_row(line_no: int, columns: dict[str, int], cells: list[str]) -> BillRow | str:
+    status = _cell(cells, columns["status"])
+    fee_text = _cell(cells, columns["fee"])
+    fee = parse_amount(fee_text) if fee_text else None
+    external_id = _cell(cells, columns["order"])
+    when = _cell(cells, columns["time"])[:40] or None
+    if status == "SUCCESS":
+        amount = parse_amount(_cell(cells, columns["total"]) or _cell(cells, columns["settled"]))
+        return BillRow(line_no, external_id, amount, fee, when)
+    if status == "REFUND":
+        refund_status = _cell(cells, columns["refund_status"])
+        if refund_status not in ("", "SUCCESS"):
+            return _("refund %(status)s: not counted until it succeeds", status=refund_status)
+        amount = abs(parse_amount(_cell(cells, columns["refund"])))
+        return BillRow(line_no, external_id, -amount, fee, when)
+    return _("trade status %(status)s: not counted", status=status or "?")
+
+
+def _alipay_columns(header: list[str]) -> dict[str, int]:
+    return {
+        "order": _column(header, "商户订单号"),
+        "kind": _column(header, "业务类型"),
+        "total": _column(header, "订单金额（元）", "订单金额(元)", "订单金额"),
+        "received": _optional_column(header, "商家实收（元）", "商家实收(元)", "商家实收"),
+        "fee": _optional_column(header, "服务费（元）", "服务费(元)", "服务费"),
+        "time": _optional_column(header, "完成时间", "创建时间"),
+    }
+
+
+def _alipay_row(line_no: int, columns: dict[str, int], cells: list[str]) -> BillRow | str:
+    kind = _cell(cells, columns["kind"])
+    fee_text = _cell(cells, columns["fee"])
+    fee = parse_amount(fee_text) if fee_text else None
+    external_id = _cell(cells, columns["order"])
+    when = _cell(cells, columns["time"])[:40] or None
+    if kind == "交易":
+        return BillRow(line_no, external_id, parse_amount(_cell(cells, columns["total"])), fee, when)
+    if kind == "退款":
+        # What the merchant paid back; a refund row's order amount is not always the refund's.
+        received = _cell(cells, columns["received"])
+        refunded = abs(parse_amount(received)) if received else 0
+        amount = refunded or abs(parse_amount(_cell(cells, columns["total"])))
+        return BillRow(line_no, external_id, -amount, fee, when)
+    return _("business type %(kind)s: not counted", kind=kind or "?")
+
+
+def bill_rows(path: Path, encoding: str, bill: str) -> Iterator[tuple[int, BillRow | str]]:
+    """Yield (line number, row) for every row of a platform's bill, or (line number, why not counted)."""
+    columns_of, row_of = (
+        (_wechat_columns, _wechat_row) if bill == WECHAT_BILL else (_alipay_columns, _alipay_row)
+    )
+    columns: dict[str, int] | None = None
+    for line_no, header, cells in _bill_table(path, encoding):
+        if columns is None:
+            columns = columns_of(header)
+        try:
+            found = row_of(line_no, columns, cells)
+        except ValueError as error:
+            found = str(error)
+        if isinstance(found, BillRow) and not found.external_id:
+            found = _("no order id")
+        yield line_no, found
+
+
 def _tenant_root() -> Path:
     return Path(current_app.config["FILES_DIR"])
 
@@ -190,6 +346,8 @@ def upload_settlement(
         encoding=settlement.encoding,
     )
     db.session.commit()
+    if bill_of(settlement) is not None:  # a platform's bill: its columns are known, match it now
+        return start_matching(settlement)
     return settlement
 
 
@@ -221,6 +379,10 @@ def _describe(settlement: Settlement, path: Path, encoding: str | None) -> None:
         "utf-8-sig" if encoding == "utf-8" and sample.startswith(b"\xef\xbb\xbf") else encoding
     )
     text = sample.decode(settlement.encoding, errors="ignore")
+    bill = detect_bill(text)
+    if bill is not None:
+        _describe_bill(settlement, path, bill)
+        return
     delimiter = _sniff_delimiter(text[:8192])
     rows: list[list[str]] = []
     try:
@@ -238,6 +400,33 @@ def _describe(settlement: Settlement, path: Path, encoding: str | None) -> None:
     guessed = guess_mapping(rows[0])
     settlement.has_header = bool(guessed)
     settlement.mapping = {"delimiter": delimiter, **guessed}
+
+
+def _describe_bill(settlement: Settlement, path: Path, bill: str) -> None:
+    """Keep a platform bill's header and first rows; its columns are known, so nothing is to be chosen."""
+    rows: list[list[str]] = []
+    try:
+        for _line, header, cells in _bill_table(path, settlement.encoding):
+            if not rows:
+                rows.append([c[:MAX_CELL] for c in header])
+            rows.append([c[:MAX_CELL] for c in cells])
+            if len(rows) > SAMPLE_ROWS:
+                break
+    except (UnicodeDecodeError, LookupError) as error:
+        raise SettlementError(
+            _("The file is not in %(encoding)s; choose its encoding.", encoding=settlement.encoding)
+        ) from error
+    if not rows:
+        raise SettlementError(_("The bill has no rows."))
+    settlement.header, settlement.sample = rows[0], rows[1:]
+    settlement.has_header = True
+    settlement.mapping = {"bill": bill}
+
+
+def bill_of(settlement: Settlement) -> str | None:
+    """Return which platform's bill a settlement is (None for a file whose columns are mapped)."""
+    bill = (settlement.mapping or {}).get("bill")
+    return bill if bill in BILL_FORMATS else None
 
 
 def choose_mapping(settlement: Settlement, mapping: dict[str, int | None], has_header: bool) -> Settlement:
@@ -259,6 +448,11 @@ def choose_mapping(settlement: Settlement, mapping: dict[str, int | None], has_h
         raise SettlementError(_("Each column can play one role only."))
     settlement.mapping = {"delimiter": settlement.mapping.get("delimiter", ","), **chosen}
     settlement.has_header = has_header
+    return start_matching(settlement)
+
+
+def start_matching(settlement: Settlement) -> Settlement:
+    """Match a settlement whose columns are known as a job run; commit."""
     settlement.status = "matching"
     db.session.commit()
     settlement_id = settlement.id
@@ -330,7 +524,7 @@ class _Matcher:
         self.settlement = settlement
         self.run = run
         self.ours = ours
-        self.has_fee = "fee" in settlement.mapping
+        self.has_fee = "fee" in settlement.mapping or bill_of(settlement) is not None
         self.matches: list[SettlementMatch] = []
 
     def _add(self, kind: str, record_type: str, external_id: str, **values: Any) -> None:
@@ -451,7 +645,15 @@ def match_settlement(settlement_id: int) -> dict[str, Any]:
     unreadable: list[dict[str, Any]] = []
     rows_read = 0
     path = _tenant_root() / settlement.path
-    for line_no, cells in read_rows(path, settlement.encoding, mapping.get("delimiter", ",")):
+    bill = bill_of(settlement)
+    for line_no, row in bill_rows(path, settlement.encoding, bill) if bill else ():
+        rows_read += 1
+        if isinstance(row, str):
+            if len(unreadable) < MAX_UNREADABLE_KEPT:
+                unreadable.append({"line": line_no, "problem": row[:200]})
+            continue
+        matcher.row(line_no, row.external_id, row.amount, row.fee, row.date)
+    for line_no, cells in () if bill else read_rows(path, settlement.encoding, mapping.get("delimiter", ",")):
         if settlement.has_header and line_no == 1:
             continue
         rows_read += 1

@@ -1,12 +1,15 @@
-"""Channel adapters registered by slug: Shopify, WooCommerce, Stripe, our signed webhook, CSV upload."""
+"""Channel adapters by slug: Shopify, WooCommerce, Stripe, WeChat Pay, Alipay, Youzan, ours, CSV."""
 
 from __future__ import annotations
 
+from integrations.adapters.alipay import AlipayAdapter
 from integrations.adapters.base import ChannelAdapter
 from integrations.adapters.generic import CsvAdapter, GenericAdapter
 from integrations.adapters.shopify import ShopifyAdapter
 from integrations.adapters.stripe import StripeAdapter
+from integrations.adapters.wechatpay import WeChatPayAdapter
 from integrations.adapters.woocommerce import WooCommerceAdapter
+from integrations.adapters.youzan import YouzanAdapter
 
 ADAPTERS: dict[str, ChannelAdapter] = {}
 
@@ -17,7 +20,16 @@ def register(adapter: ChannelAdapter) -> ChannelAdapter:
     return adapter
 
 
-for _adapter in (ShopifyAdapter(), WooCommerceAdapter(), StripeAdapter(), GenericAdapter(), CsvAdapter()):
+for _adapter in (
+    ShopifyAdapter(),
+    WooCommerceAdapter(),
+    StripeAdapter(),
+    WeChatPayAdapter(),
+    AlipayAdapter(),
+    YouzanAdapter(),
+    GenericAdapter(),
+    CsvAdapter(),
+):
     register(_adapter)
 
 

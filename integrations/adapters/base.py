@@ -13,12 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 
 from saas import bounds
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "RWF"})
+
+
+class InvalidCredentials(ValueError):
+    """Credentials a platform's channel cannot work with (a missing field, a PEM that is not a key, …)."""
 
 
 class InvalidDelivery(ValueError):
@@ -132,6 +137,10 @@ class ChannelAdapter:
     signature_header: ClassVar[str] = ""
     ref_kinds: ClassVar[tuple[str, ...]] = ("sku",)
     content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    # Platforms configured by a credentials object (keys, ids) instead of one signing secret: the object is
+    # sealed as the channel's secret (JSON), so it rotates with an overlap like one.
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    default_fee_bp: ClassVar[int] = 0  # the platform's usual fee, the default of a new channel
 
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: list[bytes], now: float) -> bool:
         """Tell whether the delivery is signed with one of the channel's secrets."""
@@ -148,6 +157,26 @@ class ChannelAdapter:
     def parse(self, topic: str, headers: Mapping[str, str], payload: dict[str, Any]) -> list[Event]:
         """Turn a stored delivery into events."""
         raise NotImplementedError
+
+    def describe_with(self, headers: Mapping[str, str], body: bytes, secrets: list[bytes]) -> Envelope:
+        """Name a verified delivery, opening what the channel's secrets open (an encrypted resource)."""
+        return self.describe(headers, body)
+
+    def contents(self, body: bytes, secrets: list[bytes]) -> dict[str, Any]:
+        """Return a stored body as the payload `parse` reads (decrypted where the platform encrypts)."""
+        return load_json(body)
+
+    def reply(self, status: int, answer: dict[str, Any]) -> tuple[int, str, bytes] | None:
+        """Return the answer in the platform's own form (status, content type, body); None for our JSON."""
+        return None
+
+    def check_credentials(self, credentials: dict[str, Any]) -> dict[str, Any]:
+        """Return credentials cleaned for storing; InvalidCredentials when they cannot work."""
+        raise InvalidCredentials(str(_l("This kind of channel takes a secret, not credentials.")))
+
+    def credentials_hint(self, credentials: dict[str, Any]) -> str:
+        """Return what the back office may show of stored credentials (an id, never a key)."""
+        return ""
 
     def setup_steps(self, url: str) -> list[str]:
         """Return the steps that connect the platform to `url`, for the channel's setup page."""
@@ -209,6 +238,21 @@ def parse_time(value: Any) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def parse_beijing_time(value: Any) -> dt.datetime | None:
+    """Read a platform's local "2024-05-01 12:00:00" (Beijing time, as Alipay and Youzan print) as UTC."""
+    if value in (None, ""):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+    local = moment.replace(tzinfo=BEIJING) if moment.tzinfo is None else moment
+    return local.astimezone(dt.UTC)
+
+
 def text(value: Any, limit: int = 200) -> str:
     """Return a value as a trimmed string of at most `limit` characters ("" for None)."""
     return "" if value is None else str(value).strip()[:limit]
@@ -223,3 +267,28 @@ def quantity(value: Any) -> int:
     if number < 1:
         raise InvalidDelivery(str(_l("A line has no valid quantity.")))
     return number
+
+
+def attached_line(attachment: Any, total: int | None, title: str = "") -> ExternalLine:
+    """Read the plan a payment names in its pass-through field (WeChat `attach`, Alipay `passback_params`).
+
+    The merchant's checkout puts there a SKU (`VIP-MONTH`), or JSON such as `{"sku": "VIP-MONTH",
+    "quantity": 2}` or `{"plan_id": "123"}`. A payment that names nothing gives a line without refs: it can
+    only pay an order created first through the API.
+    """
+    raw = text(attachment, 500)
+    details: dict[str, Any] = {}
+    if raw.startswith("{"):
+        try:
+            found = json.loads(raw)
+        except ValueError:
+            found = None
+        details = found if isinstance(found, dict) else {}
+    elif raw:
+        details = {"sku": raw}
+    refs = [(kind, text(details.get(key), 200)) for key, kind in (("sku", "sku"), ("plan_id", "plan"))]
+    refs = [(kind, value) for kind, value in refs if value]
+    wanted = str(details.get("quantity", 1))
+    count = int(wanted) if wanted.isdigit() and 1 <= int(wanted) <= 10_000 else 1
+    unit = total // count if total is not None else None
+    return ExternalLine(refs, count, unit, title)
