@@ -38,7 +38,8 @@ def create_demo_tenant() -> tuple[Tenant, list[tuple[str, str, str]], bool]:
         if user is None:
             user = create_user(demo_email(role), f"Demo {role.value}", DEMO_PASSWORD)
             db.session.flush()
-        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role.value))
+        with tenant_bound(tenant.id):
+            db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role.value))
     db.session.commit()
     with tenant_bound(tenant.id):
         for step in DEMO_STEPS:
