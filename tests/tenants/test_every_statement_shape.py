@@ -215,3 +215,19 @@ def test_a_statement_run_with_no_tenant_bound_is_refused_naming_the_table(
     with pytest.raises(TenantNotBound):  # an ORM read of a tenant model says so before any SQL
         db.session.execute(select(Bundle))
     db.session.rollback()
+
+
+def test_a_new_shops_checklist_shows_nothing_done_while_another_shop_did_everything(
+    one_row_each: dict[str, dict[int, int]], shop: Shop
+) -> None:
+    from tenants.checklist import checklist_status
+    from tenants.services import sign_up
+
+    newcomer, _owner = sign_up("New Shop", "newcomer", "owner@newcomer.test", "New", "correct-horse-battery")
+    with shop.bound():
+        theirs = {item.key: done for item, done in checklist_status()}
+    with tenant_bound(newcomer.id):
+        ours = {item.key: done for item, done in checklist_status()}
+    db.session.rollback()
+    assert set(theirs.values()) == {True}
+    assert ours == dict.fromkeys(theirs, False)
