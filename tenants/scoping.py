@@ -166,7 +166,17 @@ def _tenant_param(table_name: str) -> BindParameter[int]:
 
 
 def _is_scoped(table: Any) -> bool:
-    return isinstance(table, Table) and is_tenant_owned(table) and "tenant_id" in table.c
+    """Tell whether SQL on `table` is filtered: a tenant table of the models' metadata.
+
+    Migrations build their own copies of tables (Alembic's batch mode on SQLite) in another metadata;
+    those run as the owner over every tenant, and their compiled SQL is never shared with the models'.
+    """
+    return (
+        isinstance(table, Table)
+        and table.metadata is db.metadata
+        and is_tenant_owned(table)
+        and "tenant_id" in table.c
+    )
 
 
 @compiles(Table)
