@@ -13,7 +13,8 @@ from catalog.models import TenantDataKey
 from saas import crypto
 from saas.extensions import db
 from saas.timeutil import utcnow
-from tenants.scoping import current_tenant_id, tenant_unscoped
+from tenants.models import Tenant
+from tenants.scoping import current_tenant_id, tenant_bound
 
 _cache: dict[tuple[int, str, bytes], bytes] = {}
 _cache_lock = threading.Lock()
@@ -95,24 +96,25 @@ def rotate_master_key(old_master: bytes, new_master: bytes) -> dict[str, int]:
     """
     old_id, new_id = crypto.key_fingerprint(old_master), crypto.key_fingerprint(new_master)
     counts = {"rewrapped": 0, "already_current": 0}
-    with tenant_unscoped():  # admin command over every tenant; each row names its tenant
-        rows = list(db.session.scalars(select(TenantDataKey).order_by(TenantDataKey.tenant_id)))
-        for row in rows:
-            if row.master_key_id == new_id:
-                counts["already_current"] += 1
-                continue
-            if row.master_key_id != old_id:
-                raise crypto.CryptoError(
-                    f"tenant {row.tenant_id}'s {row.purpose} key is wrapped by master key "
-                    f"{row.master_key_id}, "
-                    "which is neither the old nor the new one"
-                )
-            plain = crypto.unwrap_data_key(old_master, row.tenant_id, row.purpose, bytes(row.wrapped_key))
-            row.wrapped_key = crypto.wrap_data_key(new_master, row.tenant_id, row.purpose, plain)
-            row.master_key_id = new_id
-            row.rewrapped_at = utcnow()
-            counts["rewrapped"] += 1
-        db.session.commit()
+    for tenant_id in db.session.scalars(select(Tenant.id).order_by(Tenant.id)).all():
+        with tenant_bound(tenant_id):  # each tenant in turn (no read spans tenants), all in one transaction
+            for row in db.session.scalars(select(TenantDataKey).order_by(TenantDataKey.purpose)):
+                if row.master_key_id == new_id:
+                    counts["already_current"] += 1
+                    continue
+                if row.master_key_id != old_id:
+                    db.session.rollback()
+                    raise crypto.CryptoError(
+                        f"tenant {row.tenant_id}'s {row.purpose} key is wrapped by master key "
+                        f"{row.master_key_id}, "
+                        "which is neither the old nor the new one"
+                    )
+                plain = crypto.unwrap_data_key(old_master, row.tenant_id, row.purpose, bytes(row.wrapped_key))
+                row.wrapped_key = crypto.wrap_data_key(new_master, row.tenant_id, row.purpose, plain)
+                row.master_key_id = new_id
+                row.rewrapped_at = utcnow()
+                counts["rewrapped"] += 1
+    db.session.commit()
     with _cache_lock:
         _cache.clear()
     return counts

@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select
 
 from integrations import secretbox
 from integrations.adapters import adapter_for
 from integrations.models import Channel
 from saas.extensions import db
-from tenants.scoping import tenant_bound, tenant_unscoped
+from tenants import rls
+from tenants.scoping import tenant_bound
 
 _LIMIT = 100_000
 
@@ -84,14 +84,12 @@ def remember_delivery(target: HookTarget, at: dt.datetime) -> None:
 
 
 def _load(public_id: str) -> HookTarget | None:
-    with tenant_unscoped():  # the public id is all we know; the row tells us the tenant, bound next
-        owner = db.session.execute(
-            select(Channel.tenant_id, Channel.id).where(Channel.public_id == public_id).limit(1)
-        ).first()
+    owner = rls.channel_owner(public_id)  # the narrow path: the public id is all we know
     if owner is None:
         return None
-    with tenant_bound(owner.tenant_id):
-        channel = db.session.get(Channel, (owner.tenant_id, owner.id))
+    tenant_id, channel_id = owner
+    with tenant_bound(tenant_id):
+        channel = db.session.get(Channel, (tenant_id, channel_id))
         if channel is None or not adapter_for(channel.kind).takes_webhooks:
             return None
         secret, previous = _opened_secrets(channel)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from saas.extensions import db, login_manager
 from tenants.models import Membership, Tenant
 from tenants.roles import has_permission
-from tenants.scoping import bind_tenant, unbind_tenant
+from tenants.scoping import bind_tenant, unbind_tenant, user_bound
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,11 +89,12 @@ def _resolve_tenant() -> Any:
         return None
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
-    row = db.session.execute(
-        select(Tenant, Membership)
-        .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Tenant.slug == slug, Membership.user_id == current_user.id)
-    ).first()
+    with user_bound(current_user.id):  # PostgreSQL shows a user their own memberships only
+        row = db.session.execute(
+            select(Tenant, Membership)
+            .join(Membership, Membership.tenant_id == Tenant.id)
+            .where(Tenant.slug == slug, Membership.user_id == current_user.id)
+        ).first()
     if row is None:
         abort(404)
     g.membership = row.Membership

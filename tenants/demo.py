@@ -63,11 +63,12 @@ def create_demo_tenant(
     for role in Role:
         user, new = _demo_user(role, password)
         logins.append((role.value, user.email, password if new else None))
-        member = db.session.scalar(
-            select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user.id)
-        )
-        if member is None:
-            db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role.value))
+        with tenant_bound(tenant.id):  # memberships are under row-level security
+            member = db.session.scalar(
+                select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user.id)
+            )
+            if member is None:
+                db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role.value))
     db.session.commit()
     if created:
         with tenant_bound(tenant.id):

@@ -11,7 +11,7 @@ from saas import jobs
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants.models import JobRun
-from tenants.scoping import current_tenant_id, tenant_bound, tenant_unscoped
+from tenants.scoping import current_tenant_id, tenant_bound
 
 log = logging.getLogger(__name__)
 _running_job: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("job_run", default=None)
@@ -76,7 +76,7 @@ def _finish(
     error: str | None = None,
     trace: str | None = None,
 ) -> None:
-    with tenant_unscoped():
+    with tenant_bound(tenant_id):
         run = db.session.get(JobRun, (tenant_id, run_id))
         assert run is not None
         run.status, run.finished_at = status, utcnow()

@@ -1,9 +1,15 @@
 """The tenant scoping machinery (DESIGN laws 1–4).
 
-Every tenant-owned model inherits `TenantOwned`. ORM reads and ORM-enabled updates and deletes of those
-models are filtered to the tenant bound to the current context; a read with no tenant bound raises
-`TenantNotBound`. The one escape is `tenant_unscoped()`, used by jobs and admin commands that pass
-`tenant_id` themselves — grep for it.
+Every tenant-owned model inherits `TenantOwned`. Every SQL statement built with SQLAlchemy (ORM or Core,
+through the session or a connection) that reads a tenant table is filtered to the tenant bound to the
+current context where the SQL is compiled, whatever its shape: the table in `select_from` only, in WHERE
+only, joined, in a subquery, EXISTS or CTE, the SELECT of an `INSERT … FROM SELECT`, the target of UPDATE
+or DELETE. Running it with no tenant bound raises `TenantNotBound`. Raw SQL goes through `tenant_sql`.
+
+There is no way around it from app code: work over many tenants binds each in turn (`tenant_bound`), and
+the reads that start from no tenant (an API key by prefix, a channel by public id) use the narrow paths of
+`tenants.rls`. `tenant_unscoped()` only tells PostgreSQL that the tables' owner (migrations) may see every
+row; it widens nothing for the app's role and lifts no filter here.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import has_app_context
-from sqlalchemy import BigInteger, ForeignKey, Table, event, text
+from sqlalchemy import BigInteger, Delete, ForeignKey, Table, Update, bindparam, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 from sqlalchemy.pool import Pool
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from saas.extensions import db
 from saas.ids import new_id
@@ -27,11 +35,16 @@ from saas.ids import new_id
 GLOBAL_TABLES = frozenset({"tenants", "users", "memberships", "login_attempts", "alembic_version"})
 
 _current_tenant: contextvars.ContextVar[int | None] = contextvars.ContextVar("tenant_id", default=None)
+_current_user: contextvars.ContextVar[int | None] = contextvars.ContextVar("user_id", default=None)
 _unscoped: contextvars.ContextVar[bool] = contextvars.ContextVar("tenant_unscoped", default=False)
 
 
 class TenantNotBound(RuntimeError):
     """A tenant-owned model was read with no tenant bound and outside `tenant_unscoped()`."""
+
+
+class UnscopableStatement(RuntimeError):
+    """A statement uses a tenant table in a way the filter cannot scope; it is refused, never run."""
 
 
 class TenantOwned:
@@ -95,10 +108,21 @@ def _flush_pending_writes() -> None:
 
 
 @contextmanager
-def tenant_unscoped() -> Iterator[None]:
-    """THE escape hatch: inside the block, ORM reads are not filtered by tenant.
+def user_bound(user_id: int) -> Iterator[None]:
+    """Let PostgreSQL show this user's own memberships inside the block (login, the tenant switcher)."""
+    token = _current_user.set(user_id)
+    try:
+        yield
+    finally:
+        _current_user.reset(token)
 
-    Only jobs and admin CLI that filter by `tenant_id` themselves may use it.
+
+@contextmanager
+def tenant_unscoped() -> Iterator[None]:
+    """Let raw SQL of the tables' owner see every tenant's rows (migrations/env.py; grep for it).
+
+    PostgreSQL's policies heed it for the owning role only: the app's role gains nothing, and the
+    SQLAlchemy filter of this module stays on. App code that works across tenants binds each in turn.
     """
     token = _unscoped.set(True)
     try:
@@ -108,31 +132,103 @@ def tenant_unscoped() -> Iterator[None]:
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _scope_to_tenant(state: ORMExecuteState) -> None:
-    """Add `tenant_id = <bound tenant>` to every ORM statement touching tenant-owned models."""
-    if _unscoped.get() or not (state.is_select or state.is_update or state.is_delete):
+def _refuse_unbound_orm_reads(state: ORMExecuteState) -> None:
+    """Raise `TenantNotBound` early, with advice, when an ORM statement names a tenant model unbound.
+
+    The filtering itself happens when the SQL is compiled (`_render_tenant_table`), for every statement.
+    """
+    if _current_tenant.get() is not None or not (state.is_select or state.is_update or state.is_delete):
         return
-    if not any(issubclass(m.class_, TenantOwned) for m in state.all_mappers):
-        return
-    tenant_id = _current_tenant.get()
-    if tenant_id is None:
+    if any(issubclass(m.class_, TenantOwned) for m in state.all_mappers):
         raise TenantNotBound(
             "a tenant-owned model was read with no tenant bound (an expired attribute counts: read what you "
-            "need inside the tenant's block, or use tenant_unscoped() in jobs and admin code)"
+            "need inside the tenant's block, or bind each tenant in turn with tenant_bound())"
         )
-    if state.is_column_load:
-        return  # refreshing a row already loaded by its primary key, which includes tenant_id
-    state.statement = state.statement.options(
-        with_loader_criteria(TenantOwned, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
+
+
+_TENANT_PARAMS: dict[str, BindParameter[int]] = {}
+
+
+def _tenant_param(table_name: str) -> BindParameter[int]:
+    """Return the parameter that carries the bound tenant into SQL that reads `table_name`.
+
+    Its value is read when the statement runs, not when it is compiled, so one compiled (and cached)
+    statement serves every tenant; with no tenant bound, running it raises `TenantNotBound`.
+    """
+    param = _TENANT_PARAMS.get(table_name)
+    if param is None:
+
+        def bound_tenant() -> int:
+            tenant_id = _current_tenant.get()
+            if tenant_id is None:
+                raise TenantNotBound(f"table {table_name!r} was used with no tenant bound")
+            return tenant_id
+
+        param = bindparam(f"tenant_of_{table_name}", callable_=bound_tenant, type_=BigInteger())
+        _TENANT_PARAMS[table_name] = param
+    return param
+
+
+def _is_scoped(table: Any) -> bool:
+    """Tell whether SQL on `table` is filtered: a tenant table of the models' metadata.
+
+    Migrations build their own copies of tables (Alembic's batch mode on SQLite) in another metadata;
+    those run as the owner over every tenant, and their compiled SQL is never shared with the models'.
+    """
+    return (
+        isinstance(table, Table)
+        and table.metadata is db.metadata
+        and is_tenant_owned(table)
+        and "tenant_id" in table.c
     )
 
 
-def _rls_settings() -> tuple[str, str]:
-    """Return (`app.tenant_id`, `app.unscoped`) as PostgreSQL's row-level security should see them now."""
-    if _unscoped.get():
-        return "", "on"
-    tenant_id = _current_tenant.get()
-    return ("" if tenant_id is None else str(tenant_id)), ""
+@compiles(Table)
+def _render_tenant_table(table: Table, compiler: SQLCompiler, **kw: Any) -> str:
+    """Render a tenant table used as a FROM as the bound tenant's rows only (DESIGN law 3).
+
+    Wherever SQL reads a tenant table — entity only in `select_from`, a table named only in WHERE, joins
+    (outer ones too: the other tenants' rows are gone before the join), subqueries, EXISTS, CTEs, the
+    SELECT of `INSERT … FROM SELECT`, the FROM of `UPDATE … FROM`, ORM or Core alike — it becomes
+    `(SELECT * FROM t WHERE t.tenant_id = <bound tenant>) AS t`, which both databases flatten back into
+    the query. The target of INSERT, UPDATE and DELETE stays the table itself (`_scope_writes` filters it).
+    """
+    plain: str = compiler.visit_table(table, **kw)
+    if not kw.get("asfrom") or kw.get("iscrud") or not plain or not _is_scoped(table):
+        return plain
+    name = compiler.preparer.quote(table.name)
+    tenant = compiler.process(_tenant_param(table.name), literal_binds=kw.get("literal_binds", False))
+    only_ours = f"(SELECT * FROM {name} WHERE {name}.tenant_id = {tenant})"
+    alias = kw.get("enclosing_alias")
+    if alias is not None and alias.element is table:
+        return only_ours  # the alias adds its own name
+    if plain == name:
+        return f"{only_ours} AS {name}"
+    if plain.startswith(name + " "):
+        return only_ours + plain[len(name) :]  # already renamed (a table named twice in UPDATE … FROM)
+    raise UnscopableStatement(f"cannot scope the use of table {table.name!r} as {plain!r}; refusing it")
+
+
+@compiles(Update)
+@compiles(Delete)
+def _scope_writes(statement: Update | Delete, compiler: SQLCompiler, **kw: Any) -> str:
+    """Limit a core or ORM UPDATE/DELETE of a tenant table to the bound tenant's rows."""
+    table = statement.table
+    if isinstance(table, Table) and _is_scoped(table):
+        statement = statement.where(table.c.tenant_id == _tenant_param(table.name))
+    if isinstance(statement, Update):
+        return str(compiler.visit_update(statement, **kw))
+    return str(compiler.visit_delete(statement, **kw))
+
+
+def _rls_settings() -> tuple[str, str, str]:
+    """Return `app.tenant_id`, `app.user_id`, `app.unscoped` as row-level security should see them now."""
+    tenant_id, user_id = _current_tenant.get(), _current_user.get()
+    return (
+        "" if tenant_id is None else str(tenant_id),
+        "" if user_id is None else str(user_id),
+        "on" if _unscoped.get() else "",
+    )
 
 
 @event.listens_for(Engine, "before_cursor_execute")
@@ -149,7 +245,9 @@ def _tell_postgres_the_tenant(conn: Any, cursor: Any, statement: str, *args: Any
         return
     with conn.connection.dbapi_connection.cursor() as rls_cursor:
         rls_cursor.execute(
-            "SELECT set_config('app.tenant_id', %s, true), set_config('app.unscoped', %s, true)", wanted
+            "SELECT set_config('app.tenant_id', %s, true), set_config('app.user_id', %s, true), "
+            "set_config('app.unscoped', %s, true)",
+            wanted,
         )
     conn.info[_RLS_KEY] = wanted
 

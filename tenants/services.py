@@ -17,10 +17,10 @@ from saas.auth.services import create_user, find_user
 from saas.extensions import db
 from saas.mail import send_mail
 from saas.timeutil import utcnow
-from tenants import audit
+from tenants import audit, rls
 from tenants.models import ApiKey, Invitation, Membership, Tenant
 from tenants.roles import PERMISSIONS, Role, has_permission, roles_assignable_by
-from tenants.scoping import tenant_bound, tenant_unscoped
+from tenants.scoping import tenant_bound, user_bound
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
 RESERVED_SLUGS = frozenset({"api", "admin", "hooks", "static", "login", "signup", "www"})
@@ -52,8 +52,8 @@ def sign_up(
     tenant = Tenant(slug=slug, name=tenant_name.strip())
     db.session.add(tenant)
     db.session.flush()
-    db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role.OWNER))
     with tenant_bound(tenant.id):
+        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role.OWNER))
         audit.record("tenant.created", "tenant", tenant.id, actor=user.email)
     db.session.commit()
     return tenant, user
@@ -61,12 +61,13 @@ def sign_up(
 
 def tenants_of(user: User) -> list[tuple[Tenant, str]]:
     """Return the tenants a user belongs to, with their role in each."""
-    rows = db.session.execute(
-        select(Tenant, Membership.role)
-        .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Membership.user_id == user.id)
-        .order_by(Tenant.name)
-    )
+    with user_bound(user.id):
+        rows = db.session.execute(
+            select(Tenant, Membership.role)
+            .join(Membership, Membership.tenant_id == Tenant.id)
+            .where(Membership.user_id == user.id)
+            .order_by(Tenant.name)
+        ).all()
     return [(tenant, role) for tenant, role in rows]
 
 
@@ -212,7 +213,7 @@ def open_invitation(token: str) -> tuple[Tenant, Invitation]:
     except BadSignature as exc:
         raise TenantError(_("This invitation link is not valid.")) from exc
     tenant = db.session.get(Tenant, data["t"])
-    with tenant_unscoped():
+    with tenant_bound(data["t"]):  # the signed link names the tenant
         invitation = db.session.get(Invitation, (data["t"], data["i"]))
     if tenant is None or invitation is None or invitation.revoked_at or invitation.accepted_at:
         raise TenantError(_("This invitation is no longer open."))
@@ -233,10 +234,10 @@ def accept_invitation(
             _("This invitation was sent to %(email)s; log in with that account.", email=invitation.email)
         )
     db.session.flush()
-    if get_membership(tenant, user.id) is None:
-        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=invitation.role))
-    invitation.accepted_at = utcnow()
     with tenant_bound(tenant.id):
+        if get_membership(tenant, user.id) is None:
+            db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=invitation.role))
+        invitation.accepted_at = utcnow()
         audit.record("member.joined", "user", user.id, actor=user.email, role=invitation.role)
     db.session.commit()
     return tenant, user
@@ -303,11 +304,12 @@ def find_api_key(secret: str) -> ApiKey | None:
         return None
     prefix = secret[len(API_KEY_PREFIX) :].split("_", 1)[0]
     digest = hash_api_secret(secret)
-    with tenant_unscoped():  # the key names its tenant; nothing is bound yet
-        candidates = db.session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).all()
-    for key in candidates:
-        if secrets.compare_digest(key.secret_hash, digest) and key.is_active:
-            return key
+    for tenant_id in rls.api_key_tenants(prefix):  # the narrow path: only the tenants of this prefix
+        with tenant_bound(tenant_id):
+            candidates = db.session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).all()
+            for key in candidates:
+                if secrets.compare_digest(key.secret_hash, digest) and key.is_active:
+                    return key
     return None
 
 

@@ -61,7 +61,8 @@ def make_shop(slug: str) -> Shop:
     for role in Role:
         user = create_user(f"{role.value}@{slug}.test", f"{slug} {role.value}", PASSWORD)
         db.session.flush()
-        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role.value))
+        with tenant_bound(tenant.id):
+            db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role.value))
         shop.members[role.value] = user
     db.session.commit()
     return shop

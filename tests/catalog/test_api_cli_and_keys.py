@@ -18,7 +18,6 @@ from saas import crypto
 from saas.extensions import db
 from tenants import services as tenant_services
 from tenants.roles import PERMISSIONS, Role
-from tenants.scoping import tenant_unscoped
 from tests.catalog.factories import card_keys_of, import_keys, key_lines, make_right, write_file
 from tests.factories import Shop
 
@@ -218,7 +217,7 @@ def test_rotating_the_master_key_rewraps_data_keys_and_keys_still_open(
     result = runner.invoke(args=["keys", "rotate-master", "--old-key", old])
     assert result.exit_code == 0, result.output
     assert "Rewrapped 2 data keys" in result.output
-    with tenant_unscoped():
+    with shop.bound():
         fingerprints = set(db.session.scalars(select(TenantDataKey.master_key_id)))
     assert fingerprints == {crypto.key_fingerprint(base64.b64decode(new))}
     with shop.bound():

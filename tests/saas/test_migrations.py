@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -47,10 +48,27 @@ def test_an_empty_database_upgrades_to_exactly_the_models(empty_app: Flask) -> N
         with db.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": False})
             differences = compare_metadata(context, db.metadata)
+            migrated_security = _row_level_security(conn)
         if db.engine.dialect.name != "sqlite":
             _drop_everything()
             db.engine.dispose()
             prepare_schema(
                 empty_app.config["DATABASE_URL"]
             )  # leave the worker's database as the others expect
+            with db.engine.connect() as conn:
+                assert _row_level_security(conn) == migrated_security, "the tests' schema differs in its RLS"
+            assert migrated_security["functions"], "quanyi db upgrade made no narrow functions"
     assert differences == [], f"models and migrations differ: {differences}"
+
+
+def _row_level_security(conn: Any) -> dict[str, set[tuple[Any, ...]]]:
+    """Return the policies, forced tables and narrow functions of a PostgreSQL schema (empty on SQLite)."""
+    if conn.dialect.name == "sqlite":
+        return {}
+    queries = {
+        "policies": "SELECT tablename, policyname, cmd, qual, with_check FROM pg_policies",
+        "forced": "SELECT relname FROM pg_class WHERE relrowsecurity AND relforcerowsecurity",
+        "functions": "SELECT proname, prosecdef, array_to_string(proconfig, ',') FROM pg_proc "
+        "WHERE proname LIKE 'quanyi\\_%'",
+    }
+    return {name: {tuple(row) for row in conn.execute(sa.text(sql))} for name, sql in queries.items()}

@@ -12,6 +12,7 @@ from saas.extensions import db
 from tenants.demo import DEMO_PASSWORD
 from tenants.models import Membership, Tenant
 from tenants.roles import Role
+from tenants.scoping import tenant_bound
 
 
 def test_demo_prints_a_login_per_role_and_runs_twice_safely(runner: Any, client: FlaskClient) -> None:
@@ -22,7 +23,8 @@ def test_demo_prints_a_login_per_role_and_runs_twice_safely(runner: Any, client:
     second = runner.invoke(args=["demo"])
     assert second.exit_code == 0 and "Found demo tenant" in second.output
     tenant = db.session.query(Tenant).filter_by(slug="demo").one()
-    assert db.session.query(Membership).filter_by(tenant_id=tenant.id).count() == len(Role)
+    with tenant_bound(tenant.id):  # memberships are under RLS on PostgreSQL
+        assert db.session.query(Membership).filter_by(tenant_id=tenant.id).count() == len(Role)
     assert (
         client.post(
             "/login", data={"email": "analyst@demo.example.com", "password": DEMO_PASSWORD}

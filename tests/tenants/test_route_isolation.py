@@ -13,14 +13,13 @@ from saas.extensions import db
 from tenants import services
 from tenants.models import AuditEvent
 from tenants.roles import PERMISSIONS, Role
-from tenants.scoping import tenant_unscoped
 from tests.factories import Shop, login
 from tests.routes import api_routes, build_url, object_values, tenant_routes
 
 
 def audit_rows_of(shop: Shop) -> int:
-    with tenant_unscoped():
-        return db.session.scalar(select(func.count()).where(AuditEvent.tenant_id == shop.tenant.id)) or 0
+    with shop.bound():
+        return db.session.scalar(select(func.count()).select_from(AuditEvent)) or 0
 
 
 def test_the_app_has_tenant_and_api_routes_to_check(app: Flask) -> None:

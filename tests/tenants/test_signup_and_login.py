@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from saas.auth.models import User
 from saas.extensions import db
 from tenants.models import Membership, Tenant
+from tenants.scoping import tenant_bound
 from tests.factories import PASSWORD, Outbox, Shop, login
 
 
@@ -31,7 +32,8 @@ def test_sign_up_creates_the_tenant_and_its_owner(client: FlaskClient) -> None:
     sign_up(client)
     tenant = db.session.query(Tenant).filter_by(slug="moon-rights").one()
     user = db.session.query(User).filter_by(email="boss@moon.test").one()
-    assert db.session.get(Membership, (tenant.id, user.id)).role == "owner"
+    with tenant_bound(tenant.id):  # memberships are under RLS on PostgreSQL
+        assert db.session.get(Membership, (tenant.id, user.id)).role == "owner"
     page = client.get("/t/moon-rights/")
     assert page.status_code == 200
     assert "Moon Rights" in page.get_data(as_text=True)
@@ -111,7 +113,8 @@ def test_passwords_are_stored_hashed(shop: Shop) -> None:
 def test_a_user_in_two_tenants_switches_between_them(
     client: FlaskClient, shop: Shop, other_shop: Shop
 ) -> None:
-    db.session.add(Membership(tenant_id=other_shop.tenant.id, user_id=shop.owner.id, role="analyst"))
+    with other_shop.bound():  # a membership is written inside its tenant
+        db.session.add(Membership(tenant_id=other_shop.tenant.id, user_id=shop.owner.id, role="analyst"))
     db.session.commit()
     login(client, shop.owner)
     switcher = client.get("/").get_data(as_text=True)

@@ -42,7 +42,8 @@ def test_an_existing_user_accepts_while_signed_in(
     theirs = app.test_client()
     login(theirs, other_shop.owner)
     assert theirs.post(path).status_code == 302
-    assert db.session.get(Membership, (shop.tenant.id, other_shop.owner.id)).role == "analyst"
+    with shop.bound():
+        assert db.session.get(Membership, (shop.tenant.id, other_shop.owner.id)).role == "analyst"
 
 
 def test_a_tampered_invitation_link_is_refused(client: FlaskClient) -> None:
@@ -64,7 +65,8 @@ def test_role_changes_are_recorded_with_actor_and_reason(client: FlaskClient, sh
     client.post(
         f"/t/{shop.slug}/team/{analyst.id}/role", data={"role": "finance", "reason": "month-end help"}
     )
-    assert db.session.get(Membership, (shop.tenant.id, analyst.id)).role == "finance"
+    with shop.bound():
+        assert db.session.get(Membership, (shop.tenant.id, analyst.id)).role == "finance"
     with shop.bound():
         event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "member.role_changed")).one()
     assert (event.actor, event.reason, event.details) == (
@@ -82,7 +84,8 @@ def test_the_last_owner_can_neither_leave_nor_be_demoted(client: FlaskClient, sh
         f"/t/{shop.slug}/team/{shop.owner.id}/role", data={"role": "admin"}, follow_redirects=True
     )
     assert "last owner" in response.get_data(as_text=True)
-    assert db.session.get(Membership, (shop.tenant.id, shop.owner.id)).role == "owner"
+    with shop.bound():
+        assert db.session.get(Membership, (shop.tenant.id, shop.owner.id)).role == "owner"
 
 
 def test_a_removed_member_loses_access(app: Flask, client: FlaskClient, shop: Shop) -> None:

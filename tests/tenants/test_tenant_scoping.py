@@ -38,16 +38,21 @@ def test_bulk_updates_touch_only_the_bound_tenant(shop: Shop, other_shop: Shop) 
     with shop.bound():
         db.session.execute(update(Invitation).values(role="support"))
         db.session.commit()
-    with tenant_unscoped():
-        roles = {i.email: i.role for i in db.session.scalars(select(Invitation))}
+    roles = {}
+    for each in (shop, other_shop):
+        with each.bound():
+            roles |= {i.email: i.role for i in db.session.scalars(select(Invitation))}
     assert roles == {"a@x.test": "support", "b@x.test": "analyst"}
 
 
-def test_the_escape_hatch_sees_every_tenant(shop: Shop, other_shop: Shop) -> None:
+def test_the_owners_escape_lifts_no_filter_in_app_code(shop: Shop, other_shop: Shop) -> None:
     add_invitation(shop, "a@x.test")
     add_invitation(other_shop, "b@x.test")
-    with tenant_unscoped():
-        assert len(db.session.scalars(select(Invitation)).all()) == 2
+    with tenant_unscoped(), pytest.raises(TenantNotBound):
+        db.session.scalars(select(Invitation)).all()
+    db.session.rollback()
+    with tenant_unscoped(), shop.bound():
+        assert [i.email for i in db.session.scalars(select(Invitation))] == ["a@x.test"]
 
 
 def test_raw_sql_must_filter_on_the_tenant(shop: Shop, other_shop: Shop) -> None:
