@@ -24,7 +24,7 @@ from saas.extensions import db
 from saas.ids import new_id
 
 # The tables that belong to no tenant. Every other table must obey law 1 (tests/test_schema.py).
-GLOBAL_TABLES = frozenset({"tenants", "users", "memberships", "alembic_version"})
+GLOBAL_TABLES = frozenset({"tenants", "users", "memberships", "platform_messages", "alembic_version"})
 
 _current_tenant: contextvars.ContextVar[int | None] = contextvars.ContextVar("tenant_id", default=None)
 _unscoped: contextvars.ContextVar[bool] = contextvars.ContextVar("tenant_unscoped", default=False)
