@@ -9,6 +9,7 @@ Keys come from `orders.allocation`, which cannot hand one key to two grants.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from saas.extensions import db, immediate_transaction, is_postgres
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.scoping import current_tenant_id
+
+log = logging.getLogger(__name__)
 
 BACKORDER_BATCH = 200
 DELIVERED = ("delivered", "redeemed")
@@ -458,15 +461,19 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
     for result in results:
         if not result.acted:
             continue
-        # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net).
+        # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net, so a
+        # queue that is down must not fail an order that is already committed and delivered).
         if result.renewable:
-            jobs.enqueue(
-                "orders.subscriptions.tasks.start_subscriptions",
-                current_tenant_id(),
-                result.order_id,
-                queue="fulfilment",
-                retries=3,
-            )
+            try:
+                jobs.enqueue(
+                    "orders.subscriptions.tasks.start_subscriptions",
+                    current_tenant_id(),
+                    result.order_id,
+                    queue="fulfilment",
+                    retries=3,
+                )
+            except Exception:
+                log.warning("could not queue starting the subscription of order %s", result.order_id)
         for grant_id in result.topups:
             jobs.enqueue(
                 "orders.tasks.run_topup",
