@@ -64,18 +64,15 @@ def self_service_token(tenant_id: int, subscription_id: int) -> str:
     return _serializer().dumps({"t": str(tenant_id), "s": str(subscription_id)})
 
 
-def self_service_url(subscription: Subscription) -> str:
-    """Return the customer's subscription page on PUBLIC_BASE_URL (signed now: build it at send time)."""
-    token = self_service_token(subscription.tenant_id, subscription.id)
-    return public_url("my_subscriptions.page", token=token)
+def self_service_url(tenant_id: int | str, subscription_id: int | str) -> str:
+    """Return a subscription's signed page on PUBLIC_BASE_URL (the outbox's `my_subscription` link kind).
 
-
-def self_service_url_of(tenant_id: int | str, subscription_id: int | str) -> str:
-    """Build a subscription's signed page link from ids (the outbox's `my_subscription` link kind)."""
+    Signed now: a message carries `outbox.LINK` and this kind, so the link is built when it is sent.
+    """
     return public_url("my_subscriptions.page", token=self_service_token(int(tenant_id), int(subscription_id)))
 
 
-outbox.register_link("my_subscription", self_service_url_of)
+outbox.register_link("my_subscription", self_service_url)
 
 
 def read_token(token: str) -> tuple[int, int]:
