@@ -306,17 +306,25 @@ def due_ids(kind_name: str, now: dt.datetime, *, limit: int = 500) -> list[int]:
     return found
 
 
+SWEEP_BATCH = 500
+SWEEP_BATCHES_PER_RUN = 4  # a run stays well inside its job timeout; the next minute's run goes on
+
+
 def sweep_kind(kind_name: str, now: dt.datetime | None = None) -> int:
-    """Send every due record of one model (within the bound tenant for tenant-owned ones); return sent."""
+    """Send due records of one model (within the bound tenant for tenant-owned ones); return how many.
+
+    At most SWEEP_BATCHES_PER_RUN batches: a sweep killed by its job timeout in the middle of a send would
+    leave claimed records to be sent again once their claim lapses.
+    """
     total = 0
-    while True:
-        ids = due_ids(kind_name, now or utcnow())
+    for _batch in range(SWEEP_BATCHES_PER_RUN):
+        ids = due_ids(kind_name, now or utcnow(), limit=SWEEP_BATCH)
         if not ids:
-            return total
-        sent = send_records(kind_name, ids)
-        total += sent
-        if len(ids) < 500:
-            return total
+            break
+        total += send_records(kind_name, ids)
+        if len(ids) < SWEEP_BATCH:
+            break
+    return total
 
 
 # ---------------------------------------------------------------- platform messages (no tenant)

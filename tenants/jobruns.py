@@ -20,15 +20,16 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from saas import jobs
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants.models import JobRun, Tenant
-from tenants.scoping import tenant_bound, tenant_unscoped
+from tenants.scoping import current_tenant_id, tenant_bound, tenant_unscoped
 
 WORKER_LOST = "worker lost: no heartbeat within the lease"
+QUEUED_LEASES = 5  # a run queued this many leases ago and not started is queued again
 
 log = logging.getLogger(__name__)
 _running_job: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("job_run", default=None)
@@ -91,12 +92,17 @@ def retry_job_run(run: JobRun) -> JobRun:
 def execute_job_run(tenant_id: int, run_id: int, func_path: str, args: list[Any], attempt: int = 1) -> None:
     """Job: run `func_path` for a recorded run under a lease, and store how it ended."""
     with tenant_bound(tenant_id):
-        run = db.session.get(JobRun, (tenant_id, run_id))
-        if run is None or run.is_finished or run.attempt != attempt:
-            return  # already done, or superseded: a repeated delivery of this job changes nothing
         now = utcnow()
-        run.status, run.started_at, run.heartbeat_at = "running", now, now
+        started = db.session.execute(
+            update(JobRun)
+            .where(JobRun.id == run_id, JobRun.status == "queued", JobRun.attempt == attempt)
+            .values(status="running", started_at=now, heartbeat_at=now)
+            .returning(JobRun.id)
+            .execution_options(synchronize_session=False)
+        ).first()
         db.session.commit()
+        if started is None:
+            return  # running elsewhere, done, or superseded: a repeated delivery of this job changes nothing
         token = _running_job.set((tenant_id, run_id))
         try:
             with _heartbeat(current_app._get_current_object(), tenant_id, run_id, attempt):  # type: ignore[attr-defined]
@@ -148,9 +154,15 @@ def _heartbeat(app: Flask, tenant_id: int, run_id: int, attempt: int) -> Iterato
 
 
 def reap_dead_runs(now: dt.datetime | None = None) -> int:
-    """In the bound tenant: mark failed every running run whose heartbeat is older than the lease."""
+    """In the bound tenant: fail every running run whose heartbeat is older than the lease; return how many.
+
+    A run still queued long after it was (last) queued may have lost its job with Redis: it is queued
+    again (a run starts once, by a conditional UPDATE, so a second copy of its job changes nothing).
+    """
     moment = now or utcnow()
-    lapsed = moment - dt.timedelta(seconds=int(current_app.config["JOB_LEASE_SECONDS"]))
+    lease = int(current_app.config["JOB_LEASE_SECONDS"])
+    lapsed = moment - dt.timedelta(seconds=lease)
+    _requeue_lost(moment - dt.timedelta(seconds=QUEUED_LEASES * lease), moment)
     rows = db.session.execute(
         update(JobRun)
         .where(JobRun.status == "running", JobRun.heartbeat_at < lapsed)
@@ -164,6 +176,30 @@ def reap_dead_runs(now: dt.datetime | None = None) -> int:
         log.warning("job run %s: %s", run_id, WORKER_LOST)
         jobs.progress_store().set(str(run_id), 0, WORKER_LOST)
     return len(dead)
+
+
+def _requeue_lost(before: dt.datetime, now: dt.datetime) -> None:
+    rows = db.session.execute(
+        update(JobRun)
+        .where(
+            JobRun.status == "queued",
+            JobRun.func_path != "",
+            func.coalesce(JobRun.heartbeat_at, JobRun.created_at) < before,
+        )
+        .values(heartbeat_at=now)  # for a queued run: when it was last queued
+        .returning(JobRun.id)
+        .execution_options(synchronize_session=False)
+    )
+    lost = [int(run_id) for run_id in rows.scalars()]
+    db.session.commit()
+    for run_id in lost:
+        run = db.session.get(JobRun, (current_tenant_id(), run_id))
+        if run is not None:
+            log.warning("job run %s: still queued; queueing it again", run_id)
+            try:
+                _enqueue(run)
+            except Exception:  # the queue is still down: the next reaper run tries again
+                log.warning("job run %s: could not queue it again", run_id, exc_info=True)
 
 
 def reap_dead_runs_everywhere(now: dt.datetime | None = None) -> int:

@@ -101,14 +101,3 @@ def sweep_everywhere(now: dt.datetime | None = None) -> dict[str, int]:
     if failed:
         raise RuntimeError(f"sweeping the outbox failed for tenants {failed}")
     return totals
-
-
-def resend(kind_name: str, record_id: int) -> None:
-    """Queue a failed (or stuck) record again: attempts start over, the Message-ID stays the record's."""
-    kind = outbox.kind_named(kind_name)
-    record = db.session.get(kind.model, (current_tenant_id(), record_id))
-    if record is None or record.status == "skipped":
-        return
-    record.status, record.attempts, record.next_attempt_at, record.claimed_until = "queued", 0, None, None
-    db.session.commit()
-    send_after_commit([record_id], kind_name)

@@ -103,3 +103,28 @@ def test_a_long_run_with_a_live_worker_is_not_reaped(app: Flask, shop: Shop) -> 
         run = db.session.get(JobRun, (shop.tenant.id, run.id))
         assert run is not None and run.status == "succeeded"
     assert SEEN["reaped"] == 0
+
+
+def test_a_run_whose_job_was_lost_before_it_started_is_queued_again(shop: Shop) -> None:
+    with shop.bound():
+        long_ago = utcnow() - dt.timedelta(hours=1)
+        run = JobRun(
+            kind="count",
+            title="Counting",
+            created_at=long_ago,
+            func_path="tests.saas.test_jobs.count_to",
+            args=[2],
+        )
+        db.session.add(run)
+        db.session.commit()
+        run_id = int(run.id)
+    reap_dead_runs_everywhere()  # queued again: runs inline here
+    with shop.bound():
+        db.session.expire_all()
+        found = db.session.get(JobRun, (shop.tenant.id, run_id))
+        assert found is not None and found.status == "succeeded" and found.result == {"counted": 2}
+    execute_job_run(shop.tenant.id, run_id, "tests.saas.test_jobs.explode", [], 1)  # the lost job, late
+    with shop.bound():
+        db.session.expire_all()
+        found = db.session.get(JobRun, (shop.tenant.id, run_id))
+        assert found is not None and found.status == "succeeded"
