@@ -39,6 +39,7 @@ def _free_port() -> int:
 def live_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Flask, str]]:
     """The app with CSRF on, served by a real HTTP server on a free loopback port."""
     monkeypatch.setenv("QUANYI_INSTANCE_PATH", str(tmp_path / "instance"))
+    port = _free_port()
     app = create_app(
         {
             "ENV_NAME": "testing",
@@ -46,12 +47,12 @@ def live_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
             "MAIL_DIR": str(tmp_path / "mail"),
             "FILES_DIR": str(tmp_path / "files"),
             "SERVER_NAME": None,
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",  # the links in mails and pages lead here
             "WTF_CSRF_ENABLED": True,
         }
     )
     with app.app_context():
         db.create_all()
-    port = _free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
