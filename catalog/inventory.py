@@ -316,6 +316,14 @@ def import_request(upload: Upload, fmt: ImportFormat) -> importing.ImportRequest
     )
 
 
+def reopen_for_retry(token: str, run_id: int | None) -> None:
+    """Set an upload whose import run failed back to importing, when `run_id` is that run (retried)."""
+    upload = uploads.find_upload(token)
+    if upload is not None and run_id is not None and upload.job_id == run_id and upload.state == "failed":
+        upload.state, upload.message = "importing", ""
+        upload.save()
+
+
 def run_upload_import(token: str, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     """Import an upload whose import was confirmed (inline or as a job) and record how it ended."""
     upload = uploads.find_upload(token)

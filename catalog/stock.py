@@ -10,7 +10,6 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from flask import url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 
@@ -18,10 +17,11 @@ from catalog.models import KEY_STATUSES, CardKey, CardKeyBatch, Right
 from saas.auth.models import User
 from saas.events import publish
 from saas.extensions import db
-from saas.mail import send_mail
+from saas.links import public_url
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.models import Membership, Tenant
+from tenants.outbox import queue_mail
 from tenants.roles import Role
 from tenants.scoping import current_tenant_id
 
@@ -202,11 +202,8 @@ def _mail_low_stock(right_id: int, available: int) -> None:
     right = db.session.get(Right, (tenant_id, right_id))
     if tenant is None or right is None:
         return
-    try:
-        link = url_for("catalog.inventory", tenant_slug=tenant.slug, _external=True)
-    except RuntimeError:  # outside a request and without SERVER_NAME
-        link = f"/t/{tenant.slug}/catalog/inventory"
-    send_mail(
+    link = public_url("catalog.inventory", tenant_slug=tenant.slug)
+    queue_mail(
         alert_recipients(tenant_id),
         _("Low stock: %(right)s (%(n)s left)", right=right.name, n=available),
         _(
@@ -218,6 +215,8 @@ def _mail_low_stock(right_id: int, available: int) -> None:
             n=available,
             link=link,
         ),
+        kind="stock_low",
+        about=("right", right_id),
     )
 
 

@@ -11,6 +11,7 @@ from catalog import inventory
 from catalog.models import CardKey
 from saas.extensions import db
 from saas.timeutil import utcnow
+from tenants.jobruns import current_job_run_id
 from tenants.models import Tenant
 from tenants.scoping import tenant_bound
 
@@ -18,7 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def import_upload(token: str) -> dict[str, Any]:
-    """Job: import a confirmed upload of the bound tenant (started by `inventory.confirm_import`)."""
+    """Job: import a confirmed upload of the bound tenant (started by `inventory.confirm_import`).
+
+    A retried run (its first worker died) reopens its own upload: the dead attempt left nothing behind.
+    """
+    inventory.reopen_for_retry(token, current_job_run_id())
     return inventory.run_upload_import(token)
 
 

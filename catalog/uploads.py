@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from flask import current_app
 
+from saas.extensions import db
 from saas.timeutil import utcnow
 from saas.uploads import capped
 from tenants.scoping import current_tenant_id
@@ -123,7 +124,24 @@ def find_upload(token: str) -> Upload | None:
     job = tenant_folder() / token / "job"
     if job.is_file():
         upload.job_id = int(job.read_text().strip())
+        _follow_lost_run(upload)
     return upload
+
+
+def _follow_lost_run(upload: Upload) -> None:
+    """An import whose job run failed without finishing the upload (its worker died) is failed: retryable.
+
+    The import is one transaction, so a dead worker left nothing behind; the upload opens again.
+    """
+    from tenants.jobruns import error_text
+    from tenants.models import JobRun
+
+    if upload.state != "importing" or upload.job_id is None:
+        return
+    run = db.session.get(JobRun, (current_tenant_id(), upload.job_id))
+    if run is not None and run.status == "failed":
+        upload.state, upload.message = "failed", error_text(run.error) or ""
+        upload.save()
 
 
 def remember_job(upload: Upload, job_id: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from flask import request, url_for
+from flask import request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -20,6 +20,7 @@ from integrations.channels import ChannelError, ChannelSettings, SpendEntry
 from integrations.models import INBOX_STATUSES, Channel, ChannelSpend, InboxDelivery, SkuMapping
 from saas.errors import ApiError
 from saas.extensions import db
+from saas.links import public_url
 from tenants import roles
 from tenants.api import QueryParam, api_blueprint, api_endpoint, paginate
 from tenants.scoping import current_tenant_id
@@ -177,7 +178,7 @@ def _channel_out(channel: Channel) -> ChannelOut:
         name=channel.name,
         status=channel.status,
         currency=channel.currency,
-        webhook_url=url_for("hooks.receive_delivery", public_id=channel.public_id, _external=True)
+        webhook_url=public_url("hooks.receive_delivery", public_id=channel.public_id)
         if takes_webhooks
         else None,
         secret_hint=channel.secret_hint,

@@ -32,10 +32,10 @@ from saas import jobs
 from saas.auth.models import User
 from saas.extensions import db
 from saas.ids import new_id
-from saas.mail import send_mail
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.models import Membership, Tenant
+from tenants.outbox import queue_mail
 from tenants.scoping import current_tenant_id
 
 log = logging.getLogger(__name__)
@@ -429,7 +429,7 @@ def _mail_owners(url: str) -> None:
         )
     )
     name = tenant.name if tenant else ""
-    send_mail(
+    queue_mail(
         owners,
         _("Webhook endpoint disabled: %(url)s", url=url[:120]),
         _(
@@ -441,6 +441,7 @@ def _mail_owners(url: str) -> None:
             shop=name,
             n=DISABLE_AFTER_FAILURES,
         ),
+        kind="endpoint_disabled",
     )
 
 

@@ -41,6 +41,7 @@ from integrations.models import (
 from integrations.outbound import EndpointError
 from orders.models import Order
 from saas.extensions import db
+from saas.links import public_url
 from saas.uploads import read_capped
 from tenants import roles
 from tenants.context import current_tenant, requires
@@ -75,7 +76,7 @@ def _channel_choices() -> list[tuple[int, str]]:
 
 def hook_url(channel: Channel) -> str:
     """Return the full webhook URL of a channel, as the platform must be given it."""
-    return url_for("hooks.receive_delivery", public_id=channel.public_id, _external=True)
+    return public_url("hooks.receive_delivery", public_id=channel.public_id)
 
 
 def _minor(text: str | None) -> int:

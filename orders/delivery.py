@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -23,12 +23,15 @@ from orders.allocation import reveal_grant_secret
 from orders.customers import surviving
 from orders.events import OrderError, actor_label
 from orders.models import Customer, Delivery, Grant, Order, OrderLine
+from saas import outbox
 from saas.extensions import db, immediate_transaction
-from saas.mail import send_mail
+from saas.links import public_url
+from saas.outbox import Outgoing
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.models import Tenant
-from tenants.scoping import current_tenant_id, tenant_bound
+from tenants.outbox import send_after_commit
+from tenants.scoping import current_tenant_id
 
 TOKEN_SALT = "quanyi.my-rights"
 DEFAULT_LINK_DAYS = 90
@@ -63,12 +66,13 @@ def my_rights_token(tenant_id: int, customer_id: int) -> str:
 
 
 def my_rights_url(tenant_id: int, customer_id: int) -> str:
-    """Return the customer's "my rights" address (absolute when the app knows its host)."""
-    token = my_rights_token(tenant_id, customer_id)
-    try:
-        return url_for("my_rights.page", token=token, _external=True)
-    except RuntimeError:  # a job outside a request and without SERVER_NAME
-        return f"/my/{token}"
+    """Return the customer's "my rights" address on PUBLIC_BASE_URL (signed now: build it at send time)."""
+    return public_url("my_rights.page", token=my_rights_token(tenant_id, customer_id))
+
+
+outbox.register_link(
+    "my_rights", lambda tenant_id, customer_id: my_rights_url(int(tenant_id), int(customer_id))
+)
 
 
 def read_token(token: str) -> tuple[int, int]:
@@ -260,30 +264,24 @@ def _mail_rights(mail: DeliveryMail) -> list[dict[str, str]]:
     ]
 
 
-def send_delivery(delivery_id: int) -> None:
-    """Compose and queue the delivery mail of a recorded delivery (after the commit that recorded it)."""
+def compose_delivery(delivery: Delivery) -> Outgoing | None:
+    """Compose a delivery record's mail now, with a freshly signed link (None: nothing to send)."""
     tenant_id = current_tenant_id()
-    delivery = db.session.get(Delivery, (tenant_id, delivery_id))
-    if delivery is None or delivery.status != "queued" or not delivery.recipient:
-        return
+    if not delivery.recipient:
+        return None
     order = db.session.get(Order, (tenant_id, delivery.order_id))
     if order is None or order.customer_id is None:
-        return
+        return None
     lines = list(db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)))
     grants = list(
         db.session.scalars(
             select(Grant).where(Grant.order_id == order.id, Grant.status.in_(("delivered", "redeemed")))
         )
     )
-    send_mail_of(delivery_mail(order, lines, grants, delivery.recipient, resend=delivery.kind == "resend"))
-
-
-def send_mail_of(mail: DeliveryMail) -> None:
-    """Render and queue a delivery mail in the tenant's language (after the commit that recorded it)."""
-    tenant_id = current_tenant_id()
+    mail = delivery_mail(order, lines, grants, delivery.recipient, resend=delivery.kind == "resend")
     tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None or not mail.customer_id:
-        return
+    if tenant is None:
+        return None
     context = {
         "tenant": tenant,
         "order": {"external_id": mail.order_external_id},
@@ -297,7 +295,22 @@ def send_mail_of(mail: DeliveryMail) -> None:
             "%(shop)s: your rights for order %(order)s", shop=tenant.name, order=mail.order_external_id
         )
         text = render_template("orders/mail/delivery.txt", **context)
-    send_mail(mail.recipient, subject, text)
+    return Outgoing(
+        "mail", [mail.recipient], subject, text, outbox.message_id_of("delivery", tenant_id, delivery.id)
+    )
+
+
+outbox.register_kind(outbox.OutboxKind("delivery", Delivery, compose_delivery))
+
+
+def send_deliveries(delivery_ids: list[int]) -> None:
+    """After the commit that recorded them: send these deliveries in one job (the sweep repairs a loss)."""
+    send_after_commit([int(i) for i in delivery_ids if i], "delivery")
+
+
+def send_delivery(delivery_id: int) -> None:
+    """After the commit that recorded it: send one delivery."""
+    send_deliveries([delivery_id])
 
 
 def resend_delivery(order: Order, *, reason: str = "", actor: str | None = None) -> Delivery:
@@ -322,7 +335,7 @@ def resend_delivery(order: Order, *, reason: str = "", actor: str | None = None)
         db.session.commit()
     assert delivery_id is not None
     send_delivery(delivery_id)
-    delivery = db.session.get(Delivery, (tenant_id, delivery_id))
+    delivery = db.session.get(Delivery, (tenant_id, delivery_id), populate_existing=True)
     assert delivery is not None
     return delivery
 
@@ -334,12 +347,6 @@ def deliveries_of(order_id: int) -> list[Delivery]:
             select(Delivery).where(Delivery.order_id == order_id).order_by(Delivery.created_at, Delivery.id)
         )
     )
-
-
-def deliver_in_tenant(tenant_id: int, delivery_id: int) -> None:
-    """Job body: send a recorded delivery with the tenant bound."""
-    with tenant_bound(tenant_id):
-        send_delivery(delivery_id)
 
 
 def link_expiry_from(now: dt.datetime) -> dt.datetime:

@@ -9,9 +9,10 @@ Keys come from `orders.allocation`, which cannot hand one key to two grants.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import inspect, select, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -28,8 +29,7 @@ from saas.timeutil import utcnow
 from tenants import audit
 from tenants.scoping import current_tenant_id
 
-if TYPE_CHECKING:
-    from orders.delivery import DeliveryMail
+log = logging.getLogger(__name__)
 
 BACKORDER_BATCH = 200
 DELIVERED = ("delivered", "redeemed")
@@ -49,7 +49,6 @@ class FulfilmentResult:
     rights: set[int] = field(default_factory=set)
     renewable: bool = False  # a line's plan renews: the order may start a subscription
     announcement: dict[str, Any] | None = None  # the `order.fulfilled` event, once fulfilled
-    mail: DeliveryMail | None = None  # the delivery mail to send after the commit
 
 
 # ---------------------------------------------------------------- building grants
@@ -351,7 +350,7 @@ def _settle_fulfilled(
     deliveries: list[Delivery],
 ) -> FulfilmentResult:
     """Decide one order's status, add its audit row, and collect its event and delivery record."""
-    from orders.delivery import delivery_mail, delivery_record
+    from orders.delivery import delivery_record
 
     new, reserved, pending = plan
     before = "paid" if order.status == "fulfilling" else order.status
@@ -404,7 +403,6 @@ def _settle_fulfilled(
         deliveries.append(delivery)
         if delivery.recipient:
             result.delivery_id = delivery.id
-            result.mail = delivery_mail(order, lines, existing + new, delivery.recipient)
     return result
 
 
@@ -455,24 +453,27 @@ def fulfil_order(order_id: int, *, actor: str | None = None, reason: str = "") -
 
 def after_fulfilment(results: list[FulfilmentResult]) -> None:
     """Side effects after the commit: the delivery mails, top-up jobs, the low-stock check."""
-    from orders.delivery import send_mail_of
+    from orders.delivery import send_deliveries
 
     rights: set[int] = set()
     _announce_fulfilled(results)
+    send_deliveries([r.delivery_id for r in results if r.acted and r.delivery_id is not None])
     for result in results:
         if not result.acted:
             continue
-        if result.mail is not None:
-            send_mail_of(result.mail)
-        # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net).
+        # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net, so a
+        # queue that is down must not fail an order that is already committed and delivered).
         if result.renewable:
-            jobs.enqueue(
-                "orders.subscriptions.tasks.start_subscriptions",
-                current_tenant_id(),
-                result.order_id,
-                queue="fulfilment",
-                retries=3,
-            )
+            try:
+                jobs.enqueue(
+                    "orders.subscriptions.tasks.start_subscriptions",
+                    current_tenant_id(),
+                    result.order_id,
+                    queue="fulfilment",
+                    retries=3,
+                )
+            except Exception:
+                log.warning("could not queue starting the subscription of order %s", result.order_id)
         for grant_id in result.topups:
             jobs.enqueue(
                 "orders.tasks.run_topup",
@@ -596,14 +597,13 @@ def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool]:
 
 def fill_backorders(right_id: int, *, actor: str = "system: stock arrived") -> int:
     """Fill a right's backorders from stock, oldest payment first, batch by batch; return how many."""
-    from orders.delivery import send_delivery
+    from orders.delivery import send_deliveries
 
     total = 0
     while has_backorders(right_id):
         filled, deliveries, more = _fill_once(right_id, actor)
         total += filled
-        for delivery_id in deliveries:
-            send_delivery(delivery_id)
+        send_deliveries(deliveries)
         if not filled or not more:
             break
     if total:

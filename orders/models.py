@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.extensions import db
+from saas.outbox import OutboxColumns
 from saas.timeutil import utcnow
 from tenants.scoping import TenantOwned
 
@@ -281,21 +282,26 @@ class OrderEvent(TenantOwned, db.Model):  # type: ignore[name-defined]
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Delivery(TenantOwned, db.Model):  # type: ignore[name-defined]
-    """One delivery message about an order (first delivery or a resend): to whom, how, and by whom."""
+class Delivery(TenantOwned, OutboxColumns, db.Model):  # type: ignore[name-defined]
+    """One delivery message about an order (first delivery, backorder fill, resend): to whom, how, by whom.
+
+    It is the order's outbox record (`saas.outbox`): `queued → sent / failed`, or `skipped` with no address.
+    """
 
     __tablename__ = "deliveries"
-    __table_args__ = (_order_fk(), Index("ix_deliveries_tenant_order", "tenant_id", "order_id"))
+    __table_args__ = (
+        _order_fk(),
+        Index("ix_deliveries_tenant_order", "tenant_id", "order_id"),
+        Index("ix_deliveries_tenant_status", "tenant_id", "status", "created_at"),
+    )
 
     order_id: Mapped[int] = mapped_column()
     kind: Mapped[str] = mapped_column(String(12))  # delivery, resend
     method: Mapped[str] = mapped_column(String(12), default="email")
     recipient: Mapped[str] = mapped_column(String(254), default="")
-    status: Mapped[str] = mapped_column(String(12), default="queued")  # queued, skipped
     grant_count: Mapped[int] = mapped_column(Integer, default=0)
     actor: Mapped[str] = mapped_column(String(200))
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Redemption(TenantOwned, db.Model):  # type: ignore[name-defined]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -22,10 +22,11 @@ from reports import exports, reconciliation
 from reports.reconciliation_models import EXPORT_FORMATS, ReconciliationFile, ReconciliationRun
 from saas.auth.models import User
 from saas.extensions import db, is_postgres
-from saas.mail import send_mail
+from saas.links import public_url
 from saas.timeutil import utcnow
 from tenants.jobruns import report_progress
 from tenants.models import Membership, Tenant
+from tenants.outbox import queue_mail
 from tenants.roles import Role
 from tenants.scoping import current_tenant_id, tenant_bound
 
@@ -180,13 +181,8 @@ def finance_recipients(tenant_id: int) -> list[str]:
 
 
 def run_url(tenant: Tenant, run_id: int) -> str:
-    """Return the run's back-office address (absolute when the app knows its host)."""
-    try:
-        return url_for(
-            "reconciliation.run", tenant_slug=tenant.slug, reconciliation_run_id=run_id, _external=True
-        )
-    except RuntimeError:  # a job outside a request and without SERVER_NAME
-        return f"/t/{tenant.slug}/reconciliation/runs/{run_id}"
+    """Return the run's back-office address on PUBLIC_BASE_URL."""
+    return public_url("reconciliation.run", tenant_slug=tenant.slug, reconciliation_run_id=run_id)
 
 
 def notify_finance(tenant_id: int, run_id: int) -> None:
@@ -210,7 +206,7 @@ def notify_finance(tenant_id: int, run_id: int) -> None:
         ]
     )
     for address in finance_recipients(tenant_id):
-        send_mail(address, subject, text)
+        queue_mail(address, subject, text, kind="reconciliation_ready", about=("reconciliation_run", run_id))
 
 
 # ---------------------------------------------------------------- the monthly schedule

@@ -50,7 +50,7 @@ def cli() -> None:
 @with_appcontext
 def worker_command(queues: str, burst: bool, no_periodic: bool) -> None:
     """Run an RQ worker (needs REDIS_URL); it also schedules the periodic jobs."""
-    from rq import Queue, Worker
+    from rq import Queue
 
     from saas.periodic import start_in_process_scheduler
 
@@ -65,7 +65,7 @@ def worker_command(queues: str, burst: bool, no_periodic: bool) -> None:
     if not no_periodic and not burst:
         stop = start_in_process_scheduler(app)
     try:
-        Worker(
+        jobs.stopping_worker_class()(
             [Queue(name, connection=connection) for name in queues.split(",")], connection=connection
         ).work(burst=burst, with_scheduler=True)
     finally:

@@ -7,8 +7,17 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from saas.links import BaseUrlInvalid, normalise_base_url
+
 INSTANCE_SECRETS = ("SECRET_KEY", "QUANYI_MASTER_KEY")
-REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "QUANYI_MASTER_KEY", "DATABASE_URL", "REDIS_URL", "SMTP_URL")
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "QUANYI_MASTER_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SMTP_URL",
+    "PUBLIC_BASE_URL",
+)
 
 
 class ConfigError(RuntimeError):
@@ -59,6 +68,12 @@ class BaseConfig:
     LOGIN_LOCKOUT_MINUTES = 15
     # Reverse proxies in front of the app that append to X-Forwarded-For/-Proto; 0 trusts no such header.
     TRUSTED_PROXY_COUNT = 0
+    # Every absolute link (mail, SMS, reset, invitation, setup pages) starts with this; never a header.
+    PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+    OUTBOX_GRACE_SECONDS = 120  # a message still queued this long after it was written is swept and sent
+    OUTBOX_CLAIM_SECONDS = 300  # a sender that claimed a message and died lets it go after this long
+    OUTBOX_MAX_ATTEMPTS = 6  # then the message is failed (shown on its page, with a resend)
+    JOB_LEASE_SECONDS = 120  # a job run whose heartbeat is older than this is dead: marked failed
 
 
 class DevelopmentConfig(BaseConfig):
@@ -79,6 +94,7 @@ class TestingConfig(BaseConfig):
     # 32 zero-free bytes, base64: a fixed master key so tests are reproducible.
     QUANYI_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchISE="  # b"test-master-key-32-bytes-long!!!"
     SERVER_NAME = "quanyi.test"
+    PUBLIC_BASE_URL = "http://quanyi.test"
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only; production uses scrypt
     # The specification reads in English: mails, jobs and errors outside a request default to it in tests;
     # tests/saas/test_i18n.py proves the Chinese default of the other modes and the Chinese pages.
@@ -94,6 +110,7 @@ class ProductionConfig(BaseConfig):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
+    PUBLIC_BASE_URL = ""  # required: the app refuses to start without it
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {
@@ -109,7 +126,15 @@ def load_config(mode: str, instance_path: Path, overrides: dict[str, Any] | None
         raise ConfigError(f"QUANYI_ENV must be one of {', '.join(CONFIGS)}, not {mode!r}")
     cls = CONFIGS[mode]
     settings = {key: getattr(cls, key) for key in dir(cls) if key.isupper()}
-    for key in ("SECRET_KEY", "QUANYI_MASTER_KEY", "DATABASE_URL", "REDIS_URL", "SMTP_URL", "MAIL_FROM"):
+    for key in (
+        "SECRET_KEY",
+        "QUANYI_MASTER_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SMTP_URL",
+        "MAIL_FROM",
+        "PUBLIC_BASE_URL",
+    ):
         if os.environ.get(key):
             settings[key] = os.environ[key]
     if os.environ.get("QUANYI_MASTER_KEY_OLD"):
@@ -130,6 +155,11 @@ def load_config(mode: str, instance_path: Path, overrides: dict[str, Any] | None
         for key in INSTANCE_SECRETS:
             if not settings.get(key):
                 settings[key] = _instance_secret(instance_path, key)
+    if settings.get("PUBLIC_BASE_URL"):
+        try:
+            settings["PUBLIC_BASE_URL"] = normalise_base_url(settings["PUBLIC_BASE_URL"])
+        except BaseUrlInvalid as error:
+            raise ConfigError(str(error)) from error
     if not settings.get("DATABASE_URL"):
         settings["DATABASE_URL"] = f"sqlite:///{instance_path / 'quanyi.sqlite3'}"
     settings["SQLALCHEMY_DATABASE_URI"] = sqlalchemy_url(settings["DATABASE_URL"])

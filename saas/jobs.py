@@ -307,3 +307,52 @@ class ProgressStore:
 def progress_store() -> ProgressStore:
     """Return the current app's progress store."""
     return current_app.extensions["quanyi.progress"]
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In a work horse: ask Linux to SIGKILL this process when its worker dies, even by SIGKILL."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: SIGTERM/SIGINT still stop the horse (below)
+        return
+    if os.getppid() != parent_pid:  # the worker died before prctl took effect
+        os._exit(1)
+
+
+def stopping_worker_class() -> type[Any]:
+    """Return an RQ Worker whose work horse never outlives it.
+
+    RQ puts the horse in its own process group, so a signal to the worker alone left it running, orphaned.
+    Here SIGTERM/SIGINT stop the horse with the worker (its job run's lease then marks the run failed, and
+    the job's transaction rolls back), and a SIGKILLed worker takes its horse down (PR_SET_PDEATHSIG).
+    """
+    import signal
+    import time
+
+    from rq import Worker
+
+    class StoppingWorker(Worker):
+        def fork_work_horse(self, job: Any, queue: Any) -> None:
+            parent = os.getpid()
+            child_pid = os.fork()
+            os.environ["RQ_WORKER_ID"] = self.name
+            os.environ["RQ_JOB_ID"] = job.id
+            if child_pid == 0:
+                os.setpgrp()
+                _die_with_parent(parent)
+                self.main_work_horse(job, queue)
+                os._exit(0)
+            self._horse_pid = child_pid
+            self.procline(f"Forked {child_pid} at {time.time()}")
+
+        def request_stop(self, signum: int, frame: Any) -> None:
+            if self.horse_pid:
+                log.warning("worker stopping: stopping its work horse %s too", self.horse_pid)
+                self.kill_horse(signal.SIGKILL)
+                self.wait_for_horse()
+            super().request_stop(signum, frame)
+
+    return StoppingWorker

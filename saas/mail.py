@@ -1,57 +1,67 @@
-"""The outbox: every mail goes through `send_mail`; SMTP in production, `.eml` files by default."""
+"""The mail transport of the outbox: SMTP in production, `.eml` files in the mail folder by default.
+
+Nothing sends mail directly: a mail is an outbox record (`saas.outbox`), and this module only carries a
+composed message to the provider, one SMTP connection per batch.
+"""
 
 from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
-from flask import current_app
+from flask import Flask, current_app
 
-from saas import jobs
+from saas import outbox
 from saas.ids import new_id
 
 
-def send_mail(to: list[str] | str, subject: str, text: str, html: str | None = None) -> None:
-    """Queue a mail for delivery on the `mail` queue (after the caller's commit)."""
-    recipients = [to] if isinstance(to, str) else list(to)
-    if not recipients:
-        return
-    if "\n" in subject or "\r" in subject:
-        raise ValueError("a mail subject is one line")
-    message = {"to": recipients, "subject": subject, "text": text, "html": html}
-    jobs.enqueue("saas.mail.deliver_mail", message, queue="mail", retries=3)
-
-
-def build_message(message: dict[str, Any], sender: str) -> EmailMessage:
-    """Build the MIME message: plain text, with an HTML alternative when given."""
+def build_message(message: outbox.Outgoing, sender: str) -> EmailMessage:
+    """Build the MIME message: plain text, with an HTML alternative when given; the record's Message-ID."""
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = ", ".join(message["to"])
-    mail["Subject"] = message["subject"]
-    mail["Message-ID"] = make_msgid(domain="quanyi.local")
-    mail.set_content(message["text"])
-    if message.get("html"):
-        mail.add_alternative(message["html"], subtype="html")
+    mail["To"] = ", ".join(message.to)
+    mail["Subject"] = message.subject
+    mail["Message-ID"] = message.message_id
+    for name, value in message.headers.items():
+        mail[name] = value
+    mail.set_content(message.text)
+    if message.html:
+        mail.add_alternative(message.html, subtype="html")
     return mail
 
 
-def deliver_mail(message: dict[str, Any]) -> None:
-    """Job: deliver one mail through SMTP if `SMTP_URL` is set, else into the mail folder."""
-    config = current_app.config
-    mail = build_message(message, config["MAIL_FROM"])
-    if config.get("SMTP_URL"):
-        send_over_smtp(config["SMTP_URL"], mail)
-    else:
-        write_to_folder(Path(config["MAIL_DIR"]), mail)
+class MailTransport:
+    """Send outbox mails through `SMTP_URL` when set, else into `MAIL_DIR`."""
+
+    @contextmanager
+    def session(self) -> Iterator[Callable[[outbox.Outgoing], None]]:
+        """Open one SMTP connection (or the folder) for a batch of mails."""
+        config = current_app.config
+        sender = config["MAIL_FROM"]
+        if not config.get("SMTP_URL"):
+            folder = Path(config["MAIL_DIR"])
+
+            def to_folder(message: outbox.Outgoing) -> None:
+                write_to_folder(folder, build_message(message, sender))
+
+            yield to_folder
+            return
+        with smtp_client(config["SMTP_URL"]) as client:
+            yield lambda message: _send(client, build_message(message, sender))
 
 
-def send_over_smtp(url: str, mail: EmailMessage) -> None:
-    """Send through `smtp://user:pass@host:port` (STARTTLS with `?starttls=1`) or `smtps://…`."""
+def _send(client: smtplib.SMTP, mail: EmailMessage) -> None:
+    client.send_message(mail)
+
+
+@contextmanager
+def smtp_client(url: str) -> Iterator[smtplib.SMTP]:
+    """Connect to `smtp://user:pass@host:port` (STARTTLS with `?starttls=1`) or `smtps://…`, logged in."""
     parts = urlparse(url)
     host = parts.hostname or "localhost"
     if parts.scheme == "smtps":
@@ -63,7 +73,7 @@ def send_over_smtp(url: str, mail: EmailMessage) -> None:
             client.starttls(context=ssl.create_default_context())
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))
-        client.send_message(mail)
+        yield client
 
 
 def write_to_folder(folder: Path, mail: EmailMessage) -> Path:
@@ -72,3 +82,8 @@ def write_to_folder(folder: Path, mail: EmailMessage) -> Path:
     path = folder / f"{new_id()}.eml"
     path.write_bytes(bytes(mail))
     return path
+
+
+def init_app(app: Flask) -> None:
+    """Register mail as the outbox's `mail` transport."""
+    outbox.register_transport("mail", MailTransport())

@@ -34,6 +34,8 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         "webhook-inbox-and-outbound-retries", "integrations.tasks.process_pending_inbox_everywhere", 60
     ),
+    PeriodicJob("outbox-sweep", "tenants.outbox.sweep_everywhere", 60, "mail"),
+    PeriodicJob("job-run-leases", "tenants.jobruns.reap_dead_runs_everywhere", 60),
     PeriodicJob(
         "refresh-dashboard-rollups", "reports.rollup_tasks.refresh_rollups_everywhere", 300, "reports"
     ),

@@ -7,6 +7,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Install tenant resolution and register the tenant views and API."""
+    import tenants.outbox  # noqa: F401  (registers the tenant outbox model with saas.outbox)
     from tenants import api_v1, cli, context, views
 
     context.init_app(app)

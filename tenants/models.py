@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.extensions import db
 from saas.ids import new_id
+from saas.outbox import StoredMessageColumns
 from saas.timeutil import utcnow
 from tenants.scoping import TenantOwned
 
@@ -94,6 +95,7 @@ class JobRun(TenantOwned, db.Model):  # type: ignore[name-defined]
     """A background job a person waits on: its status, progress, result or error."""
 
     __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_tenant_status", "tenant_id", "status", "heartbeat_at"),)
 
     kind: Mapped[str] = mapped_column(String(80))
     title: Mapped[str] = mapped_column(String(200))
@@ -106,7 +108,32 @@ class JobRun(TenantOwned, db.Model):  # type: ignore[name-defined]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+    # The lease: a running run's worker beats every few seconds; a run whose beat is older than
+    # JOB_LEASE_SECONDS is dead and marked failed, and can be retried (as attempt + 1) with what it ran.
+    heartbeat_at: Mapped[dt.datetime | None]
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    func_path: Mapped[str] = mapped_column(String(200), default="")
+    args: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    queue: Mapped[str] = mapped_column(String(20), default="default")
+    timeout: Mapped[int] = mapped_column(Integer, default=3600)
 
     @property
     def is_finished(self) -> bool:
         return self.status in ("succeeded", "failed")
+
+
+class OutboxMessage(TenantOwned, StoredMessageColumns, db.Model):  # type: ignore[name-defined]
+    """A tenant's message that is not an order's delivery: invitations, reminders, receipts, alerts, codes.
+
+    An outbox record (`saas.outbox`): written with the change that decided to send it, then sent once.
+    `subject_type`/`subject_id` name what it is about (a subscription, an invitation) for its page.
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        Index("ix_outbox_messages_tenant_status", "tenant_id", "status", "created_at"),
+        Index("ix_outbox_messages_tenant_subject", "tenant_id", "subject_type", "subject_id"),
+    )
+
+    subject_type: Mapped[str] = mapped_column(String(40), default="")
+    subject_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -32,7 +32,9 @@ from saas.extensions import db
 from saas.ids import new_id
 
 # The tables that belong to no tenant. Every other table must obey law 1 (tests/test_schema.py).
-GLOBAL_TABLES = frozenset({"tenants", "users", "memberships", "login_attempts", "alembic_version"})
+GLOBAL_TABLES = frozenset(
+    {"tenants", "users", "memberships", "login_attempts", "platform_messages", "alembic_version"}
+)
 
 _current_tenant: contextvars.ContextVar[int | None] = contextvars.ContextVar("tenant_id", default=None)
 _current_user: contextvars.ContextVar[int | None] = contextvars.ContextVar("user_id", default=None)

@@ -7,18 +7,20 @@ import re
 import secrets
 from zoneinfo import available_timezones
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
+from saas import outbox
 from saas.auth.models import User, normalise_email
 from saas.auth.services import create_user, find_user
 from saas.extensions import db
-from saas.mail import send_mail
+from saas.links import public_url
 from saas.timeutil import utcnow
 from tenants import audit, rls
 from tenants.models import ApiKey, Invitation, Membership, Tenant
+from tenants.outbox import add_mail, send_after_commit
 from tenants.roles import PERMISSIONS, Role, has_permission, roles_assignable_by
 from tenants.scoping import tenant_bound, user_bound
 
@@ -169,6 +171,15 @@ def _invitation_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="invitation")
 
 
+def invitation_url(tenant_id: int | str, invitation_id: int | str) -> str:
+    """Sign an invitation link now, on PUBLIC_BASE_URL (built when the mail is sent, never queued)."""
+    token = _invitation_serializer().dumps({"t": int(tenant_id), "i": int(invitation_id)})
+    return public_url("tenants.accept_invitation", token=token)
+
+
+outbox.register_link("invitation", invitation_url)
+
+
 def invite(tenant: Tenant, actor_role: str, email: str, role: str) -> Invitation:
     """Invite someone by email with a role; the mail holds a signed link valid for a week."""
     if role not in set(Role):
@@ -182,19 +193,22 @@ def invite(tenant: Tenant, actor_role: str, email: str, role: str) -> Invitation
     db.session.add(invitation)
     db.session.flush()
     audit.record("member.invited", "invitation", invitation.id, email=email, role=role)
-    db.session.commit()
-    token = _invitation_serializer().dumps({"t": tenant.id, "i": invitation.id})
-    link = url_for("tenants.accept_invitation", token=token, _external=True)
-    send_mail(
+    message = add_mail(
         email,
         _("You are invited to %(tenant)s on Quanyi", tenant=tenant.name),
         _(
             "You have been invited to join %(tenant)s as %(role)s.\n\nAccept within 7 days:\n%(link)s",
             tenant=tenant.name,
             role=role,
-            link=link,
+            link=outbox.LINK,
         ),
+        kind="invitation",
+        link=("invitation", [tenant.id, invitation.id]),
+        about=("invitation", invitation.id),
     )
+    message_id = message.id
+    db.session.commit()
+    send_after_commit([message_id])
     return invitation
 
 

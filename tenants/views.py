@@ -21,7 +21,7 @@ from tenants.forms import (
     SettingsForm,
     SignUpForm,
 )
-from tenants.jobruns import live_status
+from tenants.jobruns import live_status, retry_job_run
 from tenants.models import ApiKey, AuditEvent, Invitation, JobRun
 
 bp = Blueprint("tenants", __name__)
@@ -270,6 +270,20 @@ def _job_run_or_404(job_id: int) -> JobRun:
 def job(job_id: int) -> ResponseReturnValue:
     run = _job_run_or_404(job_id)
     return render_template("tenants/job.html", run=run, status=live_status(run))
+
+
+@tenant_bp.route("/jobs/<int:job_id>/retry", methods=["POST"])
+@login_required
+@requires(roles.TENANT_VIEW)
+def retry_job(job_id: int) -> ResponseReturnValue:
+    run = _job_run_or_404(job_id)
+    try:
+        retry_job_run(run)
+    except ValueError:
+        flash(_("Only a failed job can be started again."), "error")
+    else:
+        flash(_("Started again."), "info")
+    return redirect(url_for("tenant.job", job_id=job_id))
 
 
 @tenant_bp.route("/jobs/<int:job_id>.json")

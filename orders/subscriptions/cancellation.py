@@ -17,6 +17,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from typing import Any
 
 from flask import render_template
 from flask_babel import force_locale
@@ -44,13 +45,14 @@ from orders.subscriptions.services import (
     locked_subscription,
     periods_of,
 )
+from saas import outbox
 from saas.events import publish
 from saas.extensions import db, immediate_transaction
-from saas.mail import send_mail
 from saas.timeutil import format_in_zone, utcnow
 from tenants import audit
 from tenants.audit import current_actor
 from tenants.models import Tenant
+from tenants.outbox import queue_mail
 
 REASON_LABELS = {
     "no_longer_needed": _l("No longer needed"),
@@ -419,13 +421,27 @@ class MailContext:
     subscription: Subscription
     tenant: Tenant
     email: str
-    link: str
+    link: str  # `saas.outbox.LINK`: the signed link is built when the mail is sent
+
+    @property
+    def link_spec(self) -> tuple[str, list[Any]]:
+        """The signed link's kind and arguments, for the outbox."""
+        return "my_subscription", [self.subscription.tenant_id, self.subscription.id]
+
+    def queue(self, subject: str, text: str, kind: str) -> int:
+        """Record the mail in the outbox, commit, and send it."""
+        return queue_mail(
+            self.email,
+            subject,
+            text,
+            kind=kind,
+            link=self.link_spec,
+            about=("subscription", self.subscription.id),
+        )
 
 
 def mail_context(subscription_id: int) -> MailContext | None:
     """Return what a mail about the subscription needs; None when the customer has no email address."""
-    from orders.subscriptions.selfservice import self_service_url
-
     subscription = get_subscription(subscription_id)
     if subscription is None:
         return None
@@ -433,7 +449,7 @@ def mail_context(subscription_id: int) -> MailContext | None:
     tenant = db.session.get(Tenant, subscription.tenant_id)
     if customer is None or not customer.email or tenant is None:
         return None
-    return MailContext(subscription, tenant, customer.email, self_service_url(subscription))
+    return MailContext(subscription, tenant, customer.email, outbox.LINK)
 
 
 def _cancellation(cancellation_id: int) -> SubscriptionCancellation | None:
@@ -463,7 +479,7 @@ def send_receipt(cancellation_id: int) -> bool:
             reason=reason_label(cancellation.reason_code),
             format_in_zone=format_in_zone,
         )
-    send_mail(context.email, subject, text)
+    context.queue(subject, text, "cancellation_receipt")
     return True
 
 
@@ -483,5 +499,5 @@ def send_undo_notice(cancellation_id: int) -> bool:
             link=context.link,
             format_in_zone=format_in_zone,
         )
-    send_mail(context.email, subject, text)
+    context.queue(subject, text, "cancellation_undone")
     return True

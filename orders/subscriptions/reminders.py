@@ -25,7 +25,6 @@ from orders.subscriptions.policy import policy_for
 from orders.subscriptions.selfservice import when_text
 from orders.subscriptions.services import locked_subscription
 from saas.extensions import db, immediate_transaction
-from saas.mail import send_mail
 from saas.timeutil import utcnow
 
 LOOKAHEAD_DAYS = 100  # the largest allowed offset, with room
@@ -165,7 +164,7 @@ def _send(subscription_id: int, offset_days: int) -> None:
             offset_days=offset_days,
             period_end=when_text(subscription, subscription.current_period_end),
         )
-    send_mail(context.email, subject, text)
+    context.queue(subject, text, "renewal_reminder")
 
 
 def send_due_reminders(now: dt.datetime | None = None) -> int:

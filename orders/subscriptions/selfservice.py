@@ -14,7 +14,7 @@ import hmac
 import secrets
 from typing import Any
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -23,11 +23,13 @@ from sqlalchemy import select
 from orders.subscriptions.models import Subscription, SubscriptionAccessCode
 from orders.subscriptions.periods import local_date
 from orders.subscriptions.services import customer_of
+from saas import outbox
 from saas.extensions import db
-from saas.mail import send_mail
+from saas.links import public_url
 from saas.timeutil import format_in_zone, utcnow
 from tenants import audit
 from tenants.models import Tenant
+from tenants.outbox import queue_mail
 
 TOKEN_SALT = "quanyi.my-subscription"
 DEFAULT_LINK_DAYS = 120
@@ -62,13 +64,15 @@ def self_service_token(tenant_id: int, subscription_id: int) -> str:
     return _serializer().dumps({"t": str(tenant_id), "s": str(subscription_id)})
 
 
-def self_service_url(subscription: Subscription) -> str:
-    """Return the customer's page for a subscription (absolute when the app knows its host)."""
-    token = self_service_token(subscription.tenant_id, subscription.id)
-    try:
-        return url_for("my_subscriptions.page", token=token, _external=True)
-    except RuntimeError:  # a job outside a request and without SERVER_NAME
-        return f"/my/subscriptions/{token}"
+def self_service_url(tenant_id: int | str, subscription_id: int | str) -> str:
+    """Return a subscription's signed page on PUBLIC_BASE_URL (the outbox's `my_subscription` link kind).
+
+    Signed now: a message carries `outbox.LINK` and this kind, so the link is built when it is sent.
+    """
+    return public_url("my_subscriptions.page", token=self_service_token(int(tenant_id), int(subscription_id)))
+
+
+outbox.register_link("my_subscription", self_service_url)
 
 
 def read_token(token: str) -> tuple[int, int]:
@@ -146,7 +150,9 @@ def send_code(subscription: Subscription) -> str:
             tenant=tenant,
             subscription=subscription,
         )
-    send_mail(customer.email, subject, text)
+    queue_mail(
+        customer.email, subject, text, kind="verification_code", about=("subscription", subscription.id)
+    )
     return mask_email(customer.email)
 
 

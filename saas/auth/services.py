@@ -6,16 +6,17 @@ import datetime as dt
 import hashlib
 from functools import cache
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from saas import outbox
 from saas.auth.models import LoginAttempts, User, normalise_email
 from saas.extensions import db, immediate_transaction, is_postgres
-from saas.mail import send_mail
+from saas.links import public_url
 from saas.timeutil import utcnow
 
 MIN_PASSWORD_LENGTH = 10
@@ -153,21 +154,34 @@ def _reset_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
 
 
+def password_reset_url(user_id: int | str) -> str:
+    """Sign a reset link for a user now, on PUBLIC_BASE_URL (built when the mail is sent, never queued)."""
+    user = db.session.get(User, int(user_id))
+    if user is None:
+        raise LookupError("the user is gone")
+    token = _reset_serializer().dumps({"u": user.id, "v": user.session_version})
+    return public_url("auth.reset_password", token=token)
+
+
+outbox.register_link("password_reset", password_reset_url)
+
+
 def request_password_reset(email: str) -> None:
     """Email a signed reset link if the account exists; say nothing either way to the caller."""
     user = find_user(email)
     if user is None:
         return
-    token = _reset_serializer().dumps({"u": user.id, "v": user.session_version})
-    link = url_for("auth.reset_password", token=token, _external=True)
-    send_mail(
+    outbox.queue_platform_mail(
         user.email,
         _("Reset your Quanyi password"),
         _(
             "Open this link within an hour to choose a new password:\n\n%(link)s\n\n"
             "If you did not ask for it, ignore this mail.",
-            link=link,
+            link=outbox.LINK,
         ),
+        kind="password_reset",
+        link=("password_reset", [user.id]),
+        user_id=user.id,
     )
 
 

@@ -57,6 +57,7 @@ def browser_app(directory: Path) -> Flask:
 def served(app: Flask) -> Iterator[str]:
     """Serve `app` with a real HTTP server on a free loopback port; yield its base URL."""
     port = _free_port()
+    app.config["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"  # the links in mails and pages lead here
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,6 +1,6 @@
 """login attempts: wrong passwords and codes counted per email address, known or not
 
-Revision ID: 0015_login_attempts
+Revision ID: 0011_login_attempts
 Revises: 0010_partial_backorders
 Create Date: 2026-12-04 20:30:00
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0015_login_attempts'
+revision = '0011_login_attempts'
 down_revision = '0010_partial_backorders'
 branch_labels = None
 depends_on = None

@@ -1,0 +1,383 @@
+"""The outbox: every message to a person is a database record first, sent after the commit, swept if lost.
+
+A message record (an order's delivery, a tenant's other mails, a platform mail) moves
+`queued → sent / failed` (or `skipped`: nothing to send it to). It is written in the transaction that
+decided to send it; a job carrying only the record's id sends it after the commit; a periodic sweep sends
+what is still queued after `OUTBOX_GRACE_SECONDS`, so a job lost with Redis is repaired.
+
+**At-least-once, with a stable Message-ID.** A sender claims a record with one conditional UPDATE
+(`claimed_until`), sends, then marks it sent. Two senders never both send a queued record. A sender that dies
+after the provider accepted the message but before marking it sent lets the claim lapse, and the sweep
+sends it again: a rare duplicate, with the same Message-ID (derived from the record), which mail clients
+and providers fold into one. The other choice, at-most-once, would lose the delivery mail in that window:
+for the buyer the message is the delivery, so a duplicate is the lesser harm.
+
+The record holds ids and text without secrets. A signed link (reset, invitation, "my rights") is marked
+`LINK` in the stored text and built at send time by the link kind registered for it; a job payload holds
+the record's id only. The outbox is channel-agnostic: a record names its transport (`mail` now; SMS
+registers `sms`), and a batch of records is sent over one transport session (one SMTP connection).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flask import current_app
+from sqlalchemy import BigInteger, Index, Integer, String, Text, and_, or_, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import JSON
+
+from saas.extensions import db
+from saas.ids import new_id
+from saas.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+OUTBOX_STATUSES = ("queued", "sent", "failed", "skipped")
+LINK = "\u27e6link\u27e7"  # ⟦link⟧: where a stored text's signed link goes, built at send time
+BACKOFF_SECONDS = (60, 300, 900, 3600, 6 * 3600)
+
+
+class OutboxColumns:
+    """Mixin: the columns that make a record an outbox message (its state, attempts and last error)."""
+
+    status: Mapped[str] = mapped_column(String(12), default="queued")  # one of OUTBOX_STATUSES
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StoredMessageColumns(OutboxColumns):
+    """Mixin: a message whose text is written with the record (the signed link, if any, is built later)."""
+
+    kind: Mapped[str] = mapped_column(String(40))
+    transport: Mapped[str] = mapped_column(String(12), default="mail")
+    recipient: Mapped[str] = mapped_column(Text)  # comma-separated addresses
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    link_kind: Mapped[str] = mapped_column(String(40), default="")
+    link_args: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message ready for its transport."""
+
+    transport: str
+    to: list[str]
+    subject: str
+    text: str
+    message_id: str
+    html: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Transport(Protocol):
+    """Sends messages of one kind of transport; `session()` opens what a batch shares."""
+
+    def session(self) -> AbstractContextManager[Callable[[Outgoing], None]]: ...
+
+
+@dataclass(frozen=True)
+class OutboxKind:
+    """A model whose rows are outbox messages, and how to compose one (None: nothing to send)."""
+
+    name: str
+    model: Any
+    compose: Callable[[Any], Outgoing | None]
+    tenant_owned: bool = True
+
+
+# Message kinds whose stored text is a secret that cannot be rebuilt (a one-time code): erased once the
+# record is settled, so the code lives in the database only until it is sent.
+SECRET_MESSAGE_KINDS = frozenset({"verification_code"})
+_KINDS: dict[str, OutboxKind] = {}
+_TRANSPORTS: dict[str, Transport] = {}
+_LINKS: dict[str, Callable[..., str]] = {}
+
+
+def register_kind(kind: OutboxKind) -> None:
+    """Make a model's records sendable and sweepable (called where the model is defined)."""
+    _KINDS[kind.name] = kind
+
+
+def register_transport(name: str, transport: Transport) -> None:
+    """Register how messages of one transport are sent (`mail` here; SMS later)."""
+    _TRANSPORTS[name] = transport
+
+
+def register_link(name: str, build: Callable[..., str]) -> None:
+    """Register a signed-link builder: `build(*link_args)` returns the absolute link (see saas.links)."""
+    _LINKS[name] = build
+
+
+def kinds(*, tenant_owned: bool) -> list[OutboxKind]:
+    """Return the registered outbox models, tenant-owned or platform."""
+    return [kind for kind in _KINDS.values() if kind.tenant_owned == tenant_owned]
+
+
+def kind_named(name: str) -> OutboxKind:
+    """Return a registered outbox model by name."""
+    return _KINDS[name]
+
+
+def message_id_of(kind: str, tenant_id: int | None, record_id: int) -> str:
+    """Return the stable Message-ID of a record: every send of it carries the same one."""
+    sender = str(current_app.config.get("MAIL_FROM", ""))
+    domain = sender.rsplit("@", 1)[-1].strip(" >") if "@" in sender else "quanyi.local"
+    return f"<{kind}.{tenant_id or 0}.{record_id}@{domain}>"
+
+
+def compose_stored(record: Any, kind: str) -> Outgoing:
+    """Compose a stored-text record, building its signed link now."""
+    text = record.body
+    if record.link_kind:
+        text = text.replace(LINK, _LINKS[record.link_kind](*record.link_args))
+    return Outgoing(
+        record.transport,
+        [address.strip() for address in record.recipient.split(",") if address.strip()],
+        record.subject,
+        text,
+        message_id_of(kind, getattr(record, "tenant_id", None), record.id),
+    )
+
+
+def stored_message(
+    model: Any,
+    kind: str,
+    to: list[str] | str,
+    subject: str,
+    body: str,
+    *,
+    link: tuple[str, list[Any]] | None = None,
+    transport: str = "mail",
+    **columns: Any,
+) -> Any:
+    """Build a stored-text record (not yet added). `body` holds `LINK` where `link` (kind, args) goes."""
+    recipients = [to] if isinstance(to, str) else list(to)
+    if "\n" in subject or "\r" in subject:
+        raise ValueError("a mail subject is one line")
+    if link is not None and link[0] not in _LINKS:
+        raise ValueError(f"unknown link kind {link[0]!r}")
+    return model(
+        kind=kind,
+        transport=transport,
+        recipient=",".join(recipients),
+        subject=subject[:300],
+        body=body,
+        link_kind=link[0] if link else "",
+        link_args=[str(arg) for arg in link[1]] if link else [],
+        status="queued" if recipients else "skipped",
+        **columns,
+    )
+
+
+# ---------------------------------------------------------------- sending
+
+
+def _claim(model: Any, ids: list[int], now: dt.datetime) -> list[int]:
+    """Claim queued, unclaimed records with one conditional UPDATE; return the ids this caller won."""
+    lease = now + dt.timedelta(seconds=int(current_app.config["OUTBOX_CLAIM_SECONDS"]))
+    rows = db.session.execute(
+        update(model)
+        .where(
+            model.id.in_(ids),
+            model.status == "queued",
+            or_(model.claimed_until.is_(None), model.claimed_until < now),
+        )
+        .values(claimed_until=lease, attempts=model.attempts + 1)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    won = [int(record_id) for record_id in rows.scalars()]
+    db.session.commit()
+    return won
+
+
+def _settle(model: Any, record_id: int, error: str | None, *, skipped: bool = False) -> None:
+    """Mark a claimed record sent (or skipped), or back to queued with a backoff, or failed at the limit."""
+    now = utcnow()
+    record = db.session.scalar(
+        select(model).where(model.id == record_id).execution_options(populate_existing=True)
+    )
+    if record is None:
+        return
+    if error is None:
+        record.status = "skipped" if skipped else "sent"
+        record.sent_at = None if skipped else now
+        record.last_error = ""
+    elif record.attempts >= int(current_app.config["OUTBOX_MAX_ATTEMPTS"]):
+        record.status, record.last_error = "failed", error[:2000]
+    else:
+        wait = BACKOFF_SECONDS[min(record.attempts, len(BACKOFF_SECONDS)) - 1]
+        record.next_attempt_at = now + dt.timedelta(seconds=wait)
+        record.last_error = error[:2000]
+    record.claimed_until = None
+    if record.status != "queued" and getattr(record, "kind", "") in SECRET_MESSAGE_KINDS:
+        record.body = ""
+    db.session.commit()
+
+
+def send_records(kind_name: str, ids: list[int]) -> int:
+    """Claim and send records of one outbox model (the tenant bound for tenant-owned ones); return sent.
+
+    One transport session per batch; each record is marked as soon as its transport answered, so a crash
+    repeats at most the message in flight.
+    """
+    kind = _KINDS[kind_name]
+    won = _claim(kind.model, ids, utcnow()) if ids else []
+    sent = 0
+    sessions: dict[str, Any] = {}
+    with _sessions() as open_session:
+        for record_id in won:
+            try:
+                record = db.session.scalar(
+                    select(kind.model)
+                    .where(kind.model.id == record_id)
+                    .execution_options(populate_existing=True)
+                )
+                outgoing = kind.compose(record) if record is not None else None
+                if outgoing is None or not outgoing.to:
+                    db.session.rollback()
+                    _settle(kind.model, record_id, None, skipped=True)
+                    continue
+                if outgoing.transport not in sessions:
+                    sessions[outgoing.transport] = open_session(outgoing.transport)
+                db.session.rollback()  # end the read before the network: no transaction held while sending
+                sessions[outgoing.transport](outgoing)
+            except Exception as error:  # one message's failure is its record's, not the batch's
+                db.session.rollback()
+                log.warning("outbox %s %s not sent: %s", kind_name, record_id, error)
+                _settle(kind.model, record_id, f"{type(error).__name__}: {error}")
+                continue
+            _settle(kind.model, record_id, None)
+            sent += 1
+    return sent
+
+
+@contextmanager
+def _sessions() -> Iterator[Callable[[str], Callable[[Outgoing], None]]]:
+    """Open transport sessions on demand and close them all at the end of the batch."""
+    stack: list[AbstractContextManager[Callable[[Outgoing], None]]] = []
+
+    def open_session(name: str) -> Callable[[Outgoing], None]:
+        manager = _TRANSPORTS[name].session()
+        send = manager.__enter__()
+        stack.append(manager)
+        return send
+
+    try:
+        yield open_session
+    finally:
+        for manager in reversed(stack):
+            try:
+                manager.__exit__(None, None, None)
+            except Exception:
+                log.warning("closing a transport session failed", exc_info=True)
+
+
+def due_ids(kind_name: str, now: dt.datetime, *, limit: int = 500) -> list[int]:
+    """Return records to sweep: queued past the grace period (or due for a retry) and not claimed."""
+    model = _KINDS[kind_name].model
+    grace = now - dt.timedelta(seconds=int(current_app.config["OUTBOX_GRACE_SECONDS"]))
+    rows = db.session.scalars(
+        select(model.id)
+        .where(
+            model.status == "queued",
+            or_(
+                and_(model.next_attempt_at.is_(None), model.created_at <= grace),
+                model.next_attempt_at <= now,
+            ),
+            or_(model.claimed_until.is_(None), model.claimed_until < now),
+        )
+        .order_by(model.created_at)
+        .limit(limit)
+    )
+    found = [int(record_id) for record_id in rows]
+    db.session.commit()
+    return found
+
+
+SWEEP_BATCH = 500
+SWEEP_BATCHES_PER_RUN = 4  # a run stays well inside its job timeout; the next minute's run goes on
+
+
+def sweep_kind(kind_name: str, now: dt.datetime | None = None) -> int:
+    """Send due records of one model (within the bound tenant for tenant-owned ones); return how many.
+
+    At most SWEEP_BATCHES_PER_RUN batches: a sweep killed by its job timeout in the middle of a send would
+    leave claimed records to be sent again once their claim lapses.
+    """
+    total = 0
+    for _batch in range(SWEEP_BATCHES_PER_RUN):
+        ids = due_ids(kind_name, now or utcnow(), limit=SWEEP_BATCH)
+        if not ids:
+            break
+        total += send_records(kind_name, ids)
+        if len(ids) < SWEEP_BATCH:
+            break
+    return total
+
+
+# ---------------------------------------------------------------- platform messages (no tenant)
+
+
+class PlatformMessage(StoredMessageColumns, db.Model):  # type: ignore[name-defined]
+    """A mail about a user's account (a password reset): the platform's, not a tenant's."""
+
+    __tablename__ = "platform_messages"
+    __table_args__ = (Index("ix_platform_messages_status", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=new_id)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+register_kind(
+    OutboxKind("platform", PlatformMessage, lambda r: compose_stored(r, "platform"), tenant_owned=False)
+)
+
+
+def queue_platform_mail(
+    to: str, subject: str, body: str, *, kind: str, link: tuple[str, list[Any]] | None = None, **cols: Any
+) -> int:
+    """Record a platform mail in the session and commit; send it after the commit. Returns its id."""
+    record = stored_message(PlatformMessage, kind, to, subject, body, link=link, **cols)
+    record.id = record.id or new_id()
+    db.session.add(record)
+    db.session.commit()
+    send_soon("platform", None, [record.id])
+    return int(record.id)
+
+
+def send_soon(kind_name: str, tenant_id: int | None, ids: list[int]) -> None:
+    """After the commit: queue one job to send these records; if queueing fails, the sweep sends them."""
+    from saas import jobs
+
+    ids = [int(i) for i in ids if i]
+    if not ids:
+        return
+    try:
+        if _KINDS[kind_name].tenant_owned:
+            jobs.enqueue("tenants.outbox.send_job", tenant_id, kind_name, ids, queue="mail", timeout=600)
+        else:
+            jobs.enqueue("saas.outbox.send_job", kind_name, ids, queue="mail", timeout=600)
+    except Exception:  # Redis down: the records are durable and the sweep sends them after the grace
+        log.warning("could not queue outbox %s %s; the sweep will send them", kind_name, ids, exc_info=True)
+
+
+def send_job(kind_name: str, ids: list[int]) -> int:
+    """Job: send platform outbox records by id (tenant-owned ones go through `tenants.outbox.send_job`)."""
+    return send_records(kind_name, ids)
+
+
+def sweep_platform(now: dt.datetime | None = None) -> int:
+    """Send the platform's due records (no tenant)."""
+    return sum(sweep_kind(kind.name, now) for kind in kinds(tenant_owned=False))
