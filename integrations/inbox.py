@@ -258,11 +258,9 @@ def map_lines(channel: Channel, event: OrderPaid) -> list[MappedLine]:
                 "no SKU, variant or price"
             )
             raise Hold(
-                _(
-                    "Unknown SKU: no plan is mapped to %(refs)s (%(title)s).",
-                    refs=described,
-                    title=line.title or "?",
-                )
+                _("Unknown SKU: no plan is mapped to %(refs)s (%(title)s).", refs=described, title=line.title)
+                if line.title
+                else _("Unknown SKU: no plan is mapped to %(refs)s.", refs=described)
             )
         check_price(channel, event.currency, line, plan)
         mapped.append(MappedLine(line, plan, ref or ""))

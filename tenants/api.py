@@ -21,6 +21,7 @@ from sqlalchemy import Select
 
 from saas.errors import ApiError
 from saas.extensions import csrf, db
+from saas.i18n import follow_tenant_locale
 from saas.security import limiter
 from tenants.context import bind_request_tenant
 from tenants.models import Tenant
@@ -89,6 +90,7 @@ def authenticate_request() -> None:
     if tenant is None:
         raise ApiError(401, "unauthorized", "the API key's tenant no longer exists")
     g.api_key = key
+    follow_tenant_locale()  # the API speaks the tenant's language, whatever the client's headers say
     bind_request_tenant(tenant)
     touch_api_key(key)
 

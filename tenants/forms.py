@@ -7,10 +7,11 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from saas import labels
 from saas.validators import EmailAddress
 from tenants.roles import PERMISSIONS, Role
 
-ROLE_CHOICES = [(role.value, role.value) for role in Role]
+ROLE_CHOICES = labels.choices("role", [role.value for role in Role])
 
 
 class SignUpForm(FlaskForm):

@@ -9,6 +9,7 @@ from typing import Any
 
 from saas import jobs
 from saas.extensions import db
+from saas.labels import label
 from saas.timeutil import utcnow
 from tenants.models import JobRun
 from tenants.scoping import current_tenant_id, tenant_bound, tenant_unscoped
@@ -108,6 +109,7 @@ def live_status(run: JobRun) -> dict[str, Any]:
         "kind": run.kind,
         "title": run.title,
         "status": run.status,
+        "status_label": label("job_status", run.status),
         "progress": percent,
         "message": message,
         "result": run.result,

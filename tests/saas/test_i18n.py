@@ -51,34 +51,38 @@ def test_merchants_get_simplified_chinese_unless_they_ask_otherwise() -> None:
 def test_the_compiled_catalogue_matches_its_source() -> None:
     with open(CATALOGUE / "messages.po", "rb") as po, open(CATALOGUE / "messages.mo", "rb") as mo:
         source, compiled = read_po(po), read_mo(mo)
-    expected = {m.id: m.string for m in source if m.id and m.string}
-    actual = {m.id: m.string for m in compiled if m.id}
+    expected = {(m.context, m.id): m.string for m in source if m.id and m.string and not m.fuzzy}
+    actual = {(m.context, m.id): m.string for m in compiled if m.id}
     assert actual == expected, "run `make translations` to recompile messages.mo"
 
 
 _PLACEHOLDER = re.compile(r"%\([^)]+\)[sdif]|%[sdif]|%%|\{[^{}]*\}")
 
 
-def _extracted_messages() -> dict[str, tuple[str, int]]:
+MessageKey = tuple[str | None, str]  # (context, msgid): a label's context is its enum (saas/labels.py)
+
+
+def _extracted_messages() -> dict[MessageKey, tuple[str, int]]:
     """Every msgid the code marks for translation today, extracted the way `make translations` does."""
     root = Path(__file__).resolve().parents[2]
     with open(root / "babel.cfg", encoding="utf-8") as cfg:
         method_map, options_map = parse_mapping_cfg(cfg)
-    keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
-    found: dict[str, tuple[str, int]] = {}
-    for filename, lineno, message, _comments, _context in extract_from_dir(
+    keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None, "lazy_pgettext": ((1, "c"), 2)}
+    found: dict[MessageKey, tuple[str, int]] = {}
+    for filename, lineno, message, _comments, context in extract_from_dir(
         str(root), method_map, options_map, keywords=keywords
     ):
         for msgid in message if isinstance(message, tuple) else (message,):
             if msgid:
-                found.setdefault(msgid, (filename, lineno))
+                found.setdefault((context, msgid), (filename, lineno))
     return found
 
 
-def test_every_message_in_the_code_is_translated_with_its_placeholders() -> None:
+def _translations() -> dict[MessageKey, str]:
+    """The catalogue's Chinese for each (context, msgid); fuzzy or empty entries count as missing."""
     with open(CATALOGUE / "messages.po", "rb") as po:
         catalogue = read_po(po)
-    translations: dict[str, str] = {}
+    translations: dict[MessageKey, str] = {}
     for message in catalogue:
         if not message.id:
             continue
@@ -86,24 +90,44 @@ def test_every_message_in_the_code_is_translated_with_its_placeholders() -> None
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         translated = "" if message.fuzzy or not all(strings) else strings[0]
         for msgid in ids:  # a plural entry: Chinese has one form, standing for both msgids
-            translations[msgid] = translated
+            translations[(message.context, msgid)] = translated
+    return translations
 
+
+def _shown(key: MessageKey) -> str:
+    context, msgid = key
+    return f"[{context}] {msgid!r}" if context else repr(msgid)
+
+
+def test_every_message_in_the_code_is_translated_with_its_placeholders() -> None:
+    translations = _translations()
     extracted = _extracted_messages()
     assert len(extracted) > 100, "extraction found almost nothing: check babel.cfg"
 
     untranslated = sorted(
-        f"{path}:{line}: {msgid!r}"
-        for msgid, (path, line) in extracted.items()
-        if not translations.get(msgid)
+        f"{path}:{line}: {_shown(key)}"
+        for key, (path, line) in extracted.items()
+        if not translations.get(key)
     )
-    assert not untranslated, "untranslated (`make translations`, then fill messages.po):\n" + "\n".join(
-        untranslated
+    assert not untranslated, (
+        f"{len(untranslated)} messages have no Chinese (or only a fuzzy guess): "
+        "run `make translations`, then fill these msgstrs in "
+        "saas/translations/zh/LC_MESSAGES/messages.po and drop any `#, fuzzy` flag:\n"
+        + "\n".join(untranslated)
     )
 
     mismatched = [
-        f"{msgid!r} -> {translations[msgid]!r}"
-        for msgid in extracted
-        if sorted(_PLACEHOLDER.findall(msgid)) != sorted(_PLACEHOLDER.findall(translations[msgid]))
-        or msgid.count("\n") != translations[msgid].count("\n")
+        f"{_shown(key)} -> {translations[key]!r}"
+        for key in extracted
+        if sorted(_PLACEHOLDER.findall(key[1])) != sorted(_PLACEHOLDER.findall(translations[key]))
+        or key[1].count("\n") != translations[key].count("\n")
     ]
     assert not mismatched, "placeholders or line breaks differ:\n" + "\n".join(mismatched)
+
+
+def test_the_catalogue_has_no_fuzzy_entries() -> None:
+    with open(CATALOGUE / "messages.po", "rb") as po:
+        fuzzy = [_shown((m.context, str(m.id))) for m in read_po(po) if m.id and m.fuzzy]
+    assert not fuzzy, "fuzzy entries are guesses `pybabel update` made; check and unflag them:\n" + "\n".join(
+        fuzzy
+    )
