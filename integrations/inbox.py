@@ -47,6 +47,7 @@ from orders.models import Order
 from orders.subscriptions import cancellation
 from orders.subscriptions import services as subscription_services
 from saas.extensions import db
+from saas.labels import label
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.scoping import current_tenant_id, tenant_bound
@@ -254,7 +255,7 @@ def map_lines(channel: Channel, event: OrderPaid) -> list[MappedLine]:
                 ref = value
                 break
         if plan is None:
-            described = ", ".join(f"{kind} {value}" for kind, value in line.refs) or _(
+            described = ", ".join(f"{label('ref_kind', kind)} {value}" for kind, value in line.refs) or _(
                 "no SKU, variant or price"
             )
             raise Hold(

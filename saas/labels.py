@@ -271,6 +271,23 @@ LABELS: dict[str, dict[str, LazyLabel]] = {
         "range": lazy_pgettext("reconciliation_period_kind", "Date range"),
     },
     # ---------------------------------------------------------------- tenants
+    # Who did it, as the code wrote it down (a person is their email address and needs no label).
+    "actor": {
+        "system": lazy_pgettext("actor", "System"),
+        "system: fulfilment job": lazy_pgettext("actor", "System: fulfilment job"),
+        "system: not renewed": lazy_pgettext("actor", "System: not renewed"),
+        "system: order refunded": lazy_pgettext("actor", "System: order refunded"),
+        "system: outbound webhooks": lazy_pgettext("actor", "System: outbound webhooks"),
+        "system: period ended": lazy_pgettext("actor", "System: period ended"),
+        "system: reservation expired": lazy_pgettext("actor", "System: reservation expired"),
+        "system: stuck order sweep": lazy_pgettext("actor", "System: stuck order sweep"),
+        "system: top-up": lazy_pgettext("actor", "System: top-up"),
+        "customer (self-service)": lazy_pgettext("actor", "Customer (self-service)"),
+        "customer (demo)": lazy_pgettext("actor", "Customer (demo data)"),
+        "support (demo)": lazy_pgettext("actor", "Support (demo data)"),
+        "demo data": lazy_pgettext("actor", "Demo data"),
+        "demo": lazy_pgettext("actor", "Demo data"),
+    },
     "role": {
         "owner": lazy_pgettext("role", "Owner"),
         "admin": lazy_pgettext("role", "Admin"),
@@ -282,12 +299,26 @@ LABELS: dict[str, dict[str, LazyLabel]] = {
 }
 
 
+# Codes written as a fixed prefix and a name: "channel Shopify 海外店" reads "渠道 Shopify 海外店".
+PREFIXED: dict[str, dict[str, LazyLabel]] = {
+    "actor": {
+        "channel ": lazy_pgettext("actor", "Channel %(name)s"),
+        "api key ": lazy_pgettext("actor", "API key %(name)s"),
+    },
+}
+
+
 def label(enum: str, code: str | None) -> str:
     """Return the reader's word for `code` of `enum` ('' for none; the code itself if it has no label)."""
     if code is None or code == "":
         return ""
     found = LABELS[enum].get(code)
-    return str(found) if found is not None else code
+    if found is not None:
+        return str(found)
+    for prefix, template in PREFIXED.get(enum, {}).items():
+        if code.startswith(prefix):
+            return str(template) % {"name": code[len(prefix) :]}
+    return code
 
 
 def choices(enum: str, codes: Iterable[str] | None = None) -> list[tuple[str, LazyLabel]]:

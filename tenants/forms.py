@@ -45,7 +45,9 @@ class ReasonForm(FlaskForm):
 
 class ApiKeyForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    scopes = SelectMultipleField(_l("Scopes"), choices=[(name, name) for name in PERMISSIONS])
+    scopes = SelectMultipleField(
+        _l("Scopes"), choices=[(name, description) for name, (description, _roles) in PERMISSIONS.items()]
+    )
 
 
 class SettingsForm(FlaskForm):

@@ -13,12 +13,17 @@ ALLOWED = frozenset(
         "Stripe",
         "WooCommerce",
         "English",  # the language picker names each language in itself
+        "Webhook",  # the word Chinese merchants use too
+        "Quanyi-Signature",  # a header's name
     }
 )
 
 _INVISIBLE = re.compile(r"<(script|style|code|pre|textarea|title)\b.*?</\1>", re.S | re.I)
 _TAG = re.compile(r"<[^>]*>")
 _ZONE = re.compile(r"\b[A-Z][a-z]+/[A-Z][A-Za-z_]+\b")  # a time zone: Asia/Shanghai
+_DOTTED = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)+\b")  # an event or permission name: order.fulfilled
+_QUOTED = re.compile(r"'[^'\s]+'")  # a value quoted as the code wrote it: 'generic'
+_FILE = re.compile(r"[\w-]+\.(?:csv|xlsx|txt|pdf)\b", re.I)  # a file's name: demo-keys.csv
 _EMAIL = re.compile(r"[\w.+*-]+@[\w-]+(?:\.[\w-]+)+")
 _URL = re.compile(r"(?:https?://|/)[^\s<>\"']*")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’_-]*(?:/[A-Za-z_]+)?")
@@ -33,10 +38,12 @@ def english_words(text: str, allowed: frozenset[str] = frozenset()) -> list[str]
     """Return the English words of `text`, after removing emails, URLs, codes and allowed names.
 
     A word with a digit next to it is a code (an order number `SO-1001`, a mask `K000…`); an all-capitals
-    word is an abbreviation (API, CSV, SKU, ROI, CNY, IP). A word with an underscore is a raw enum code
-    (`card_key`): exactly what must not show, so it counts.
+    word is an abbreviation (API, CSV, SKU, ROI, CNY, IP); a dotted name is an event or permission
+    (`order.fulfilled`). A word with an underscore is a raw enum code (`card_key`): exactly what must not
+    show, so it counts.
     """
-    text = _URL.sub(" ", _EMAIL.sub(" ", _ZONE.sub(" ", text)))
+    text = _QUOTED.sub(" ", _FILE.sub(" ", text))
+    text = _DOTTED.sub(" ", _URL.sub(" ", _EMAIL.sub(" ", _ZONE.sub(" ", text))))
     found = []
     for match in _WORD.finditer(text):
         word = match.group(0).strip("'’-")
@@ -46,7 +53,7 @@ def english_words(text: str, allowed: frozenset[str] = frozenset()) -> list[str]
             continue
         if before.isdigit() or after.isdigit() or (before == "-" and after.isalnum()):
             continue
-        if word.isupper() and "_" not in word:
+        if len(word) == 1 or (word.isupper() and "_" not in word):  # t=…,v1=… in a header's format
             continue
         found.append(word)
     return found

@@ -1,0 +1,76 @@
+"""The back office of a Chinese merchant is Chinese: every page of the demo shop, read in zh_CN."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from catalog.models import Bundle, CardKeyBatch, Right
+from integrations.models import Channel, ChannelSpend, WebhookEndpoint
+from orders.models import Customer, Order
+from saas.auth.models import User
+from saas.extensions import db
+from tenants.demo import DEMO_PASSWORD
+from tenants.models import Membership, Tenant
+from tenants.scoping import tenant_bound
+from tests.english import english_in_page, visible_text
+from tests.routes import tenant_routes
+
+CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9"}
+
+
+def _data_words(tenant_id: int) -> frozenset[str]:
+    """The words of what the merchant typed or the demo made up (names, notes): data, not the product's."""
+    columns: list[Any] = [
+        Customer.name,
+        Channel.name,
+        Order.channel,
+        ChannelSpend.note,
+        CardKeyBatch.supplier,
+        CardKeyBatch.source_filename,
+        Right.provider,
+        Right.name,
+        Bundle.name,
+        WebhookEndpoint.description,
+    ]
+    words = set(re.findall(r"[A-Za-z][A-Za-z'-]*", db.session.get(Tenant, tenant_id).name))  # type: ignore[union-attr]
+    members = select(User.name).join(Membership, Membership.user_id == User.id)
+    for name in db.session.scalars(members.where(Membership.tenant_id == tenant_id)):
+        words.update(re.findall(r"[A-Za-z][A-Za-z'-]*", name or ""))
+    with tenant_bound(tenant_id):
+        for column in columns:
+            for value in db.session.scalars(select(column).distinct()):
+                words.update(re.findall(r"[A-Za-z][A-Za-z'-]*", str(value or "")))
+    return frozenset(words)
+
+
+def test_every_back_office_page_of_the_demo_shop_reads_in_chinese(
+    app: Flask, runner: Any, client: FlaskClient
+) -> None:
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    tenant = db.session.scalars(select(Tenant).where(Tenant.slug == "demo")).one()
+    data = _data_words(tenant.id)
+    client.post("/login", data={"email": "owner@demo.quanyi.test", "password": DEMO_PASSWORD})
+    english: dict[str, list[str]] = {}
+    pages = 0
+    for route in tenant_routes(app):
+        if route.method != "GET" or route.object_variables:
+            continue
+        url = app.url_map.bind("quanyi.test").build(route.rule.endpoint, {"tenant_slug": "demo"})
+        response = client.get(url, headers=CHINESE)
+        if response.status_code != 200 or "text/html" not in response.headers.get("Content-Type", ""):
+            continue
+        pages += 1
+        page = response.get_data(as_text=True)
+        words = english_in_page(page, data)
+        if words:
+            english[url] = sorted(set(words))
+            print(url, re.sub(r"\s+", " ", visible_text(page))[:3000])
+    assert pages > 25
+    assert not english, "English left on Chinese pages:\n" + "\n".join(
+        f"{u}: {w}" for u, w in english.items()
+    )
