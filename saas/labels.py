@@ -55,6 +55,11 @@ LABELS: dict[str, dict[str, LazyLabel]] = {
         "aborted": lazy_pgettext("upload_state", "Aborted"),
         "failed": lazy_pgettext("upload_state", "Failed"),
     },
+    "file_kind": {
+        "text": lazy_pgettext("file_kind", "Text"),
+        "csv": lazy_pgettext("file_kind", "CSV"),
+        "xlsx": lazy_pgettext("file_kind", "XLSX"),
+    },
     "import_row_outcome": {
         "ok": lazy_pgettext("import_row_outcome", "Will be imported"),
         "duplicate_in_file": lazy_pgettext("import_row_outcome", "Duplicate in this file"),

@@ -15,6 +15,8 @@ ALLOWED = frozenset(
         "English",  # the language picker names each language in itself
         "Webhook",  # the word Chinese merchants use too
         "Quanyi-Signature",  # a header's name
+        "plan_id",  # a field of the documented webhook body, typed as is
+        "unix",  # t=<unix seconds> in the signature header's format
     }
 )
 
@@ -23,7 +25,7 @@ _TAG = re.compile(r"<[^>]*>")
 _ZONE = re.compile(r"\b[A-Z][a-z]+/[A-Z][A-Za-z_]+\b")  # a time zone: Asia/Shanghai
 _DOTTED = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)+\b")  # an event or permission name: order.fulfilled
 _QUOTED = re.compile(r"'[^'\s]+'")  # a value quoted as the code wrote it: 'generic'
-_FILE = re.compile(r"[\w-]+\.(?:csv|xlsx|txt|pdf)\b", re.I)  # a file's name: demo-keys.csv
+_FILE = re.compile(r"[\w/-]+\.(?:csv|xlsx|txt|pdf|md)\b", re.I)  # a file's name: demo-keys.csv
 _EMAIL = re.compile(r"[\w.+*-]+@[\w-]+(?:\.[\w-]+)+")
 _URL = re.compile(r"(?:https?://|/)[^\s<>\"']*")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’_-]*(?:/[A-Za-z_]+)?")
