@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
 
@@ -82,8 +83,9 @@ def matrix_markdown() -> str:
     """Render the matrix as the Markdown table kept in the README."""
     head = "| permission | allows | " + " | ".join(r.value for r in Role) + " |"
     rule = "|---|---|" + "---|" * len(Role)
-    rows = [
-        f"| `{name}` | {desc} | " + " | ".join("✓" if r in roles else "" for r in Role) + " |"
-        for name, (desc, roles) in PERMISSIONS.items()
-    ]
+    with force_locale("en"):  # the README is in English
+        rows = [
+            f"| `{name}` | {desc} | " + " | ".join("✓" if r in roles else "" for r in Role) + " |"
+            for name, (desc, roles) in PERMISSIONS.items()
+        ]
     return "\n".join([head, rule, *rows])
