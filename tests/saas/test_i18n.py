@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
-from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
-from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
@@ -62,19 +63,32 @@ _PLACEHOLDER = re.compile(r"%\([^)]+\)[sdif]|%[sdif]|%%|\{[^{}]*\}")
 MessageKey = tuple[str | None, str]  # (context, msgid): a label's context is its enum (saas/labels.py)
 
 
-def _extracted_messages() -> dict[MessageKey, tuple[str, int]]:
-    """Every msgid the code marks for translation today, extracted the way `make translations` does."""
+def _extracted_messages(tmp_path: Path) -> dict[MessageKey, tuple[str, int]]:
+    """Every msgid the code marks for translation today: `pybabel extract` run as `make translations` runs it.
+
+    The arguments are read from the Makefile, so the test and the command cannot drift apart.
+    """
     root = Path(__file__).resolve().parents[2]
-    with open(root / "babel.cfg", encoding="utf-8") as cfg:
-        method_map, options_map = parse_mapping_cfg(cfg)
-    keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None, "lazy_pgettext": ((1, "c"), 2)}
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    found_line = re.search(r"pybabel extract (.+)", makefile)
+    assert found_line is not None, "the Makefile's translations target no longer runs pybabel extract"
+    arguments = shlex.split(found_line.group(1))
+    output = arguments.index("-o") + 1
+    arguments[output] = str(tmp_path / "messages.pot")
+    subprocess.run(
+        [sys.executable, "-m", "babel.messages.frontend", "-q", "extract", *arguments],
+        cwd=root,
+        check=True,
+    )
+    with open(tmp_path / "messages.pot", "rb") as pot:
+        template = read_po(pot)
     found: dict[MessageKey, tuple[str, int]] = {}
-    for filename, lineno, message, _comments, context in extract_from_dir(
-        str(root), method_map, options_map, keywords=keywords
-    ):
-        for msgid in message if isinstance(message, tuple) else (message,):
-            if msgid:
-                found.setdefault((context, msgid), (filename, lineno))
+    for message in template:
+        if not message.id:
+            continue
+        path, line = message.locations[0] if message.locations else ("?", 0)
+        for msgid in message.id if isinstance(message.id, tuple) else (message.id,):
+            found.setdefault((message.context, msgid), (path, int(line or 0)))
     return found
 
 
@@ -99,9 +113,9 @@ def _shown(key: MessageKey) -> str:
     return f"[{context}] {msgid!r}" if context else repr(msgid)
 
 
-def test_every_message_in_the_code_is_translated_with_its_placeholders() -> None:
+def test_every_message_in_the_code_is_translated_with_its_placeholders(tmp_path: Path) -> None:
     translations = _translations()
-    extracted = _extracted_messages()
+    extracted = _extracted_messages(tmp_path)
     assert len(extracted) > 100, "extraction found almost nothing: check babel.cfg"
 
     untranslated = sorted(
