@@ -48,6 +48,7 @@ from orders.subscriptions import cancellation
 from orders.subscriptions import services as subscription_services
 from saas.extensions import db
 from saas.labels import label
+from saas.layout import money
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.scoping import current_tenant_id, tenant_bound
@@ -289,11 +290,11 @@ def check_price(channel: Channel, currency: str, line: ExternalLine, plan: Plan)
     ):
         raise Hold(
             _(
-                "Amount mismatch: %(title)s sold at %(got)s, plan %(plan)s costs %(want)s (minor units).",
+                "Amount mismatch: %(title)s sold at %(got)s, plan %(plan)s costs %(want)s.",
                 title=line.title or plan.name,
-                got=line.unit_price,
+                got=money(line.unit_price, currency),
                 plan=plan.name,
-                want=plan.price,
+                want=money(plan.price, plan.currency),
             )
         )
 
