@@ -11,6 +11,7 @@ models' enum tuples has its label.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -304,12 +305,16 @@ LABELS: dict[str, dict[str, LazyLabel]] = {
 }
 
 
-# Codes written as a fixed prefix and a name: "channel Shopify 海外店" reads "渠道 Shopify 海外店".
-PREFIXED: dict[str, dict[str, LazyLabel]] = {
-    "actor": {
-        "channel ": lazy_pgettext("actor", "Channel %(name)s"),
-        "api key ": lazy_pgettext("actor", "API key %(name)s"),
-    },
+# Codes written as fixed words around a name: "channel Shopify 海外店" reads "渠道 Shopify 海外店".
+PATTERNS: dict[str, list[tuple[re.Pattern[str], LazyLabel]]] = {
+    "actor": [
+        (re.compile(r"channel (?P<name>.+)"), lazy_pgettext("actor", "Channel %(name)s")),
+        (re.compile(r"api key (?P<name>.+)"), lazy_pgettext("actor", "API key %(name)s")),
+        (
+            re.compile(r"customer (?P<name>.+) \(my rights link\)"),
+            lazy_pgettext("actor", "Customer %(name)s (my rights link)"),
+        ),
+    ],
 }
 
 
@@ -320,9 +325,10 @@ def label(enum: str, code: str | None) -> str:
     found = LABELS[enum].get(code)
     if found is not None:
         return str(found)
-    for prefix, template in PREFIXED.get(enum, {}).items():
-        if code.startswith(prefix):
-            return str(template) % {"name": code[len(prefix) :]}
+    for pattern, template in PATTERNS.get(enum, []):
+        matched = pattern.fullmatch(code)
+        if matched is not None:
+            return str(template) % matched.groupdict()
     return code
 
 
