@@ -29,6 +29,6 @@ lint: $(BIN)/quanyi
 
 ## Refresh the message catalogue after adding strings, then fill in saas/translations/zh/.../messages.po.
 translations: $(BIN)/quanyi
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o saas/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k lazy_pgettext:1c,2 -o saas/translations/messages.pot .
 	$(BIN)/pybabel update -i saas/translations/messages.pot -d saas/translations -l zh --no-fuzzy-matching
 	$(BIN)/pybabel compile -d saas/translations -l zh

@@ -10,6 +10,8 @@ import datetime as dt
 from typing import Any, Literal
 
 from flask import g, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -284,10 +286,10 @@ class VoidOut(BaseModel):
 # ---------------------------------------------------------------- helpers
 
 
-def _get(model: type[Any], object_id: int, label: str) -> Any:
+def _get(model: type[Any], object_id: int, label: Any) -> Any:
     found = db.session.get(model, (current_tenant_id(), object_id))
     if found is None:
-        raise ApiError(404, "not_found", f"no such {label}")
+        raise ApiError(404, "not_found", _("No such %(what)s.", what=label))
     return found
 
 
@@ -401,7 +403,7 @@ def _id_arg(name: str) -> int | None:
     if value is None:
         return None
     if not value.isdigit():
-        raise ApiError(400, "invalid_filter", f"{name} must be an id")
+        raise ApiError(400, "invalid_filter", _("%(name)s must be an id.", name=name))
     return int(value)
 
 
@@ -463,7 +465,7 @@ def create_right(body: RightIn) -> RightOut:
     errors=(404,),
 )
 def get_right(right_id: int) -> RightOut:
-    return _right_out(_get(Right, right_id, "right"))
+    return _right_out(_get(Right, right_id, _l("right")))
 
 
 @api_endpoint(
@@ -478,7 +480,7 @@ def get_right(right_id: int) -> RightOut:
     errors=(404, 422),
 )
 def update_right(right_id: int, body: RightPatch) -> RightOut:
-    right = _get(Right, right_id, "right")
+    right = _get(Right, right_id, _l("right"))
     fields = body.model_dump(exclude_unset=True)
     threshold_given = "low_stock_threshold" in fields
     threshold = fields.pop("low_stock_threshold", None)
@@ -487,7 +489,9 @@ def update_right(right_id: int, body: RightPatch) -> RightOut:
             services.update_right(right, fields)
         if threshold_given:
             if roles.INVENTORY_MANAGE not in g.api_key.scopes:
-                raise ApiError(403, "forbidden", "setting a stock alert needs the scope 'inventory.manage'")
+                raise ApiError(
+                    403, "forbidden", _("Setting a stock alert needs the scope 'inventory.manage'.")
+                )
             services.set_low_stock_threshold(right, threshold)
     except CatalogError as error:
         raise _invalid(error) from error
@@ -505,9 +509,9 @@ def update_right(right_id: int, body: RightPatch) -> RightOut:
     errors=(404,),
 )
 def get_right_stock(right_id: int) -> StockOut:
-    level = stock.stock_of(_get(Right, right_id, "right"))
+    level = stock.stock_of(_get(Right, right_id, _l("right")))
     if level is None:
-        raise ApiError(404, "not_found", "this right is not delivered from card keys, so it has no stock")
+        raise ApiError(404, "not_found", _("This right is not delivered from card keys, so it has no stock."))
     return _stock_out(level)
 
 
@@ -579,7 +583,7 @@ def create_bundle(body: BundleIn) -> BundleOut:
     errors=(404,),
 )
 def get_bundle(bundle_id: int) -> BundleOut:
-    return _bundle_out(_get(BundleModel, bundle_id, "bundle"))
+    return _bundle_out(_get(BundleModel, bundle_id, _l("bundle")))
 
 
 @api_endpoint(
@@ -594,7 +598,7 @@ def get_bundle(bundle_id: int) -> BundleOut:
     errors=(404, 422),
 )
 def update_bundle(bundle_id: int, body: BundlePatch) -> BundleOut:
-    bundle = _get(BundleModel, bundle_id, "bundle")
+    bundle = _get(BundleModel, bundle_id, _l("bundle"))
     try:
         fields = body.model_dump(exclude_unset=True, exclude={"items"})
         if fields:
@@ -607,7 +611,7 @@ def update_bundle(bundle_id: int, body: BundlePatch) -> BundleOut:
 
 
 def _bundle_status(bundle_id: int, status: str) -> BundleOut:
-    bundle = _get(BundleModel, bundle_id, "bundle")
+    bundle = _get(BundleModel, bundle_id, _l("bundle"))
     try:
         services.change_bundle_status(bundle, status)
     except CatalogError as error:
@@ -655,7 +659,7 @@ def archive_bundle(bundle_id: int) -> BundleOut:
     errors=(404,),
 )
 def clone_bundle(bundle_id: int) -> BundleOut:
-    return _bundle_out(services.clone_bundle(_get(BundleModel, bundle_id, "bundle")))
+    return _bundle_out(services.clone_bundle(_get(BundleModel, bundle_id, _l("bundle"))))
 
 
 @api_endpoint(
@@ -672,8 +676,8 @@ def clone_bundle(bundle_id: int) -> BundleOut:
 )
 def create_plan(body: PlanIn) -> PlanOut:
     if not body.bundle_id.isdigit():
-        raise ApiError(404, "not_found", "no such bundle")
-    bundle = _get(BundleModel, int(body.bundle_id), "bundle")
+        raise ApiError(404, "not_found", _("No such bundle."))
+    bundle = _get(BundleModel, int(body.bundle_id), _l("bundle"))
     try:
         return _plan_out(services.create_plan(bundle, body.model_dump(exclude={"bundle_id"})))
     except CatalogError as error:
@@ -691,7 +695,7 @@ def create_plan(body: PlanIn) -> PlanOut:
     errors=(404,),
 )
 def get_plan(plan_id: int) -> PlanOut:
-    return _plan_out(_get(Plan, plan_id, "plan"))
+    return _plan_out(_get(Plan, plan_id, _l("plan")))
 
 
 @api_endpoint(
@@ -706,7 +710,7 @@ def get_plan(plan_id: int) -> PlanOut:
     errors=(404, 422),
 )
 def update_plan(plan_id: int, body: PlanPatch) -> PlanOut:
-    plan = _get(Plan, plan_id, "plan")
+    plan = _get(Plan, plan_id, _l("plan"))
     try:
         return _plan_out(services.update_plan(plan, body.model_dump(exclude_unset=True)))
     except CatalogError as error:
@@ -724,7 +728,7 @@ def update_plan(plan_id: int, body: PlanPatch) -> PlanOut:
     errors=(404,),
 )
 def get_plan_snapshot(plan_id: int) -> PlanSnapshotOut:
-    return PlanSnapshotOut(**_get(Plan, plan_id, "plan").snapshot())
+    return PlanSnapshotOut(**_get(Plan, plan_id, _l("plan")).snapshot())
 
 
 # ---------------------------------------------------------------- imports
@@ -757,7 +761,7 @@ def _form_options() -> dict[str, Any]:
 def create_import() -> ImportOut:
     file = request.files.get("file")
     if file is None:
-        raise ApiError(400, "file_missing", "send the file as multipart/form-data field 'file'")
+        raise ApiError(400, "file_missing", _("Send the file as the multipart/form-data field 'file'."))
     options = _form_options()
     try:
         upload = inventory.start_upload(
@@ -881,7 +885,7 @@ def list_batches() -> tuple[list[BatchOut], str | None]:
     errors=(404,),
 )
 def get_batch(batch_id: int) -> BatchOut:
-    return _batch_out(_get(CardKeyBatch, batch_id, "batch"))
+    return _batch_out(_get(CardKeyBatch, batch_id, _l("batch")))
 
 
 @api_endpoint(
@@ -896,7 +900,7 @@ def get_batch(batch_id: int) -> BatchOut:
     errors=(404, 422),
 )
 def void_batch(batch_id: int, body: VoidIn) -> VoidOut:
-    batch = _get(CardKeyBatch, batch_id, "batch")
+    batch = _get(CardKeyBatch, batch_id, _l("batch"))
     try:
         return VoidOut(voided=inventory.void_batch(batch, body.reason))
     except CatalogError as error:
@@ -938,7 +942,7 @@ def list_card_keys() -> tuple[list[CardKeyOut], str | None]:
     errors=(404, 422),
 )
 def void_card_key(card_key_id: int, body: VoidIn) -> CardKeyOut:
-    key = _get(CardKey, card_key_id, "card key")
+    key = _get(CardKey, card_key_id, _l("card key"))
     try:
         inventory.void_key(key, body.reason)
     except CatalogError as error:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from flask_babel import gettext as _
+
 from catalog import fileformats, keyring
 from catalog.fileformats import ImportFormat, Rejection, RowChecker
 from catalog.models import CardKeyBatch, Right
@@ -162,7 +164,7 @@ class _Run:
         for line_no, cells in reader:
             outcome.rows_read += 1
             if outcome.rows_read % PROGRESS_EVERY == 0 and self.progress is not None:
-                self.progress(90 * reader.fraction(), f"{outcome.rows_read:,} rows read")
+                self.progress(90 * reader.fraction(), _("%(n)s rows read", n=f"{outcome.rows_read:,}"))
             row = check(line_no, cells)
             if isinstance(row, Rejection):
                 outcome.rejected += 1
@@ -364,7 +366,7 @@ def run_import(
             raise
     outcome.batch_id = batch.id
     if progress is not None:
-        progress(100, f"{outcome.imported:,} keys imported")
+        progress(100, _("%(n)s keys imported", n=f"{outcome.imported:,}"))
     return outcome
 
 
@@ -406,7 +408,7 @@ def _pass(
                 run.report.close()
                 run = new_run()
                 if progress is not None:
-                    progress(0, "some keys are already known: importing the new ones only")
+                    progress(0, _("Some keys are already known: importing the new ones only."))
         _stage_then_insert(run)
         return run
     finally:
@@ -417,14 +419,15 @@ def _refuse_if_needed(outcome: ImportOutcome, request: ImportRequest) -> None:
     if outcome.rejected and request.on_reject == "abort":
         outcome.status = "aborted"
         raise ImportFailed(
-            f"{outcome.rejected:,} rows were rejected; nothing was imported (abort chosen)", outcome
+            _("%(n)s rows were rejected; nothing was imported (abort chosen).", n=f"{outcome.rejected:,}"),
+            outcome,
         )
     if outcome.rows_read == 0:
         outcome.status = "failed"
-        raise ImportFailed("the file holds no card keys", outcome)
+        raise ImportFailed(_("The file holds no card keys."), outcome)
     if outcome.rows_read == outcome.rejected:
         outcome.status = "failed"
-        raise ImportFailed("every row was rejected; nothing was imported", outcome)
+        raise ImportFailed(_("Every row was rejected; nothing was imported."), outcome)
 
 
 def _new_batch(request: ImportRequest, right: Right) -> CardKeyBatch:

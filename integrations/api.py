@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from flask import request
+from flask_babel import gettext as _
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -20,6 +21,7 @@ from integrations.channels import ChannelError, ChannelSettings, SpendEntry
 from integrations.models import INBOX_STATUSES, Channel, ChannelSpend, InboxDelivery, SkuMapping
 from saas.errors import ApiError
 from saas.extensions import db
+from saas.labels import label
 from saas.links import public_url
 from tenants import roles
 from tenants.api import QueryParam, api_blueprint, api_endpoint, paginate
@@ -166,7 +168,7 @@ class SpendOut(BaseModel):
 def _channel_or_404(channel_id: int) -> Channel:
     found = channel_service.get_channel(channel_id)
     if found is None:
-        raise ApiError(404, "not_found", "no such channel")
+        raise ApiError(404, "not_found", _("No such channel."))
     return found
 
 
@@ -343,9 +345,10 @@ def update_channel(channel_id: int, body: ChannelPatch) -> ChannelOut:
 def rotate_secret(channel_id: int, body: RotateIn) -> SecretOut:
     channel = _channel_or_404(channel_id)
     if not ADAPTERS[channel.kind].takes_webhooks:
-        raise ApiError(409, "conflict", "this channel takes no webhooks and has no secret")
+        raise ApiError(409, "conflict", _("This channel takes no webhooks and has no secret."))
     if ADAPTERS[channel.kind].credential_fields:
-        raise ApiError(409, "conflict", "this channel verifies with credentials: POST them to …/credentials")
+        message = _("This channel verifies with credentials: send them to …/credentials.")
+        raise ApiError(409, "conflict", message)
     try:
         if body.secret:
             channel_service.set_secret(channel, body.secret, overlap_hours=body.overlap_hours)
@@ -414,7 +417,7 @@ def list_mappings(channel_id: int) -> tuple[list[MappingOut], str | None]:
 def create_mapping(channel_id: int, body: MappingIn) -> MappingOut:
     channel = _channel_or_404(channel_id)
     if not body.plan_id.isdigit():
-        raise ApiError(422, "invalid", "plan_id is a plan's id")
+        raise ApiError(422, "invalid", _("plan_id is a plan's id."))
     try:
         return _mapping_out(
             channel_service.add_mapping(channel, body.ref_kind, body.external_ref, int(body.plan_id))
@@ -436,7 +439,7 @@ def create_mapping(channel_id: int, body: MappingIn) -> MappingOut:
 def delete_mapping(channel_id: int, mapping_id: int) -> None:
     mapping = db.session.get(SkuMapping, (current_tenant_id(), mapping_id))
     if mapping is None or mapping.channel_id != channel_id:
-        raise ApiError(404, "not_found", "no such mapping")
+        raise ApiError(404, "not_found", _("No such mapping."))
     channel_service.remove_mapping(mapping)
 
 
@@ -461,7 +464,9 @@ def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
     status = request.args.get("status")
     if status:
         if status not in INBOX_STATUSES:
-            raise ApiError(400, "invalid_status", "status is one of " + ", ".join(INBOX_STATUSES))
+            raise ApiError(
+                400, "invalid_status", _("status is one of %(statuses)s.", statuses=", ".join(INBOX_STATUSES))
+            )
         statement = statement.where(InboxDelivery.status == status)
     rows, cursor = paginate(statement, InboxDelivery.id)
     return [_inbox_out(r) for r in rows], cursor
@@ -480,7 +485,7 @@ def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
 def get_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
     row = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id))
     if row is None:
-        raise ApiError(404, "not_found", "no such delivery")
+        raise ApiError(404, "not_found", _("No such delivery."))
     return _inbox_out(row)
 
 
@@ -497,9 +502,13 @@ def get_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
 def replay_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
     row = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id))
     if row is None:
-        raise ApiError(404, "not_found", "no such delivery")
+        raise ApiError(404, "not_found", _("No such delivery."))
     if not inbox.replay(row, reason="API"):
-        raise ApiError(409, "not_replayable", f"a delivery that is {row.status} cannot be replayed")
+        raise ApiError(
+            409,
+            "not_replayable",
+            _("A delivery that is %(status)s cannot be replayed.", status=label("inbox_status", row.status)),
+        )
     found = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id), populate_existing=True)
     assert found is not None
     return _inbox_out(found)
@@ -542,7 +551,7 @@ def list_spend(channel_id: int) -> tuple[list[SpendOut], str | None]:
 def create_spend(channel_id: int, body: SpendIn) -> SpendOut:
     channel = _channel_or_404(channel_id)
     if body.day is None:
-        raise ApiError(422, "invalid", "day is required")
+        raise ApiError(422, "invalid", _("day is required."))
     try:
         row = channel_service.add_spend(
             SpendEntry(channel.id, body.day, body.amount, body.currency, body.category, body.note)

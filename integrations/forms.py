@@ -17,6 +17,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from integrations.models import SPEND_CATEGORIES
+from saas.labels import LABELS
 
 REF_KIND_CHOICES = [
     ("sku", _l("SKU")),
@@ -25,12 +26,7 @@ REF_KIND_CHOICES = [
     ("product", _l("Product id")),
 ]
 STATUS_CHOICES = [("active", _l("Active")), ("paused", _l("Paused (deliveries are refused with 503)"))]
-CATEGORY_LABELS = {
-    "ad_spend": _l("Ad spend"),
-    "commission": _l("Commission"),
-    "platform_fee": _l("Platform fee"),
-    "other": _l("Other"),
-}
+CATEGORY_LABELS = LABELS["spend_category"]
 
 
 class NewChannelForm(FlaskForm):

@@ -47,6 +47,8 @@ from orders.models import Order
 from orders.subscriptions import cancellation
 from orders.subscriptions import services as subscription_services
 from saas.extensions import db
+from saas.labels import label
+from saas.layout import money
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.scoping import current_tenant_id, tenant_bound
@@ -254,15 +256,13 @@ def map_lines(channel: Channel, event: OrderPaid) -> list[MappedLine]:
                 ref = value
                 break
         if plan is None:
-            described = ", ".join(f"{kind} {value}" for kind, value in line.refs) or _(
+            described = ", ".join(f"{label('ref_kind', kind)} {value}" for kind, value in line.refs) or _(
                 "no SKU, variant or price"
             )
             raise Hold(
-                _(
-                    "Unknown SKU: no plan is mapped to %(refs)s (%(title)s).",
-                    refs=described,
-                    title=line.title or "?",
-                )
+                _("Unknown SKU: no plan is mapped to %(refs)s (%(title)s).", refs=described, title=line.title)
+                if line.title
+                else _("Unknown SKU: no plan is mapped to %(refs)s.", refs=described)
             )
         check_price(channel, event.currency, line, plan)
         mapped.append(MappedLine(line, plan, ref or ""))
@@ -290,11 +290,11 @@ def check_price(channel: Channel, currency: str, line: ExternalLine, plan: Plan)
     ):
         raise Hold(
             _(
-                "Amount mismatch: %(title)s sold at %(got)s, plan %(plan)s costs %(want)s (minor units).",
+                "Amount mismatch: %(title)s sold at %(got)s, plan %(plan)s costs %(want)s.",
                 title=line.title or plan.name,
-                got=line.unit_price,
+                got=money(line.unit_price, currency),
                 plan=plan.name,
-                want=plan.price,
+                want=money(plan.price, plan.currency),
             )
         )
 

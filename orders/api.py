@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import request
+from flask_babel import gettext as _
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -202,14 +203,14 @@ def _int_id(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
     if not str(value).isdigit():
-        raise ApiError(422, "invalid", f"{name} must be a numeric id string")
+        raise ApiError(422, "invalid", _("%(name)s must be a numeric id string.", name=name))
     return int(value)
 
 
 def _order_or_404(order_id: int) -> Order:
     order = db.session.get(Order, (current_tenant_id(), order_id))
     if order is None:
-        raise ApiError(404, "not_found", "no such order")
+        raise ApiError(404, "not_found", _("No such order."))
     return order
 
 
@@ -228,7 +229,7 @@ def _order_or_404(order_id: int) -> Order:
 def create_order(body: OrderIn) -> OrderOut:
     external_id = body.external_id or request.headers.get("Idempotency-Key", "").strip()
     if not external_id:
-        raise ApiError(422, "invalid", "send external_id or an Idempotency-Key header")
+        raise ApiError(422, "invalid", _("Send external_id or an Idempotency-Key header."))
     try:
         outcome = services.create_order(
             services.OrderRequest(
@@ -373,7 +374,7 @@ def refund_order(order_id: int, body: RefundIn) -> RefundOut:
 def get_grant(grant_id: int) -> GrantOut:
     grant = db.session.get(Grant, (current_tenant_id(), grant_id))
     if grant is None:
-        raise ApiError(404, "not_found", "no such grant")
+        raise ApiError(404, "not_found", _("No such grant."))
     return grant_out(grant)
 
 
@@ -391,13 +392,13 @@ def get_grant(grant_id: int) -> GrantOut:
 def create_redemption(body: RedemptionIn) -> RedemptionOut:
     grant_id = _int_id(body.grant_id, "grant_id")
     if grant_id is None and not (body.code or "").strip():
-        raise ApiError(422, "invalid", "send a code or a grant_id")
+        raise ApiError(422, "invalid", _("Send a code or a grant_id."))
     if grant_id is not None:
         outcome = redemption.redeem_grant(grant_id, source="api", reference=body.reference)
     else:
         outcome = redemption.redeem_code(body.code or "", source="api", reference=body.reference)
     if outcome.outcome == "unknown":
-        raise ApiError(422, "unknown_code", "no delivered right has this code or id")
+        raise ApiError(422, "unknown_code", _("No delivered right has this code or id."))
     if not outcome.accepted:
-        raise ApiError(409, outcome.outcome, "this right cannot be redeemed (refunded or not delivered)")
+        raise ApiError(409, outcome.outcome, _("This right cannot be redeemed (refunded or not delivered)."))
     return RedemptionOut(outcome=outcome.outcome, grant_id=_sid(outcome.grant_id))

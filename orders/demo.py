@@ -69,5 +69,5 @@ def add_demo_orders(tenant: Tenant) -> None:
             grant_id, source=rng.choice(["customer", "supplier_report", "api"]), actor="demo data"
         )
     refunds.refund(
-        refunds.RefundRequest(order_id=order_ids[-1], reason="客户误购，全额退款 (demo)", actor="demo data")
+        refunds.RefundRequest(order_id=order_ids[-1], reason="客户误购，全额退款（演示）", actor="demo data")
     )

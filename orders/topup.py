@@ -84,7 +84,7 @@ class SignedHttpAdapter:
         self.secret = str(settings.get("secret") or "")
         self.timeout = float(settings.get("timeout") or 10)
         if not self.url.startswith(("http://", "https://")) or not self.secret:
-            raise TopupError("the right's top-up settings need a url and a secret", transient=False)
+            raise TopupError(_("The right's top-up settings need a URL and a secret."), transient=False)
 
     def _post(self, url: str, payload: dict[str, Any]) -> TopupResponse:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
@@ -103,11 +103,17 @@ class SignedHttpAdapter:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 answer = json.loads(response.read().decode() or "{}")
         except urllib.error.HTTPError as error:
-            raise TopupError(f"supplier answered HTTP {error.code}", transient=error.code >= 500) from error
+            raise TopupError(
+                _("The supplier answered HTTP %(code)s.", code=error.code), transient=error.code >= 500
+            ) from error
         except (urllib.error.URLError, TimeoutError, OSError) as error:
-            raise TopupError(f"supplier unreachable: {error}", transient=True) from error
+            raise TopupError(
+                _("The supplier is unreachable: %(error)s", error=error), transient=True
+            ) from error
         except ValueError as error:
-            raise TopupError("supplier answered something that is not JSON", transient=True) from error
+            raise TopupError(
+                _("The supplier answered something that is not JSON."), transient=True
+            ) from error
         state = {
             "success": "succeeded",
             "succeeded": "succeeded",
@@ -115,7 +121,10 @@ class SignedHttpAdapter:
             "failed": "failed",
         }.get(str(answer.get("status", "")).lower())
         if state is None:
-            raise TopupError(f"supplier answered an unknown status {answer.get('status')!r}", transient=True)
+            raise TopupError(
+                _("The supplier answered an unknown status %(status)r.", status=answer.get("status")),
+                transient=True,
+            )
         return TopupResponse(state, str(answer.get("reference") or ""), str(answer.get("message") or ""))
 
     def request(
@@ -143,7 +152,7 @@ def adapter_for(settings: dict[str, Any]) -> TopupAdapter:
     """Build the adapter a right's `topup_settings` names (default: signed HTTP)."""
     name = str(settings.get("adapter") or "signed_http")
     if name not in ADAPTERS:
-        raise TopupError(f"unknown top-up adapter {name!r}", transient=False)
+        raise TopupError(_("Unknown top-up adapter %(name)r.", name=name), transient=False)
     return ADAPTERS[name](settings)
 
 

@@ -27,6 +27,7 @@ from orders.forms import (
 )
 from orders.models import ORDER_STATUSES, Customer, Grant, Order, Redemption
 from orders.queries import order_page_data
+from saas import labels
 from saas.bounds import in_bigint_range
 from saas.extensions import db
 from saas.ids import new_id
@@ -67,7 +68,8 @@ def _grant_or_404(grant_id: int) -> Grant:
 @requires(roles.ORDERS_VIEW)
 def orders() -> ResponseReturnValue:
     form = FilterForm(request.args)
-    form.status.choices = [("", _("any status"))] + [(s, s) for s in ORDER_STATUSES if s != "fulfilling"]
+    shown = [s for s in ORDER_STATUSES if s != "fulfilling"]
+    form.status.choices = [("", _("any status")), *labels.choices("order_status", shown)]
     statement = select(Order, Customer).outerjoin(
         Customer, (Customer.tenant_id == Order.tenant_id) & (Customer.id == Order.customer_id)
     )

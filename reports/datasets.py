@@ -35,6 +35,7 @@ from reports.localtime import (
 from reports.models import REDEEM_TIME_BUCKETS
 from reports.tables import Column, Dashboard, Table, one_place, ratio
 from saas.extensions import db
+from saas.labels import label
 from saas.timeutil import utcnow
 from tenants.scoping import tenant_query
 
@@ -941,8 +942,8 @@ def upcoming_expiries(filters: Filters) -> Table:
                 "plan": row["plan_name"],
                 "channel": channel_label(str(row["channel"]), names),
                 "period_end": local_day_of(_aware(row["current_period_end"]), zone).isoformat(),
-                "auto_renew": "on" if row["auto_renew"] else "off",
-                "status": row["status"],
+                "auto_renew": _("On") if row["auto_renew"] else _("Off"),
+                "status": label("subscription_status", row["status"]),
                 "price": int(row["price"]),
             }
             for row in rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from flask_babel import gettext as _
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -129,7 +130,7 @@ def _file_out(export: ReconciliationFile) -> FileOut:
 def _run_or_404(run_id: int) -> ReconciliationRun:
     run = reconciliation.get_run(run_id)
     if run is None:
-        raise ApiError(404, "not_found", "no such reconciliation run")
+        raise ApiError(404, "not_found", _("No such reconciliation run."))
     return run
 
 

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from flask import Flask, current_app, g
 from flask_babel import lazy_gettext as _l
 
+from saas import labels
 from saas.timeutil import format_in_zone
 
 
@@ -70,3 +71,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["tenant_time"] = tenant_time
     app.jinja_env.globals["visible_navigation"] = visible_navigation
+    labels.init_app(app)

@@ -23,6 +23,7 @@ from sqlalchemy import Select
 from saas.bounds import JsonRefused, in_bigint_range, load_json
 from saas.errors import ApiError
 from saas.extensions import csrf, db
+from saas.i18n import follow_tenant_locale
 from saas.security import limiter
 from tenants.context import bind_request_tenant
 from tenants.models import Tenant
@@ -81,16 +82,17 @@ def api_blueprint(name: str) -> Blueprint:
 def authenticate_request() -> None:
     """Resolve the API key from `Authorization: Bearer …` and bind its tenant (DESIGN law 2)."""
     header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
+    scheme, _space, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret:
-        raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'")
+        raise ApiError(401, "unauthorized", _("Send an API key as 'Authorization: Bearer <key>'."))
     key = find_api_key(secret.strip())
     if key is None:
-        raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
+        raise ApiError(401, "unauthorized", _("The API key is unknown or revoked."))
     tenant = db.session.get(Tenant, key.tenant_id)
     if tenant is None:
-        raise ApiError(401, "unauthorized", "the API key's tenant no longer exists")
+        raise ApiError(401, "unauthorized", _("The API key's tenant no longer exists."))
     g.api_key = key
+    follow_tenant_locale()  # the API speaks the tenant's language, whatever the client's headers say
     bind_request_tenant(tenant)
     touch_api_key(key)
 
@@ -107,7 +109,7 @@ def parse_body(model: type[M]) -> M:
         return model.model_validate(payload)
     except ValidationError as error:
         details = {"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]}
-        raise ApiError(422, "invalid", "the body does not match the schema", details) from error
+        raise ApiError(422, "invalid", _("The body does not match the schema."), details) from error
 
 
 def api_endpoint(
@@ -148,7 +150,7 @@ def api_endpoint(
         def view(**kwargs: Any) -> ResponseReturnValue:
             authenticate_request()
             if scope is not None and scope not in g.api_key.scopes:
-                raise ApiError(403, "forbidden", f"this API key lacks the scope {scope!r}")
+                raise ApiError(403, "forbidden", _("This API key lacks the scope %(scope)r.", scope=scope))
             if request_model is not None:
                 kwargs["body"] = parse_body(request_model)
             result = func(**kwargs)
@@ -215,7 +217,7 @@ def page_limit() -> int:
     if raw is None:
         return int(current_app.config["API_PAGE_SIZE"])
     if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise ApiError(400, "invalid_limit", "limit must be a whole number from 1 to 200")
+        raise ApiError(400, "invalid_limit", _("limit must be a whole number from 1 to 200."))
     return int(raw)
 
 
@@ -302,7 +304,7 @@ def _operation_object(path: str, endpoint: str, op: ApiOperation) -> dict[str, A
         responses[str(status)] = {"description": "error", **error}
     if op.request_model is not None:
         responses["400"] = {"description": "the body is not JSON", **error}
-        responses["422"] = {"description": "the body does not match the schema", **error}
+        responses["422"] = {"description": _("The body does not match the schema."), **error}
     if op.response_model is None:
         responses[str(op.status)] = {"description": "done"}
     elif op.paginated:

@@ -10,11 +10,14 @@ from flask import Flask, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.util import identity_key
 
 from saas.extensions import db, login_manager
+from saas.i18n import set_tenant_locale
 from tenants.models import Membership, Tenant
 from tenants.roles import has_permission
-from tenants.scoping import bind_tenant, unbind_tenant, user_bound
+from tenants.scoping import bind_tenant, bound_tenant_id, unbind_tenant, user_bound
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,6 +69,26 @@ def bind_request_tenant(tenant: Tenant) -> None:
 def bind_request_tenant_id(tenant_id: int) -> None:
     """Scope the request's ORM reads to a tenant known only by id (the webhook endpoint: no pages)."""
     g.tenant_token = bind_tenant(tenant_id)
+
+
+def bound_tenant_locale() -> str | None:
+    """Return the language setting of the tenant bound to this context, or None."""
+    tenant_id = bound_tenant_id()
+    if tenant_id is None:
+        return None
+    tenant = g.get("tenant")
+    if tenant is not None and tenant.id == tenant_id and "locale" in tenant.__dict__:
+        return str(tenant.locale)
+    loaded = db.session.identity_map.get(identity_key(Tenant, tenant_id))
+    if loaded is not None and "locale" in loaded.__dict__:
+        return str(loaded.locale)
+    # In the session's own transaction (another connection would wait on SQLite's write lock), without
+    # flushing: an error message may be translated halfway through a unit of work, or after it failed.
+    try:
+        with db.session.no_autoflush:
+            return db.session.scalar(select(Tenant.locale).where(Tenant.id == tenant_id))
+    except SQLAlchemyError:
+        return None
 
 
 def _pull_tenant_slug(endpoint: str | None, values: dict[str, Any] | None) -> None:
@@ -129,6 +152,7 @@ def client_ip() -> str | None:
 
 def init_app(app: Flask) -> None:
     """Install the per-request tenant resolution."""
+    set_tenant_locale(app, bound_tenant_locale)
     app.url_value_preprocessor(_pull_tenant_slug)
     app.url_defaults(_add_tenant_slug)
     app.before_request(_resolve_tenant)

@@ -7,10 +7,11 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from saas import labels
 from saas.validators import EmailAddress
 from tenants.roles import PERMISSIONS, Role
 
-ROLE_CHOICES = [(role.value, role.value) for role in Role]
+ROLE_CHOICES = labels.choices("role", [role.value for role in Role])
 
 
 class SignUpForm(FlaskForm):
@@ -44,7 +45,9 @@ class ReasonForm(FlaskForm):
 
 class ApiKeyForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    scopes = SelectMultipleField(_l("Scopes"), choices=[(name, name) for name in PERMISSIONS])
+    scopes = SelectMultipleField(
+        _l("Scopes"), choices=[(name, description) for name, (description, _roles) in PERMISSIONS.items()]
+    )
 
 
 class SettingsForm(FlaskForm):

@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 
 from saas import jobs
 from saas.extensions import db
+from saas.labels import label
 from saas.timeutil import utcnow
 from tenants.models import JobRun, Tenant
 from tenants.scoping import current_tenant_id, tenant_bound
@@ -275,6 +276,7 @@ def live_status(run: JobRun) -> dict[str, Any]:
         "kind": run.kind,
         "title": run.title,
         "status": run.status,
+        "status_label": label("job_status", run.status),
         "progress": percent,
         "message": message,
         "result": run.result,

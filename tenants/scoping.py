@@ -29,6 +29,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from saas.extensions import db
+from saas.i18n import reselect_locale
 from saas.ids import new_id
 
 # The tables that belong to no tenant. Every other table must obey law 1 (tests/test_schema.py).
@@ -79,12 +80,15 @@ def bound_tenant_id() -> int | None:
 
 def bind_tenant(tenant_id: int | None) -> contextvars.Token[int | None]:
     """Bind `tenant_id` for the rest of this context (a request); returns a token for `unbind_tenant`."""
-    return _current_tenant.set(tenant_id)
+    token = _current_tenant.set(tenant_id)
+    reselect_locale()  # what is written from now on is read by this tenant's people
+    return token
 
 
 def unbind_tenant(token: contextvars.Token[int | None]) -> None:
     """Restore the binding that `bind_tenant` replaced."""
     _current_tenant.reset(token)
+    reselect_locale()
 
 
 @contextmanager
@@ -94,12 +98,12 @@ def tenant_bound(tenant_id: int) -> Iterator[None]:
     Rows added inside the block are flushed before it ends, so they are written as this tenant's
     (row-level security checks every write against the binding of the moment).
     """
-    token = _current_tenant.set(tenant_id)
+    token = bind_tenant(tenant_id)
     try:
         yield
         _flush_pending_writes()
     finally:
-        _current_tenant.reset(token)
+        unbind_tenant(token)
 
 
 def _flush_pending_writes() -> None:

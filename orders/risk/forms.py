@@ -8,23 +8,10 @@ from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAr
 from wtforms.validators import DataRequired, Length, NumberRange
 
 from orders.risk.models import BLOCK_KINDS, RULE_KINDS
+from saas.labels import LABELS
 
-BLOCK_KIND_LABELS = {
-    "email": _l("Email"),
-    "email_domain": _l("Email domain"),
-    "phone": _l("Phone"),
-    "ip": _l("IP address or CIDR range"),
-    "device": _l("Device id"),
-    "channel_customer": _l("Channel customer id"),
-}
-RULE_LABELS = {
-    "orders_per_customer": _l("Orders per customer (holds)"),
-    "orders_per_ip": _l("Orders per IP address (holds)"),
-    "orders_per_device": _l("Orders per device (holds)"),
-    "redemptions_per_ip": _l("Redemptions per IP address (flags)"),
-    "reveal_ips_per_grant": _l("Addresses revealing one key (flags)"),
-    "orders_per_plan": _l("Orders for one plan (flags a burst)"),
-}
+BLOCK_KIND_LABELS = LABELS["block_kind"]
+RULE_LABELS = LABELS["risk_rule"]
 
 
 class DecisionForm(FlaskForm):

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Literal
 
 from flask import request
+from flask_babel import gettext as _
 from pydantic import BaseModel, Field
 
 from orders.subscriptions import cancellation, reminders, services
@@ -255,7 +256,7 @@ def cancellation_out(row: SubscriptionCancellation) -> CancellationOut:
 def _subscription_or_404(subscription_id: int) -> Subscription:
     found = db.session.get(Subscription, (current_tenant_id(), subscription_id))
     if found is None:
-        raise ApiError(404, "not_found", "no such subscription")
+        raise ApiError(404, "not_found", _("No such subscription."))
     return found
 
 
@@ -269,7 +270,7 @@ def _int_query(name: str) -> int | None:
     if raw is None or raw == "":
         return None
     if not raw.isdigit():
-        raise ApiError(400, "invalid_query", f"{name} must be a whole number")
+        raise ApiError(400, "invalid_query", _("%(name)s must be a whole number.", name=name))
     return int(raw)
 
 
@@ -384,7 +385,7 @@ def renew_subscription(subscription_id: int, body: RenewalIn) -> RenewalOut:
     found = _subscription_or_404(subscription_id)
     key = body.idempotency_key.strip() or request.headers.get("Idempotency-Key", "").strip()
     if not key:
-        raise ApiError(422, "invalid", "idempotency_key (or the Idempotency-Key header) is required")
+        raise ApiError(422, "invalid", _("idempotency_key (or the Idempotency-Key header) is required."))
     try:
         outcome = services.renew(
             found.id,

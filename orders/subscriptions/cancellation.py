@@ -22,7 +22,6 @@ from typing import Any
 from flask import render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from orders.events import actor_label
@@ -48,18 +47,14 @@ from orders.subscriptions.services import (
 from saas import outbox
 from saas.events import publish
 from saas.extensions import db, immediate_transaction
+from saas.labels import LABELS, label
 from saas.timeutil import format_in_zone, utcnow
 from tenants import audit
 from tenants.audit import current_actor
 from tenants.models import Tenant
 from tenants.outbox import queue_mail
 
-REASON_LABELS = {
-    "no_longer_needed": _l("No longer needed"),
-    "too_expensive": _l("Price too high"),
-    "unsatisfied": _l("Not satisfied with the service"),
-    "other": _l("Other"),
-}
+REASON_LABELS = LABELS["cancellation_reason"]
 TICKET_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 MAX_REASON_TEXT = 2000
 
@@ -78,7 +73,7 @@ class RefundQuote:
 
 def reason_label(code: str | None) -> str:
     """Return the customer-facing label of a reason code (empty for none)."""
-    return str(REASON_LABELS[code]) if code in REASON_LABELS else ""
+    return label("cancellation_reason", code) if code in REASON_LABELS else ""
 
 
 def cancellations_of(subscription_id: int) -> list[SubscriptionCancellation]:

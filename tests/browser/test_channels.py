@@ -57,8 +57,8 @@ def test_a_merchant_connects_shopify_maps_a_sku_and_sees_the_paid_order_fulfille
 
     page.reload()
     recent = page.locator("[data-testid=recent]")
-    assert "processed" in recent.locator("[data-testid=inbox-status]").first.inner_text()
-    assert "fulfilled" in recent.locator("[data-testid=order-status]").first.inner_text()
+    assert "Processed" in recent.locator("[data-testid=inbox-status]").first.inner_text()
+    assert "Fulfilled" in recent.locator("[data-testid=order-status]").first.inner_text()
     assert "4242" in recent.inner_text()
 
 

@@ -54,8 +54,8 @@ def test_a_customer_reveals_and_redeems_a_key_and_support_sees_it(
     page.wait_for_url(f"{base}/t/starlight/")
     page.click("[data-endpoint='orders.orders']")
     page.click("text=WEB-1001")
-    assert page.locator("[data-testid=order-status]").inner_text() == "fulfilled"
+    assert page.locator("[data-testid=order-status]").inner_text() == "Fulfilled"
     redemptions = page.locator("[data-testid=redemptions]").inner_text()
-    assert "customer" in redemptions and "redeemed" in redemptions
+    assert "Customer" in redemptions and "Redeemed" in redemptions
     assert page.locator("[data-testid=grants] tr[data-status=redeemed]").count() == 1
     assert str(order_id) in page.url

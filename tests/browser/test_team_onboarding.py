@@ -31,7 +31,7 @@ def test_a_merchant_signs_up_invites_an_analyst_who_sees_an_analysts_navigation(
     page.fill("input[name=password]", "stella-password-1")
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/t/starlight/")
-    assert page.locator("[data-testid=role]").inner_text() == "owner"
+    assert page.locator("[data-testid=role]").inner_text() == "Owner"
     assert {"tenant.settings", "tenant.audit_log", "tenant.api_keys"} <= nav_endpoints(page)
 
     page.click("[data-endpoint='tenant.team']")
@@ -57,7 +57,7 @@ def test_a_merchant_signs_up_invites_an_analyst_who_sees_an_analysts_navigation(
     page.fill("input[name=password]", "ana-password-12")
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/t/starlight/")
-    assert page.locator("[data-testid=role]").inner_text() == "analyst"
+    assert page.locator("[data-testid=role]").inner_text() == "Analyst"
     visible = nav_endpoints(page)
     assert "tenant.team" in visible
     assert not visible & {"tenant.settings", "tenant.audit_log", "tenant.api_keys"}

@@ -88,7 +88,7 @@ def test_a_bundle_goes_from_draft_to_active_to_archived(client: FlaskClient, sho
     )
     client.post(f"{base}/status", data={"status": "active"})
     page = client.get(base).get_data(as_text=True)
-    assert 'data-testid="bundle-status">active' in page
+    assert 'data-testid="bundle-status">On sale' in page
     assert "¥109.90" in page and "−42%" in page  # list price 189.00, price 109.90
     client.post(f"{base}/status", data={"status": "archived"})
     with shop.bound():

@@ -63,7 +63,7 @@ def test_upload_preview_then_import(client: FlaskClient, shop: Shop) -> None:
         data={"action": "import", "on_reject": "skip", "card_column": "0", "secret_column": "1"},
         follow_redirects=True,
     ).get_data(as_text=True)
-    assert 'data-testid="import-state">imported' in done
+    assert 'data-testid="import-state">Imported' in done
     with shop.bound():
         batch = db.session.scalars(select(CardKeyBatch).where(CardKeyBatch.supplier == "杭州数娱科技")).one()
         assert (batch.rows_read, batch.imported, batch.duplicates_in_file, batch.duplicates_in_stock) == (
@@ -92,7 +92,7 @@ def test_the_operator_chooses_abort_and_downloads_the_rejection_report(
     preview_url = upload(client, shop, right_id, "\n".join(lines).encode()).headers["Location"]
     page = client.post(preview_url, data={"action": "import", "on_reject": "abort"}, follow_redirects=True)
     text = page.get_data(as_text=True)
-    assert 'data-testid="import-state">aborted' in text and "nothing was imported" in text
+    assert 'data-testid="import-state">Aborted' in text and "nothing was imported" in text
     report_url = re.search(r'href="([^"]+rejections.csv)"', text)
     assert report_url is not None
     report = client.get(report_url.group(1))
@@ -105,7 +105,7 @@ def test_the_operator_chooses_abort_and_downloads_the_rejection_report(
         assert db.session.scalar(select(func.count()).select_from(CardKey)) == 0
         assert db.session.scalar(select(func.count()).select_from(CardKeyBatch)) == 0
     again = client.post(preview_url, data={"action": "import", "on_reject": "skip"}, follow_redirects=True)
-    assert 'data-testid="import-state">imported' in again.get_data(as_text=True)
+    assert 'data-testid="import-state">Imported' in again.get_data(as_text=True)
     with shop.bound():
         assert db.session.scalar(select(func.count()).select_from(CardKey)) == 19
 

@@ -64,9 +64,9 @@ def test_histogram_of_days_from_the_period_end_and_the_day_of_month(
 def test_upcoming_expiries_show_their_auto_renew_state(shop: Shop, renewals: dict[str, int]) -> None:
     upcoming = board(shop, Filters(WINTER)).table("upcoming").rows  # type: ignore[union-attr]
     assert [(r["period_end"], r["auto_renew"]) for r in upcoming] == [
-        ("2026-02-20", "off"),
-        ("2026-03-05", "on"),
-        ("2026-03-10", "on"),
+        ("2026-02-20", "Off"),
+        ("2026-03-05", "On"),
+        ("2026-03-10", "On"),
     ]
 
 

@@ -46,7 +46,7 @@ def test_finance_runs_a_month_sees_the_summary_and_downloads_every_file(
     assert 'data-endpoint="reconciliation.runs"' in nav
     run_url = new_january_run(client, shop)
     page = client.get(run_url).get_data(as_text=True)
-    assert 'data-testid="run-status">succeeded' in page
+    assert 'data-testid="run-status">Done' in page
     assert 'data-total="net">¥47.36' in page and 'data-total="gross_profit">¥18.36' in page
     assert "音乐月卡" in page  # keys delivered by batch
     listing = client.get(f"/t/{shop.slug}/reconciliation/").get_data(as_text=True)

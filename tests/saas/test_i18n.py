@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
-from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
-from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
@@ -51,34 +52,51 @@ def test_merchants_get_simplified_chinese_unless_they_ask_otherwise() -> None:
 def test_the_compiled_catalogue_matches_its_source() -> None:
     with open(CATALOGUE / "messages.po", "rb") as po, open(CATALOGUE / "messages.mo", "rb") as mo:
         source, compiled = read_po(po), read_mo(mo)
-    expected = {m.id: m.string for m in source if m.id and m.string}
-    actual = {m.id: m.string for m in compiled if m.id}
+    expected = {(m.context, m.id): m.string for m in source if m.id and m.string and not m.fuzzy}
+    actual = {(m.context, m.id): m.string for m in compiled if m.id}
     assert actual == expected, "run `make translations` to recompile messages.mo"
 
 
 _PLACEHOLDER = re.compile(r"%\([^)]+\)[sdif]|%[sdif]|%%|\{[^{}]*\}")
 
 
-def _extracted_messages() -> dict[str, tuple[str, int]]:
-    """Every msgid the code marks for translation today, extracted the way `make translations` does."""
+MessageKey = tuple[str | None, str]  # (context, msgid): a label's context is its enum (saas/labels.py)
+
+
+def _extracted_messages(tmp_path: Path) -> dict[MessageKey, tuple[str, int]]:
+    """Every msgid the code marks for translation today: `pybabel extract` run as `make translations` runs it.
+
+    The arguments are read from the Makefile, so the test and the command cannot drift apart.
+    """
     root = Path(__file__).resolve().parents[2]
-    with open(root / "babel.cfg", encoding="utf-8") as cfg:
-        method_map, options_map = parse_mapping_cfg(cfg)
-    keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
-    found: dict[str, tuple[str, int]] = {}
-    for filename, lineno, message, _comments, _context in extract_from_dir(
-        str(root), method_map, options_map, keywords=keywords
-    ):
-        for msgid in message if isinstance(message, tuple) else (message,):
-            if msgid:
-                found.setdefault(msgid, (filename, lineno))
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    found_line = re.search(r"pybabel extract (.+)", makefile)
+    assert found_line is not None, "the Makefile's translations target no longer runs pybabel extract"
+    arguments = shlex.split(found_line.group(1))
+    output = arguments.index("-o") + 1
+    arguments[output] = str(tmp_path / "messages.pot")
+    subprocess.run(
+        [sys.executable, "-m", "babel.messages.frontend", "-q", "extract", *arguments],
+        cwd=root,
+        check=True,
+    )
+    with open(tmp_path / "messages.pot", "rb") as pot:
+        template = read_po(pot)
+    found: dict[MessageKey, tuple[str, int]] = {}
+    for message in template:
+        if not message.id:
+            continue
+        path, line = message.locations[0] if message.locations else ("?", 0)
+        for msgid in message.id if isinstance(message.id, tuple) else (message.id,):
+            found.setdefault((message.context, msgid), (path, int(line or 0)))
     return found
 
 
-def test_every_message_in_the_code_is_translated_with_its_placeholders() -> None:
+def _translations() -> dict[MessageKey, str]:
+    """The catalogue's Chinese for each (context, msgid); fuzzy or empty entries count as missing."""
     with open(CATALOGUE / "messages.po", "rb") as po:
         catalogue = read_po(po)
-    translations: dict[str, str] = {}
+    translations: dict[MessageKey, str] = {}
     for message in catalogue:
         if not message.id:
             continue
@@ -86,24 +104,44 @@ def test_every_message_in_the_code_is_translated_with_its_placeholders() -> None
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         translated = "" if message.fuzzy or not all(strings) else strings[0]
         for msgid in ids:  # a plural entry: Chinese has one form, standing for both msgids
-            translations[msgid] = translated
+            translations[(message.context, msgid)] = translated
+    return translations
 
-    extracted = _extracted_messages()
+
+def _shown(key: MessageKey) -> str:
+    context, msgid = key
+    return f"[{context}] {msgid!r}" if context else repr(msgid)
+
+
+def test_every_message_in_the_code_is_translated_with_its_placeholders(tmp_path: Path) -> None:
+    translations = _translations()
+    extracted = _extracted_messages(tmp_path)
     assert len(extracted) > 100, "extraction found almost nothing: check babel.cfg"
 
     untranslated = sorted(
-        f"{path}:{line}: {msgid!r}"
-        for msgid, (path, line) in extracted.items()
-        if not translations.get(msgid)
+        f"{path}:{line}: {_shown(key)}"
+        for key, (path, line) in extracted.items()
+        if not translations.get(key)
     )
-    assert not untranslated, "untranslated (`make translations`, then fill messages.po):\n" + "\n".join(
-        untranslated
+    assert not untranslated, (
+        f"{len(untranslated)} messages have no Chinese (or only a fuzzy guess): "
+        "run `make translations`, then fill these msgstrs in "
+        "saas/translations/zh/LC_MESSAGES/messages.po and drop any `#, fuzzy` flag:\n"
+        + "\n".join(untranslated)
     )
 
     mismatched = [
-        f"{msgid!r} -> {translations[msgid]!r}"
-        for msgid in extracted
-        if sorted(_PLACEHOLDER.findall(msgid)) != sorted(_PLACEHOLDER.findall(translations[msgid]))
-        or msgid.count("\n") != translations[msgid].count("\n")
+        f"{_shown(key)} -> {translations[key]!r}"
+        for key in extracted
+        if sorted(_PLACEHOLDER.findall(key[1])) != sorted(_PLACEHOLDER.findall(translations[key]))
+        or key[1].count("\n") != translations[key].count("\n")
     ]
     assert not mismatched, "placeholders or line breaks differ:\n" + "\n".join(mismatched)
+
+
+def test_the_catalogue_has_no_fuzzy_entries() -> None:
+    with open(CATALOGUE / "messages.po", "rb") as po:
+        fuzzy = [_shown((m.context, str(m.id))) for m in read_po(po) if m.id and m.fuzzy]
+    assert not fuzzy, "fuzzy entries are guesses `pybabel update` made; check and unflag them:\n" + "\n".join(
+        fuzzy
+    )

@@ -120,7 +120,7 @@ def test_a_user_in_two_tenants_switches_between_them(
     switcher = client.get("/").get_data(as_text=True)
     assert shop.tenant.name in switcher and other_shop.tenant.name in switcher
     page = client.get(f"/t/{other_shop.slug}/").get_data(as_text=True)
-    assert 'data-testid="role">analyst' in page
+    assert 'data-testid="role">Analyst' in page
 
 
 def test_a_member_sets_their_name_and_language(client: FlaskClient, shop: Shop) -> None:

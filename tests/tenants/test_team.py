@@ -29,7 +29,7 @@ def test_an_invited_person_joins_with_the_role_they_were_given(
     newcomer = app.test_client()
     assert newcomer.post(path, data={"name": "New Bie", "password": "newbie-password"}).status_code == 302
     page = newcomer.get(f"/t/{shop.slug}/").get_data(as_text=True)
-    assert 'data-testid="role">finance' in page
+    assert 'data-testid="role">Finance' in page
     assert newcomer.post(path, data={"password": "newbie-password"}).status_code == 410  # used once
 
 

@@ -49,7 +49,7 @@
       .then(function (s) {
         box.querySelector("progress").value = s.progress;
         box.querySelector(".job-percent").textContent = s.progress + "%";
-        box.querySelector(".job-state").textContent = s.status;
+        box.querySelector(".job-state").textContent = s.status_label || s.status;
         box.querySelector(".job-message").textContent = s.error || s.message || "";
         box.setAttribute("data-status", s.status);
         if (!s.finished) { setTimeout(function () { poll(box); }, 1000); }
