@@ -280,7 +280,7 @@ def attached_line(attachment: Any, total: int | None, title: str = "") -> Extern
     details: dict[str, Any] = {}
     if raw.startswith("{"):
         try:
-            found = json.loads(raw)
+            found = bounds.load_json(raw)
         except ValueError:
             found = None
         details = found if isinstance(found, dict) else {}
