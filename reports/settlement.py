@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +33,7 @@ from reports.reconciliation_models import (
     Settlement,
     SettlementMatch,
 )
+from saas import money
 from saas.extensions import db
 from saas.timeutil import format_in_zone, utcnow
 from tenants import audit
@@ -77,7 +77,6 @@ HEADER_WORDS: dict[str, set[str]] = {
     "fee": {"手续费", "服务费", "渠道费", "佣金", "fee", "fees", "commission", "service fee"},
     "date": {"日期", "时间", "交易时间", "结算时间", "入账时间", "date", "time", "created", "settled at"},
 }
-_AMOUNT_NOISE = re.compile(r"[\s,¥￥$€元]|CNY|RMB|USD|EUR|HKD", re.IGNORECASE)
 
 
 class SettlementError(ValueError):
@@ -87,21 +86,13 @@ class SettlementError(ValueError):
 # ---------------------------------------------------------------- reading the file
 
 
-def parse_amount(text: str) -> int:
-    """Read a money amount ("1,234.50", "¥-12.5", "(3.00)", "12元") as minor units; ValueError if not one."""
-    raw = (text or "").strip()
-    negative = raw.startswith("(") and raw.endswith(")")
-    cleaned = _AMOUNT_NOISE.sub("", raw.strip("()"))
-    if not cleaned:
-        raise ValueError("empty amount")
-    try:
-        amount = Decimal(cleaned)
-    except InvalidOperation as error:
-        raise ValueError(f"not an amount: {raw[:40]}") from error
-    if not amount.is_finite():
-        raise ValueError(f"not an amount: {raw[:40]}")
-    minor = int((amount * 100).to_integral_value(rounding=ROUND_HALF_UP))
-    return -abs(minor) if negative else minor
+def read_amount(text: str, currency: str) -> int:
+    """Read a settlement amount ("1,234.50", "¥-12.5", "(3.00)", "12元") as minor units; ValueError if not.
+
+    `saas.money.parse`, negative amounts allowed (refunds, chargebacks); a fraction of the minor unit (a
+    fee a channel computed by percentage) is rounded half up, as channels round their own fees.
+    """
+    return money.parse(text or "", currency, negative=True, rounding=ROUND_HALF_UP)
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -458,7 +449,7 @@ def match_settlement(settlement_id: int) -> dict[str, Any]:
         if rows_read % 20_000 == 0:
             report_progress(min(90, rows_read / 2000), _("%(rows)d rows read", rows=rows_read))
         try:
-            external_id, amount, fee, date = _read_cells(cells, mapping)
+            external_id, amount, fee, date = _read_cells(cells, mapping, run.currency)
         except ValueError as error:
             if len(unreadable) < MAX_UNREADABLE_KEPT:
                 unreadable.append({"line": line_no, "problem": str(error)[:200]})
@@ -480,7 +471,9 @@ def match_settlement(settlement_id: int) -> dict[str, Any]:
     return {"settlement_id": str(settlement_id), **counts}
 
 
-def _read_cells(cells: list[str], mapping: dict[str, Any]) -> tuple[str, int, int | None, str | None]:
+def _read_cells(
+    cells: list[str], mapping: dict[str, Any], currency: str
+) -> tuple[str, int, int | None, str | None]:
     def cell(role: str) -> str | None:
         index = mapping.get(role)
         if index is None:
@@ -490,9 +483,9 @@ def _read_cells(cells: list[str], mapping: dict[str, Any]) -> tuple[str, int, in
     external_id = (cell("order_id") or "").strip()
     if not external_id:
         raise ValueError(_("no order id"))
-    amount = parse_amount(cell("amount") or "")
+    amount = read_amount(cell("amount") or "", currency)
     fee_text = cell("fee")
-    fee = parse_amount(fee_text) if fee_text else None
+    fee = read_amount(fee_text, currency) if fee_text else None
     date = cell("date")
     return external_id, amount, fee, (date or None) and date[:40]
 
