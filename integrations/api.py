@@ -21,7 +21,7 @@ from integrations.models import INBOX_STATUSES, Channel, ChannelSpend, InboxDeli
 from saas.errors import ApiError
 from saas.extensions import db
 from tenants import roles
-from tenants.api import QueryParam, api_blueprint, api_endpoint, paginate
+from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("integrations_api")
@@ -29,7 +29,7 @@ RefKind = Literal["sku", "variant", "price", "product"]
 Category = Literal["ad_spend", "commission", "platform_fee", "other"]
 
 
-class ChannelIn(BaseModel):
+class ChannelIn(RequestModel):
     """A channel to connect. `secret`: the platform's signing secret; leave it out to get a generated one."""
 
     kind: Literal["shopify", "woocommerce", "stripe", "generic", "csv"]
@@ -41,7 +41,7 @@ class ChannelIn(BaseModel):
     secret: str | None = None
 
 
-class ChannelPatch(BaseModel):
+class ChannelPatch(RequestModel):
     """Changes to a channel; fields left out stay as they are."""
 
     name: str | None = None
@@ -75,7 +75,7 @@ class ChannelCreated(ChannelOut):
     secret: str | None
 
 
-class RotateIn(BaseModel):
+class RotateIn(RequestModel):
     """Rotate the secret: the old one still verifies for `overlap_hours`."""
 
     overlap_hours: int = Field(24, ge=0, le=336)
@@ -87,7 +87,7 @@ class SecretOut(BaseModel):
     previous_secret_valid_until: dt.datetime | None
 
 
-class MappingIn(BaseModel):
+class MappingIn(RequestModel):
     """A mapping; both `external_ref` and `plan_id` are required (checked after the channel is found)."""
 
     ref_kind: RefKind = "sku"
@@ -120,7 +120,7 @@ class InboxOut(BaseModel):
     processed_at: dt.datetime | None
 
 
-class SpendIn(BaseModel):
+class SpendIn(RequestModel):
     """One day's spend (`day` is required; the tenant's local date)."""
 
     day: dt.date | None = None

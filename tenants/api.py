@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.json_schema import models_json_schema
 from sqlalchemy import Select
 
@@ -53,6 +53,16 @@ class ApiOperation:
     paginated: bool = False
     query: list[QueryParam] = field(default_factory=list)
     errors: tuple[int, ...] = ()
+
+
+class RequestModel(BaseModel):
+    """The base of every request body: a field the model does not know is refused, never ignored.
+
+    Ignored, `{"mode": "now"}` (a misspelt or unsupported field) cancelled at period end instead of now.
+    `api_endpoint` accepts only request models built on this base.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Page(BaseModel):
@@ -102,7 +112,13 @@ def parse_body(model: type[M]) -> M:
         return model.model_validate(payload)
     except ValidationError as error:
         details = {"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]}
-        raise ApiError(422, "invalid", "the body does not match the schema", details) from error
+        unknown = [
+            ".".join(str(part) for part in e["loc"]) for e in error.errors() if e["type"] == "extra_forbidden"
+        ]
+        message = "the body does not match the schema"
+        if unknown:
+            message = f"unknown field(s): {', '.join(unknown)}; " + message
+        raise ApiError(422, "invalid", message, details) from error
 
 
 def api_endpoint(
@@ -137,6 +153,9 @@ def api_endpoint(
         list(query or []),
         errors,
     )
+
+    if request_model is not None and not issubclass(request_model, RequestModel):
+        raise TypeError(f"{request_model.__name__} must be a tenants.api.RequestModel (unknown fields: 422)")
 
     def decorate(func: Callable[..., Any]) -> Callable[..., ResponseReturnValue]:
         @wraps(func)

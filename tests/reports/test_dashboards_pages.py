@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from reports.dashboards import PLOTLY_URL
-from saas.layout import money
+from saas import money
+from saas.money import format_money
 from saas.timeutil import frozen_time
 from tenants import services
 from tenants.roles import Role
@@ -130,19 +131,33 @@ def test_the_json_api_equals_the_pages_tables_and_their_csv(
             assert f'data-testid="table-{table["key"]}"' in html
             name = DASHBOARD_OF_PAGE[page]
             url = f"/t/{shop.slug}/reports/table.csv?dashboard={name}&table={table['key']}&{MARCH}"
-            assert csv_rows(client, url) == [
-                {k: "" if v is None else str(v) for k, v in row.items()} for row in table["rows"]
-            ], table["key"]
+            assert csv_rows(client, url) == [_in_csv(row, table["columns"]) for row in table["rows"]], table[
+                "key"
+            ]
             for row in table["rows"]:
                 for column in table["columns"]:
                     assert _shown(row[column["key"]], column) in html, (table["key"], column["key"])
 
 
+def _in_csv(row: dict[str, Any], columns: list[dict[str, str]]) -> dict[str, str]:
+    """Return an API row as the CSV holds it: headed by labels, money in yuan with two decimals."""
+    cells = {}
+    for column in columns:
+        value = row[column["key"]]
+        if column["kind"] == "money":
+            cells[f"{column['label']} (CNY)"] = "" if value is None else money.to_text(int(value), "CNY")
+        elif column["kind"] == "days" and value == ">365":
+            cells[column["label"]] = "more than a year"
+        else:
+            cells[column["label"]] = "" if value is None else str(value)
+    return cells
+
+
 def _shown(value: Any, column: dict[str, str]) -> str:
     if value is None:
-        return "n/a"
+        return "—"
     if column["kind"] == "money":
-        return money(int(value), "CNY")
+        return format_money(int(value), "CNY")
     if column["kind"] == "count":
         return f"{int(value):,}"
     if column["kind"] == "ratio":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from orders.subscriptions import cancellation, policy
@@ -167,3 +168,38 @@ def test_an_api_key_without_the_cancel_scope_cannot_cancel(client: FlaskClient, 
     response = client.post(f"/api/v1/subscriptions/{ids['soon']}/cancel", headers=headers, json={})
     assert response.status_code == 403
     assert client.get(f"/api/v1/subscriptions/{ids['soon']}", headers=headers).status_code == 200
+
+
+def test_an_unknown_field_is_a_422_that_names_it_and_cancels_nothing(client: FlaskClient, shop: Shop) -> None:
+    ids = three_subscriptions(shop)
+    headers = api_headers(shop)
+    response = client.post(
+        f"/api/v1/subscriptions/{ids['soon']}/cancel", headers=headers, json={"mode": "now"}
+    )
+    assert response.status_code == 422 and "mode" in response.json["message"], response.json
+    assert client.get(f"/api/v1/subscriptions/{ids['soon']}", headers=headers).json["status"] == "active"
+
+
+def test_every_request_body_of_the_api_refuses_unknown_fields(app: Flask) -> None:
+    from pydantic import BaseModel
+
+    from tenants.api import RequestModel
+
+    def models(model: type[BaseModel]) -> list[type[BaseModel]]:
+        found = [model]
+        for field in model.model_fields.values():
+            for arg in [field.annotation, *getattr(field.annotation, "__args__", ())]:
+                for inner in [arg, *getattr(arg, "__args__", ())]:
+                    if isinstance(inner, type) and issubclass(inner, BaseModel):
+                        found += models(inner)
+        return found
+
+    bodies = [
+        view.api_operation.request_model
+        for view in app.view_functions.values()
+        if getattr(view, "api_operation", None) is not None and view.api_operation.request_model is not None
+    ]
+    assert len(bodies) >= 20
+    loose = {m.__name__ for body in bodies for m in models(body) if not issubclass(m, RequestModel)}
+    assert not loose
+    assert all(m.model_config.get("extra") == "forbid" for body in bodies for m in models(body))
