@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import plotly
-from flask import Blueprint, Response, abort, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
@@ -16,6 +17,7 @@ from catalog.models import Bundle, Right
 from reports import charts, datasets, rollups
 from reports.filters import PRESETS, FilterError, Filters, default_filters, parse_filters
 from reports.tables import Dashboard, display
+from saas import jobs
 from saas.csvfile import MIME_TYPE
 from saas.extensions import db
 from tenants import roles
@@ -147,6 +149,25 @@ def download_table() -> ResponseReturnValue:
         mimetype=MIME_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@bp.post("/refresh")
+@login_required
+@requires(roles.REPORTS_VIEW)
+def refresh_figures() -> ResponseReturnValue:
+    """Rebuild the tenant's rollups from the raw tables now (a job: a large shop takes a while)."""
+    tenant_id = current_tenant().id
+    jobs.enqueue(
+        "reports.rollup_tasks.rebuild_tenant_rollups",
+        tenant_id,
+        queue="reports",
+        timeout=1800,
+        coalesce=f"rollups.rebuild:{tenant_id}",  # ten clicks queue one rebuild
+    )
+    flash(_("The figures are being recomputed from your orders; reload in a moment."), "info")
+    back = request.form.get("next", "")
+    home = url_for("reports.dashboards")
+    return redirect(back if back.startswith(home) and "//" not in back else home)
 
 
 def csv_url(dashboard: str, table: str, filters: Filters) -> str:

@@ -183,3 +183,27 @@ def test_another_shops_bundle_is_an_unknown_filter(client: FlaskClient, shop: Sh
     login(client, shop.members["analyst"])
     page = client.get(f"/t/{shop.slug}/reports/sales?bundle={theirs}")
     assert page.status_code == 400 and 'data-testid="filter-error"' in page.get_data(as_text=True)
+
+
+def test_the_figures_say_how_fresh_they_are_and_a_merchant_can_recompute_them(
+    client: FlaskClient, shop: Shop, sold_in_march: None
+) -> None:
+    with shop.bound():
+        video = card_key_product("音乐月卡", price=990)
+        sell(video, at(2026, 3, 3, 10))  # sold after the last refresh: not yet in the rollups
+    login(client, shop.members["analyst"])
+    with frozen_time(at(2026, 4, 1)):
+        before = client.get(f"/t/{shop.slug}/reports/sales?{MARCH}").get_data(as_text=True)
+        assert 'data-testid="freshness"' in before and "Figures as of" in before
+        assert "音乐月卡" not in before.split('data-testid="table-by_bundle"')[1].split("</table>")[0]
+        answer = client.post(
+            f"/t/{shop.slug}/reports/refresh", data={"next": f"/t/{shop.slug}/reports/sales?{MARCH}"}
+        )
+        assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/reports/sales?{MARCH}")
+        after = client.get(f"/t/{shop.slug}/reports/sales?{MARCH}").get_data(as_text=True)
+    assert "音乐月卡" in after.split('data-testid="table-by_bundle"')[1].split("</table>")[0]
+    assert "2026-04-01" in after.split('data-testid="freshness"')[1].split("</form>")[0]
+    outside = client.post(f"/t/{shop.slug}/reports/refresh", data={"next": "https://evil.example/"})
+    assert outside.headers["Location"].endswith(f"/t/{shop.slug}/reports/")
+    login(client, shop.members["support"])  # support reads no dashboards, so it cannot recompute them
+    assert client.post(f"/t/{shop.slug}/reports/refresh").status_code in (403, 404)
