@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -203,3 +205,20 @@ def test_every_request_body_of_the_api_refuses_unknown_fields(app: Flask) -> Non
     loose = {m.__name__ for body in bodies for m in models(body) if not issubclass(m, RequestModel)}
     assert not loose
     assert all(m.model_config.get("extra") == "forbid" for body in bodies for m in models(body))
+
+
+def test_the_page_shows_the_next_period_a_renewal_would_buy(client: FlaskClient, shop: Shop) -> None:
+    with shop.bound():
+        sub = subscribe(renewable_plan("month"), at=local(2026, 1, 31, 9, 30))  # paid to 2026-02-28 09:30
+        sub_id = sub.id
+    login(client, shop.members["finance"])
+    with frozen_time(local(2026, 2, 20)):
+        page = client.get(f"/t/{shop.slug}/subscriptions/{sub_id}").get_data(as_text=True)
+    assert "The next period runs 2026-02-28 09:30 – 2026-03-31 09:30" in page, (
+        "not a period ending as it starts"
+    )
+    with shop.bound():
+        renew(sub_id, local(2026, 2, 20), "next-period")
+        renewed = fresh(sub_id)
+        assert renewed.current_period_start.astimezone(dt.UTC) == local(2026, 2, 28, 9, 30)
+        assert renewed.current_period_end.astimezone(dt.UTC) == local(2026, 3, 31, 9, 30)
