@@ -46,6 +46,7 @@ from orders.events import OrderError
 from orders.models import Order
 from orders.subscriptions import cancellation
 from orders.subscriptions import services as subscription_services
+from saas import money
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import audit
@@ -290,11 +291,11 @@ def check_price(channel: Channel, currency: str, line: ExternalLine, plan: Plan)
     ):
         raise Hold(
             _(
-                "Amount mismatch: %(title)s sold at %(got)s, plan %(plan)s costs %(want)s (minor units).",
+                "Amount mismatch: %(title)s sold at %(got)s, plan %(plan)s costs %(want)s.",
                 title=line.title or plan.name,
-                got=line.unit_price,
+                got=money.format_money(line.unit_price, currency),
                 plan=plan.name,
-                want=plan.price,
+                want=money.format_money(plan.price, plan.currency),
             )
         )
 
