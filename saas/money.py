@@ -134,7 +134,7 @@ def parse(
         raise MoneyError(_("The amount cannot be negative."))
     try:
         minor = amount.scaleb(places)
-        if minor.adjusted() > 18:  # beyond 19 digits: refuse before building a huge int
+        if minor and minor.adjusted() > 18:  # beyond 19 digits: refuse before building a huge int
             raise MoneyError(_("The amount is too large."))
         if rounding is not None:
             minor = minor.to_integral_value(rounding=rounding)

@@ -73,6 +73,7 @@ def test_bad_amounts_are_refused_with_a_reason(text: str, why: str) -> None:
 
 
 def test_other_bad_inputs_are_refused() -> None:
+    assert money.parse(Decimal("0E+1000"), "CNY") == 0
     for value in (1.5, True, None, Decimal("NaN"), Decimal("1E+999999999")):
         with pytest.raises(money.MoneyError):
             money.parse(value, "CNY")  # type: ignore[arg-type]
