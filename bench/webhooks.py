@@ -162,6 +162,7 @@ def prepare(url: str) -> tuple[int, int, str]:
             plan = catalog_services.create_plan(
                 bundle, {"name": "月卡", "price": 3990, "period_unit": "month"}
             )
+            catalog_services.change_bundle_status(bundle, "active")  # a draft's orders are refused
             channel, _ = channels.create_channel(
                 "shopify", ChannelSettings(name="Bench Shopify"), secret=SECRET
             )

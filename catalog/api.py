@@ -23,7 +23,7 @@ from catalog.services import CatalogError
 from saas.errors import ApiError
 from saas.extensions import db
 from tenants import roles
-from tenants.api import QueryParam, api_blueprint, api_endpoint, paginate
+from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("catalog_api")
@@ -34,7 +34,7 @@ PeriodUnit = Literal["month", "quarter", "year", "days"]
 # ---------------------------------------------------------------- schemas
 
 
-class RightIn(BaseModel):
+class RightIn(RequestModel):
     """A new right. Amounts in minor units."""
 
     name: str
@@ -53,7 +53,7 @@ class RightIn(BaseModel):
     link_url: str = ""
 
 
-class RightPatch(BaseModel):
+class RightPatch(RequestModel):
     """Changes to a right; fields left out stay as they are."""
 
     name: str | None = None
@@ -94,7 +94,7 @@ class RightOut(BaseModel):
     created_at: dt.datetime
 
 
-class ItemIn(BaseModel):
+class ItemIn(RequestModel):
     right_id: str
     quantity: int = 1
 
@@ -105,7 +105,7 @@ class ItemOut(BaseModel):
     quantity: int
 
 
-class PlanIn(BaseModel):
+class PlanIn(RequestModel):
     """A new plan (tier) of a bundle. Prices in minor units."""
 
     bundle_id: str
@@ -120,7 +120,7 @@ class PlanIn(BaseModel):
     position: int = 0
 
 
-class PlanPatch(BaseModel):
+class PlanPatch(RequestModel):
     """Changes to a plan; orders already sold keep their snapshot."""
 
     name: str | None = None
@@ -158,14 +158,14 @@ class PlanSnapshotOut(BaseModel):
     taken_at: str
 
 
-class BundleIn(BaseModel):
+class BundleIn(RequestModel):
     name: str
     description: str = ""
     cover_text: str = ""
     items: list[ItemIn] = Field(default_factory=list)
 
 
-class BundlePatch(BaseModel):
+class BundlePatch(RequestModel):
     name: str | None = None
     description: str | None = None
     cover_text: str | None = None
@@ -197,11 +197,12 @@ class StockOut(BaseModel):
     value_at_cost: dict[str, int]
     delivered_last_30_days: int
     days_of_cover: float | None
+    cover_beyond_a_year: bool = False  # then days_of_cover is capped at 365
     low_stock_threshold: int | None
     low_stock: bool
 
 
-class ImportOptionsIn(BaseModel):
+class ImportOptionsIn(RequestModel):
     """How to read the file; anything left out is detected."""
 
     encoding: str | None = None
@@ -275,7 +276,7 @@ class CardKeyOut(BaseModel):
     created_at: dt.datetime
 
 
-class VoidIn(BaseModel):
+class VoidIn(RequestModel):
     reason: str | None = None
 
 
@@ -349,6 +350,7 @@ def _stock_out(level: stock.StockLevel) -> StockOut:
         value_at_cost=level.value_at_cost,
         delivered_last_30_days=level.delivered_recently,
         days_of_cover=level.days_of_cover,
+        cover_beyond_a_year=level.cover_beyond_a_year,
         low_stock_threshold=level.right.low_stock_threshold,
         low_stock=level.is_low,
     )

@@ -54,7 +54,8 @@ DEMO_RIGHTS = [
         "face_value": 1500,
         "unit_cost": 1150,
         "validity_days": 31,
-        "topup_settings": {"adapter": "generic", "product_code": "NCM-VIP-1M", "account_type": "mobile"},
+        # The demo supplier answers at once and tops nothing up (orders.topup.DemoSupplierAdapter).
+        "topup_settings": {"adapter": "demo", "product_code": "NCM-VIP-1M", "account_type": "mobile"},
     },
     {
         "name": "喜马拉雅会员兑换页",

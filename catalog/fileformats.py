@@ -97,18 +97,26 @@ HEADER_WORDS = {
 }
 _BLANK_EDGES = " \t\r\n\u3000\ufeff\u200b\u00a0"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_BINARY_MAGIC = (
-    b"%PDF",
-    b"\x89PNG",
-    b"GIF8",
-    b"\xff\xd8\xff",
-    b"\x1f\x8b",
-    b"BZh",
-    b"\x7fELF",
-    b"MZ",
-    b"Rar!",
-    b"7z\xbc\xaf",
+# Full signatures of binary formats someone may upload by mistake. Short prefixes such as `MZ`, `BZh` or
+# `GIF8` are valid starts of card numbers (`MZ3K9Q2L8P----X1Y2Z3`): a file is binary by its whole
+# signature, or because it does not decode as text (see `sniff_kind`), never by two letters. Executables
+# (MZ, ELF) and most other binaries are refused by their NUL and control bytes.
+_BINARY_SIGNATURES: tuple[re.Pattern[bytes], ...] = tuple(
+    re.compile(pattern, re.DOTALL)
+    for pattern in (
+        rb"%PDF-\d\.\d",
+        rb"\x89PNG\r\n\x1a\n",
+        rb"GIF8[79]a",
+        rb"\xff\xd8\xff[\xc0-\xfe]",  # JPEG: SOI then a marker
+        rb"\x1f\x8b\x08",  # gzip, deflate
+        rb"BZh[1-9]1AY&SY",  # bzip2: header then the block magic
+        rb"\x7fELF[\x01\x02]",
+        rb"Rar!\x1a\x07",
+        rb"7z\xbc\xaf\x27\x1c",
+        rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",  # OLE: an old .xls or .doc
+    )
 )
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1a")  # \x1a: DOS end of file
 _DATE_FORMATS = (
     "%Y-%m-%d",
     "%Y/%m/%d",
@@ -219,16 +227,38 @@ def clean(value: Any) -> str:
 
 
 def sniff_kind(head: bytes) -> str:
-    """Tell 'xlsx' from 'text'; FileFormatError for empty or binary files."""
+    """Tell 'xlsx' from 'text'; FileFormatError for empty or binary files.
+
+    XLSX is a ZIP (its full local-header signature). Otherwise a file is text when its start decodes as
+    text (UTF-16 with a BOM, UTF-8, GB18030, or what charset_normalizer finds) without control bytes; a
+    binary format's full signature (PDF, images, archives, executables, OLE) is refused first.
+    """
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
         raise FileFormatError(str(_l("The file is empty.")))
     if head.startswith(b"PK\x03\x04"):
         return "xlsx"
-    if head.startswith(_BINARY_MAGIC) or (
-        b"\x00" in head[:8192] and not head.startswith((b"\xff\xfe", b"\xfe\xff"))
-    ):
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "text"
+    if any(signature.match(head) for signature in _BINARY_SIGNATURES) or not _looks_like_text(head):
         raise FileFormatError(str(_l("This is not a text, CSV or XLSX file.")))
     return "text"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Tell whether a file's start decodes as text with no control characters but line breaks and tabs."""
+    sample = head[:8192]
+    if b"\x00" in sample:
+        return False
+    for encoding in ("utf-8", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)("strict")
+        try:
+            text = decoder.decode(sample, final=False)  # a cut character at the end is not an error
+        except UnicodeDecodeError:
+            continue
+        return not any((ord(c) < 32 and c not in _TEXT_CONTROLS) or c == "\x7f" for c in text)
+    from charset_normalizer import from_bytes
+
+    return from_bytes(sample).best() is not None
 
 
 def _decodes(sample: bytes, encoding: str) -> bool:

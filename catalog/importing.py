@@ -13,7 +13,6 @@ into a staging table keyed by hash (duplicates in the file), then INSERT … ON 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from catalog import fileformats, keyring
 from catalog.fileformats import ImportFormat, Rejection, RowChecker
 from catalog.models import CardKeyBatch, Right
 from saas.crypto import CardKeyCipher
+from saas.csvfile import SafeCsvWriter, open_csv
 from saas.extensions import db, immediate_transaction
 from saas.ids import new_id
 from saas.timeutil import utcnow
@@ -101,8 +101,8 @@ class RejectionReport:
         if self.path is None:
             return
         if self._writer is None:
-            self._file = self.path.open("w", encoding="utf-8-sig", newline="")
-            self._writer = csv.writer(self._file)
+            self._file = open_csv(self.path)
+            self._writer = SafeCsvWriter(self._file)
             self._writer.writerow(["line", "reason"])
         self._writer.writerow([rejection.line_no, rejection.reason])
 

@@ -17,7 +17,7 @@ from sqlalchemy import Select, distinct, func, select, update
 from catalog import fileformats, importing, keyring, uploads
 from catalog.fileformats import Detection, FileFormatError, ImportFormat, KeyRow, Rejection
 from catalog.models import KEY_STATUSES, CardKey, CardKeyBatch, Right
-from catalog.services import CatalogError, parse_money
+from catalog.services import CatalogError, read_amount
 from catalog.stock import check_low_stock
 from catalog.uploads import Upload
 from saas.crypto import CryptoError
@@ -70,6 +70,15 @@ def _expiry_from_date(text: str | None) -> dt.datetime | None:
 # ---------------------------------------------------------------- upload and preview
 
 
+def _unit_cost(value: str | int, currency: str) -> int:
+    """Return a batch's unit cost: an int is already minor units, text is read in major units."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    cost = read_amount(value, currency)
+    assert cost is not None
+    return cost
+
+
 def start_upload(
     stream: IO[bytes],
     filename: str,
@@ -87,10 +96,10 @@ def start_upload(
     supplier = (supplier or "").strip()
     if not supplier or len(supplier) > 120:
         raise CatalogError(_("Name the supplier (up to 120 characters)."))
-    cost = unit_cost if isinstance(unit_cost, int) else parse_money(unit_cost)
     currency = (currency or right.currency).strip().upper()
     if len(currency) != 3 or not currency.isalpha():
         raise CatalogError(_("Currency is a three-letter ISO code such as CNY."))
+    cost = _unit_cost(unit_cost, currency)
     _expiry_from_date(expires_on)
     upload = uploads.store_upload(
         stream,
@@ -537,8 +546,8 @@ def import_local_file(
     supplier = (supplier or "").strip()
     if not supplier:
         raise CatalogError(_("Name the supplier (up to 120 characters)."))
-    cost = unit_cost if isinstance(unit_cost, int) else parse_money(unit_cost)
-    assert cost is not None
+    currency = (currency or right.currency).upper()
+    cost = _unit_cost(unit_cost, currency)
     options = clean_options(options or {})
     upload = Upload(
         token="local",
@@ -548,7 +557,7 @@ def import_local_file(
         size=path.stat().st_size,
         supplier=supplier,
         unit_cost=cost,
-        currency=(currency or right.currency).upper(),
+        currency=currency,
         expires_on=expires_on,
         options=options,
         uploaded_by=imported_by,

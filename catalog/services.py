@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
 
@@ -26,6 +25,7 @@ from catalog.models import (
     Plan,
     Right,
 )
+from saas import money
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import audit
@@ -68,22 +68,21 @@ class CatalogError(ValueError):
     """A user-facing refusal of a catalog action; the message says what to change."""
 
 
-# ---------------------------------------------------------------- money and small checks
+# ---------------------------------------------------------------- small checks
 
 
-def parse_money(text: str | int | None, *, allow_empty: bool = False) -> int | None:
-    """Read an amount such as "12.50" or "12" into minor units (1250); never through float."""
-    if text is None or (isinstance(text, str) and not text.strip()):
-        if allow_empty:
-            return None
-        raise CatalogError(_("Enter an amount."))
+def read_amount(text: str | int | None, currency: str | None, *, optional: bool = False) -> int | None:
+    """Read an amount typed in major units as minor units of `currency` (blank: None if optional).
+
+    `saas.money.parse` does the reading; this only turns its refusal into the catalog's CatalogError.
+    """
     try:
-        amount = Decimal(str(text).strip().replace(",", "").lstrip("¥$€"))
-    except InvalidOperation as error:
-        raise CatalogError(_("%(v)s is not an amount.", v=text)) from error
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
-        raise CatalogError(_("Amounts are zero or more, with at most two decimals."))
-    return int(amount * 100)
+        amount = money.parse_optional(text, currency or "")
+    except money.MoneyError as error:
+        raise CatalogError(str(error)) from error
+    if amount is None and not optional:
+        raise CatalogError(_("Enter an amount."))
+    return amount
 
 
 def _check_currency(value: Any) -> str:

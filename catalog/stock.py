@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
@@ -26,6 +27,26 @@ from tenants.roles import Role
 from tenants.scoping import current_tenant_id
 
 SALES_WINDOW_DAYS = 30
+# Beyond a year, days of cover stops being a figure anyone acts on (a right selling once a month with
+# 15,000 keys showed 450555.0): it is shown as "more than a year" (超过一年).
+COVER_CAP_DAYS = 365
+
+
+def days_of_cover(available: int, delivered: int, window_days: int = SALES_WINDOW_DAYS) -> Decimal | None:
+    """Return how many days `available` units last at `delivered` per `window_days` (None: none delivered).
+
+    Uncapped; compare with COVER_CAP_DAYS (`beyond_a_year`) before showing it.
+    """
+    if delivered <= 0:
+        return None
+    return Decimal(available) * window_days / delivered
+
+
+def beyond_a_year(cover: Decimal | float | None) -> bool:
+    """Tell whether a days-of-cover figure is more than a year, shown as such rather than as a number."""
+    return cover is not None and cover > COVER_CAP_DAYS
+
+
 ALERT_ROLES = (Role.OWNER.value, Role.ADMIN.value, Role.OPERATOR.value)
 
 
@@ -41,10 +62,19 @@ class StockLevel:
 
     @property
     def days_of_cover(self) -> float | None:
-        """Return how many days the available stock lasts at the last 30 days' rate (None: no sales)."""
-        if not self.delivered_recently:
+        """Return how many days the available stock lasts at the last 30 days' rate (None: no sales).
+
+        At most COVER_CAP_DAYS: beyond it `cover_beyond_a_year` is true and pages say "more than a year".
+        """
+        cover = days_of_cover(self.available_units, self.delivered_recently)
+        if cover is None:
             return None
-        return round(self.available_units / (self.delivered_recently / SALES_WINDOW_DAYS), 1)
+        return float(min(cover, Decimal(COVER_CAP_DAYS)).quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+    @property
+    def cover_beyond_a_year(self) -> bool:
+        """Tell whether the stock lasts more than a year at the last 30 days' rate."""
+        return beyond_a_year(days_of_cover(self.available_units, self.delivered_recently))
 
     @property
     def is_low(self) -> bool:

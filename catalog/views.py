@@ -34,6 +34,8 @@ from catalog.models import (
     Right,
 )
 from catalog.services import CatalogError
+from saas import money
+from saas.csvfile import MIME_TYPE, csv_document
 from saas.extensions import db
 from tenants import roles
 from tenants.context import current_tenant, requires
@@ -72,8 +74,8 @@ def _right_fields(form: RightForm) -> dict[str, Any]:
         "provider": form.provider.data,
         "description": form.description.data,
         "kind": form.kind.data,
-        "face_value": services.parse_money(form.face_value.data or "0"),
-        "unit_cost": services.parse_money(form.unit_cost.data or "0"),
+        "face_value": services.read_amount(form.face_value.data or "0", form.currency.data),
+        "unit_cost": services.read_amount(form.unit_cost.data or "0", form.currency.data),
         "currency": form.currency.data,
         "validity_days": form.validity_days.data,
         "reusable": form.reusable.data,
@@ -90,8 +92,8 @@ def _right_fields(form: RightForm) -> dict[str, Any]:
 
 
 def _fill_right_form(form: RightForm, right: Right) -> None:
-    form.face_value.data = f"{right.face_value / 100:.2f}"
-    form.unit_cost.data = f"{right.unit_cost / 100:.2f}"
+    form.face_value.data = money.to_text(right.face_value, right.currency)
+    form.unit_cost.data = money.to_text(right.unit_cost, right.currency)
     settings = right.topup_settings or {}
     form.topup_adapter.data = settings.get("adapter", "")
     form.topup_product_code.data = settings.get("product_code", "")
@@ -304,9 +306,9 @@ def _plan_fields(form: PlanForm) -> dict[str, Any]:
         "name": form.name.data,
         "period_unit": form.period_unit.data,
         "period_days": form.period_days.data,
-        "price": services.parse_money(form.price.data),
+        "price": services.read_amount(form.price.data, form.currency.data),
         "currency": form.currency.data,
-        "list_price": services.parse_money(form.list_price.data, allow_empty=True),
+        "list_price": services.read_amount(form.list_price.data, form.currency.data, optional=True),
         "renewable": form.renewable.data,
         "purchase_limit": form.purchase_limit.data,
         "position": form.position.data or 0,
@@ -338,8 +340,10 @@ def edit_plan(plan_id: int) -> ResponseReturnValue:
     found = _get_or_404(Bundle, plan.bundle_id)
     form = PlanForm(obj=plan)
     if request.method == "GET":
-        form.price.data = f"{plan.price / 100:.2f}"
-        form.list_price.data = f"{plan.list_price / 100:.2f}" if plan.list_price is not None else ""
+        form.price.data = money.to_text(plan.price, plan.currency)
+        form.list_price.data = (
+            "" if plan.list_price is None else money.to_text(plan.list_price, plan.currency)
+        )
     if form.validate_on_submit():
         try:
             services.update_plan(plan, _plan_fields(form))
@@ -499,10 +503,15 @@ def _render_import_state(upload: uploads.Upload) -> ResponseReturnValue:
 @requires(roles.INVENTORY_MANAGE)
 def import_rejections(upload_token: str) -> ResponseReturnValue:
     upload = _upload_or_404(upload_token)
-    body = upload.report.read_bytes() if upload.report.is_file() else "line,reason\n".encode("utf-8-sig")
+    # The report was written by SafeCsvWriter (catalog.importing.RejectionReport) as the import ran.
+    body = (
+        upload.report.read_bytes()
+        if upload.report.is_file()
+        else csv_document(["line", "reason"], []).encode()
+    )
     return Response(
         body,
-        mimetype="text/csv",
+        mimetype=MIME_TYPE,
         headers={"Content-Disposition": f'attachment; filename="rejections-{upload.token[:8]}.csv"'},
     )
 

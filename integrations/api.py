@@ -24,7 +24,7 @@ from saas.extensions import db
 from saas.labels import label
 from saas.links import public_url
 from tenants import roles
-from tenants.api import QueryParam, api_blueprint, api_endpoint, paginate
+from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("integrations_api")
@@ -32,7 +32,7 @@ RefKind = Literal["sku", "variant", "price", "product"]
 Category = Literal["ad_spend", "commission", "platform_fee", "other"]
 
 
-class ChannelIn(BaseModel):
+class ChannelIn(RequestModel):
     """A channel to connect. `secret`: the platform's signing secret; leave it out to get a generated one.
 
     微信支付 / 支付宝 / 有赞 (`wechatpay`, `alipay`, `youzan`) take `credentials` instead: write-only, never
@@ -53,7 +53,7 @@ class ChannelIn(BaseModel):
     )
 
 
-class ChannelPatch(BaseModel):
+class ChannelPatch(RequestModel):
     """Changes to a channel; fields left out stay as they are."""
 
     name: str | None = None
@@ -87,7 +87,7 @@ class ChannelCreated(ChannelOut):
     secret: str | None
 
 
-class RotateIn(BaseModel):
+class RotateIn(RequestModel):
     """Rotate the secret: the old one still verifies for `overlap_hours`."""
 
     overlap_hours: int = Field(24, ge=0, le=336)
@@ -109,7 +109,7 @@ class SecretOut(BaseModel):
     previous_secret_valid_until: dt.datetime | None
 
 
-class MappingIn(BaseModel):
+class MappingIn(RequestModel):
     """A mapping; both `external_ref` and `plan_id` are required (checked after the channel is found)."""
 
     ref_kind: RefKind = "sku"
@@ -142,7 +142,7 @@ class InboxOut(BaseModel):
     processed_at: dt.datetime | None
 
 
-class SpendIn(BaseModel):
+class SpendIn(RequestModel):
     """One day's spend (`day` is required; the tenant's local date)."""
 
     day: dt.date | None = None

@@ -34,6 +34,7 @@ from integrations.models import (
     InboxDelivery,
     SkuMapping,
 )
+from saas import money
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import audit
@@ -466,16 +467,15 @@ class SpendImport:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def parse_amount(text: str) -> int:
-    """Read "1,234.50" (major units) as minor units; ChannelError otherwise."""
-    raw = text.strip().replace(",", "").lstrip("¥$€")
+def read_amount(text: str | None, currency: str) -> int:
+    """Read an amount in major units ("1,234.50") as minor units of `currency`; ChannelError otherwise.
+
+    `saas.money.parse` does the reading; this only turns its refusal into the channels' ChannelError.
+    """
     try:
-        value = Decimal(raw)
-    except InvalidOperation as error:
-        raise ChannelError(_("%(v)s is not an amount.", v=text)) from error
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
-        raise ChannelError(_("Amounts have at most two decimals."))
-    return int(value * 100)
+        return money.parse((text or "").strip() or "0", currency or "")
+    except money.MoneyError as error:
+        raise ChannelError(str(error)) from error
 
 
 def import_spend_csv(data: bytes, default_channel_id: int | None = None) -> SpendImport:
@@ -503,11 +503,14 @@ def import_spend_csv(data: bytes, default_channel_id: int | None = None) -> Spen
                 day = dt.date.fromisoformat(row.get("day", ""))
             except ValueError as error:
                 raise ChannelError(_("day must be a date like 2026-03-01.")) from error
+            currency = row.get("currency") or "CNY"
+            if not row.get("amount"):
+                raise ChannelError(_("Enter an amount."))
             entry = SpendEntry(
                 channel_id,
                 day,
-                parse_amount(row.get("amount", "")),
-                row.get("currency") or "CNY",
+                read_amount(row.get("amount"), currency),
+                currency,
                 row.get("category") or "ad_spend",
                 row.get("note", ""),
             )

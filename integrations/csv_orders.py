@@ -16,7 +16,7 @@ from typing import Any
 from flask_babel import gettext as _
 
 from integrations.adapters.base import Envelope
-from integrations.channels import ChannelError, parse_amount
+from integrations.channels import ChannelError, read_amount
 from integrations.models import Channel
 from integrations.receiving import enqueue_processing, store
 from tenants import audit
@@ -66,7 +66,8 @@ def _add_row(orders: dict[str, dict[str, Any]], row: dict[str, str], currency: s
     quantity = row.get("quantity") or "1"
     if not quantity.isdigit() or int(quantity) < 1:
         raise ChannelError(_("quantity must be a whole number from 1."))
-    price = parse_amount(row["unit_price"]) if row.get("unit_price") else None
+    line_currency = (row.get("currency") or currency).upper()
+    price = read_amount(row["unit_price"], line_currency) if row.get("unit_price") else None
     order = orders.setdefault(
         external_id,
         {

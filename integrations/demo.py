@@ -14,6 +14,7 @@ from integrations.adapters.base import Envelope
 from integrations.channels import ChannelSettings, SpendEntry
 from integrations.models import Channel
 from integrations.receiving import store
+from saas import money
 from saas.extensions import db
 from saas.timeutil import to_zone, utcnow
 from tenants.models import Tenant
@@ -39,7 +40,7 @@ def _shopify_order(number: int, sku: str, price: int, email: str) -> dict[str, o
         "email": email,
         "currency": "CNY",
         "financial_status": "paid",
-        "total_price": f"{price / 100:.2f}",
+        "total_price": money.to_text(price, "CNY"),
         "created_at": utcnow().isoformat(),
         "customer": {"id": 7_700_000 + number, "first_name": "Demo", "last_name": f"Buyer {number}"},
         "line_items": [
@@ -49,7 +50,7 @@ def _shopify_order(number: int, sku: str, price: int, email: str) -> dict[str, o
                 "variant_id": 4_400_000 + number,
                 "product_id": 3_300_000,
                 "quantity": 1,
-                "price": f"{price / 100:.2f}",
+                "price": money.to_text(price, "CNY"),
                 "title": "影音畅享包",
             }
         ],

@@ -46,9 +46,9 @@ from orders.events import OrderError
 from orders.models import Order
 from orders.subscriptions import cancellation
 from orders.subscriptions import services as subscription_services
+from saas import money
 from saas.extensions import db
 from saas.labels import label
-from saas.layout import money
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.scoping import current_tenant_id, tenant_bound
@@ -292,9 +292,9 @@ def check_price(channel: Channel, currency: str, line: ExternalLine, plan: Plan)
             _(
                 "Amount mismatch: %(title)s sold at %(got)s, plan %(plan)s costs %(want)s.",
                 title=line.title or plan.name,
-                got=money(line.unit_price, currency),
+                got=money.format_money(line.unit_price, currency),
                 plan=plan.name,
-                want=money(plan.price, plan.currency),
+                want=money.format_money(plan.price, plan.currency),
             )
         )
 

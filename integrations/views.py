@@ -40,6 +40,7 @@ from integrations.models import (
 )
 from integrations.outbound import EndpointError
 from orders.models import Order
+from saas import money
 from saas.extensions import db
 from saas.links import public_url
 from saas.uploads import read_capped
@@ -65,7 +66,7 @@ def _plan_choices() -> list[tuple[int, str]]:
         .order_by(Bundle.name, Plan.position, Plan.id)
     )
     return [
-        (plan.id, f"{bundle.name} · {plan.name} ({plan.price / 100:.2f} {plan.currency})")
+        (plan.id, f"{bundle.name} · {plan.name} ({money.format_money(plan.price, plan.currency)})")
         for plan, bundle in rows
     ]
 
@@ -77,10 +78,6 @@ def _channel_choices() -> list[tuple[int, str]]:
 def hook_url(channel: Channel) -> str:
     """Return the full webhook URL of a channel, as the platform must be given it."""
     return public_url("hooks.receive_delivery", public_id=channel.public_id)
-
-
-def _minor(text: str | None) -> int:
-    return channel_service.parse_amount(text or "0")
 
 
 # ---------------------------------------------------------------- channels
@@ -141,7 +138,7 @@ def channel(channel_id: int) -> ResponseReturnValue:
         name=found.name,
         currency=found.currency,
         fee_percent=f"{found.fee_percent_bp / 100:g}",
-        fee_fixed=f"{found.fee_fixed / 100:.2f}",
+        fee_fixed=money.to_text(found.fee_fixed, found.currency),
         price_tolerance=f"{found.price_tolerance_bp / 100:g}",
         status=found.status,
     )
@@ -208,7 +205,7 @@ def update_channel(channel_id: int) -> ResponseReturnValue:
                     name=form.name.data or "",
                     currency=form.currency.data or "",
                     fee_percent=form.fee_percent.data or "0",
-                    fee_fixed=_minor(form.fee_fixed.data),
+                    fee_fixed=channel_service.read_amount(form.fee_fixed.data, form.currency.data or ""),
                     price_tolerance_percent=form.price_tolerance.data or "0",
                     status=form.status.data or "active",
                     settings=dict(found.settings or {}),
@@ -485,7 +482,7 @@ def add_spend() -> ResponseReturnValue:
                 SpendEntry(
                     form.channel_id.data or 0,
                     form.day.data,
-                    _minor(form.amount.data),
+                    channel_service.read_amount(form.amount.data, form.currency.data or "CNY"),
                     form.currency.data or "CNY",
                     form.category.data or "other",
                     form.note.data or "",

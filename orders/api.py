@@ -16,27 +16,27 @@ from orders.models import Customer, Grant, Order, OrderLine
 from saas.errors import ApiError
 from saas.extensions import db
 from tenants import roles
-from tenants.api import QueryParam, api_blueprint, api_endpoint, paginate
+from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("orders_api")
 
 
-class CustomerIn(BaseModel):
+class CustomerIn(RequestModel):
     email: str | None = None
     phone: str | None = None
     name: str = ""
     external_id: str | None = Field(None, description="the customer's id on the channel")
 
 
-class LineIn(BaseModel):
+class LineIn(RequestModel):
     plan_id: str
     quantity: int = 1
     unit_price: int | None = Field(None, description="minor units; default: the plan's price")
     sku: str = ""
 
 
-class OrderIn(BaseModel):
+class OrderIn(RequestModel):
     """A new order. Without external_id, the Idempotency-Key header is used as the order's external id."""
 
     external_id: str | None = None
@@ -51,12 +51,12 @@ class OrderIn(BaseModel):
     device_id: str | None = Field(None, max_length=128, description="the buyer's device id (risk control)")
 
 
-class PayIn(BaseModel):
+class PayIn(RequestModel):
     reference: str | None = None
     reason: str = ""
 
 
-class RefundIn(BaseModel):
+class RefundIn(RequestModel):
     """A refund: the whole order by default, or one line, or some grants; amount in minor units."""
 
     reason: str | None = None
@@ -66,7 +66,7 @@ class RefundIn(BaseModel):
     external_id: str | None = Field(None, description="your refund id: repeating it changes nothing")
 
 
-class RedemptionIn(BaseModel):
+class RedemptionIn(RequestModel):
     """Report that a right was used: by its code or by grant id."""
 
     code: str | None = None

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from catalog.models import Bundle, Plan
 from orders import redemption, refunds, services
 from orders.models import Grant
+from orders.topup import DEMO_FAILING_ACCOUNT
 from saas.extensions import db
 from saas.timeutil import frozen_time, utcnow
 from tenants.models import Tenant
@@ -70,4 +71,28 @@ def add_demo_orders(tenant: Tenant) -> None:
         )
     refunds.refund(
         refunds.RefundRequest(order_id=order_ids[-1], reason="客户误购，全额退款（演示）", actor="demo data")
+    )
+    _add_failed_topup_example(plans)
+
+
+def _add_failed_topup_example(plans: list[Plan]) -> None:
+    """Add the demo's one failed top-up, labelled as a deliberate example (the others succeed)."""
+    topup_plans = [
+        plan
+        for plan in plans
+        if any(item["right"]["kind"] == "topup" for item in plan.snapshot()["bundle"]["items"])
+    ]
+    if not topup_plans:
+        return
+    services.create_order(
+        services.OrderRequest(
+            channel="shop",
+            external_id="DEMO-FAILED-TOPUP",
+            source="demo",
+            customer=services.CustomerInfo(None, DEMO_FAILING_ACCOUNT, "演示：失败示例"),
+            lines=[services.LineRequest(topup_plans[0].id)],
+            paid=True,
+            note="演示数据中有意保留的直充失败示例 (a deliberate failed top-up example of the demo data)",
+            actor="demo data",
+        )
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -11,20 +9,6 @@ from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAr
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from saas.validators import EmailAddress
-
-
-def parse_amount(text: str | None) -> int | None:
-    """Read an amount typed in major units ("12.30") as integer minor units (1230); None when blank."""
-    value = (text or "").strip().replace(",", "").replace("¥", "")
-    if not value:
-        return None
-    try:
-        amount = Decimal(value)
-    except InvalidOperation as error:
-        raise ValueError(f"{text!r} is not an amount") from error
-    if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError(f"{text!r} has more than two decimals")
-    return int(amount * 100)
 
 
 class ManualOrderForm(FlaskForm):

@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
 
+from catalog.models import Plan
 from orders.events import OrderError
-from orders.forms import parse_amount
 from orders.services import CustomerInfo, LineRequest, OrderRequest, create_order
+from saas import money
+from saas.extensions import db
+from tenants.scoping import current_tenant_id
 
 COLUMNS = (
     "external_id",
@@ -61,6 +64,12 @@ def import_orders_csv(data: bytes, *, paid: bool = True, actor: str | None = Non
     return result
 
 
+def _unit_price(row: dict[str, str]) -> int | None:
+    """Read a row's unit price in the currency of its plan (blank: the plan's price)."""
+    plan = db.session.get(Plan, (current_tenant_id(), int(row["plan_id"])))
+    return money.parse_optional(row.get("unit_price"), plan.currency if plan is not None else "CNY")
+
+
 def _request(row: dict[str, str], paid: bool, actor: str | None) -> OrderRequest:
     if not row.get("plan_id", "").isdigit():
         raise OrderError(_("plan_id must be a plan's number."))
@@ -72,7 +81,7 @@ def _request(row: dict[str, str], paid: bool, actor: str | None) -> OrderRequest
         external_id=row.get("external_id", ""),
         source="csv",
         customer=CustomerInfo(row.get("email") or None, row.get("phone") or None, row.get("name", "")),
-        lines=[LineRequest(int(row["plan_id"]), int(quantity), parse_amount(row.get("unit_price")))],
+        lines=[LineRequest(int(row["plan_id"]), int(quantity), _unit_price(row))],
         paid=paid,
         payment_reference=row.get("payment_reference") or None,
         actor=actor,

@@ -16,6 +16,7 @@ from orders.allocation import release_card_keys, void_card_keys
 from orders.events import OrderError, actor_label, set_status
 from orders.fulfilment import check_stock_alerts, order_grants, order_lines
 from orders.models import REFUND_SOURCES, REFUNDABLE_STATUSES, Grant, Order, OrderLine, Refund
+from saas import money
 from saas.events import publish
 from saas.extensions import db, immediate_transaction, is_postgres
 from saas.timeutil import utcnow
@@ -191,7 +192,12 @@ def _refund_locked(order: Order, request: RefundRequest, label: str) -> tuple[Re
         else _default_amount(scope, order, request, targets, lines)
     )
     if amount < 0 or amount > order.refundable_amount:
-        raise OrderError(_("Refund between 0 and %(max)s (minor units).", max=order.refundable_amount))
+        raise OrderError(
+            _(
+                "Refund between 0 and %(max)s.",
+                max=money.format_money(order.refundable_amount, order.currency),
+            )
+        )
     if amount == 0 and not targets:
         raise OrderError(_("Nothing to refund."))
     cancelled, revoked, flagged, rights = _revoke(targets, request.reason.strip())

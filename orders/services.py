@@ -139,14 +139,41 @@ class PricedLine:
     snapshot: dict[str, Any]
 
 
+def check_sellable(plan_name: str, snapshot: dict[str, Any]) -> None:
+    """Refuse a plan whose bundle would deliver nothing: a draft, or one with no rights in it.
+
+    Accepted, such an order was marked fulfilled with nothing delivered: a paid order with nothing for
+    the buyer. Archived bundles still sell, to their subscribers' renewals.
+    """
+    bundle = snapshot["bundle"]
+    if bundle.get("status") == "draft":
+        raise OrderError(
+            _(
+                "Bundle %(bundle)s is a draft: activate it before selling plan %(plan)s.",
+                bundle=bundle["name"],
+                plan=plan_name,
+            )
+        )
+    if not bundle["items"]:
+        raise OrderError(
+            _(
+                "Bundle %(bundle)s has no rights: add a right before selling plan %(plan)s.",
+                bundle=bundle["name"],
+                plan=plan_name,
+            )
+        )
+
+
 def _priced_lines(request: OrderRequest) -> list[PricedLine]:
     priced = []
     for line in request.lines:
         plan = db.session.get(Plan, (current_tenant_id(), line.plan_id))
         if plan is None:
             raise OrderError(_("Unknown plan %(id)s.", id=line.plan_id))
+        snapshot = plan.snapshot()
+        check_sellable(plan.name, snapshot)
         priced.append(
-            PricedLine(line, plan.id, plan.bundle_id, plan.name, plan.price, plan.currency, plan.snapshot())
+            PricedLine(line, plan.id, plan.bundle_id, plan.name, plan.price, plan.currency, snapshot)
         )
     if len({p.currency for p in priced}) != 1:
         raise OrderError(_("All lines of an order are in one currency."))

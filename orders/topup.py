@@ -145,7 +145,38 @@ class SignedHttpAdapter:
         return self._post(self.status_url, {"request_id": request_id})
 
 
-ADAPTERS: dict[str, type[SignedHttpAdapter]] = {"signed_http": SignedHttpAdapter}
+DEMO_FAILING_ACCOUNT = "13800000000"
+DEMO_FAILURE = (
+    "演示：充值账号 13800000000 不存在——这是演示数据中有意保留的失败示例，可重试或退款。"
+    "(demo: a deliberate failed top-up)"
+)
+
+
+class DemoSupplierAdapter:
+    """The demo shop's supplier: answers at once, tops nothing up for real (no network, no settings).
+
+    Every request succeeds, except for DEMO_FAILING_ACCOUNT: the one deliberate, labelled failure that shows
+    the failed top-ups list with its retry and refund actions.
+    """
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+
+    def request(
+        self, request_id: str, account: str, product: str, face_value: int, currency: str
+    ) -> TopupResponse:
+        if account.endswith(DEMO_FAILING_ACCOUNT):  # +8613800000000 as stored
+            return TopupResponse("failed", "", DEMO_FAILURE)
+        return TopupResponse("succeeded", f"DEMO-{request_id}", "演示供应商：模拟充值成功 (demo supplier)")
+
+    def status(self, request_id: str) -> TopupResponse:
+        return TopupResponse("succeeded", f"DEMO-{request_id}", "")
+
+
+ADAPTERS: dict[str, type[SignedHttpAdapter] | type[DemoSupplierAdapter]] = {
+    "signed_http": SignedHttpAdapter,
+    "demo": DemoSupplierAdapter,
+}
 
 
 def adapter_for(settings: dict[str, Any]) -> TopupAdapter:

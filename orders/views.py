@@ -23,11 +23,10 @@ from orders.forms import (
     ReasonForm,
     RefundForm,
     UploadForm,
-    parse_amount,
 )
 from orders.models import ORDER_STATUSES, Customer, Grant, Order, Redemption
 from orders.queries import order_page_data
-from saas import labels
+from saas import labels, money
 from saas.bounds import in_bigint_range
 from saas.extensions import db
 from saas.ids import new_id
@@ -108,9 +107,16 @@ def _plan_choices() -> list[tuple[int, str]]:
         .order_by(Bundle.name, Plan.position, Plan.id)
     ).all()
     return [
-        (plan.id, f"{bundle.name} · {plan.name} ({plan.price / 100:.2f} {plan.currency})")
+        (plan.id, f"{bundle.name} · {plan.name} ({money.format_money(plan.price, plan.currency)})")
         for plan, bundle in rows
     ]
+
+
+def _plan_currency(plan_id: int | str | None) -> str:
+    """Return the currency a plan's price is in (the tenant's when the plan is unknown)."""
+    text = str(plan_id or "")
+    plan = db.session.get(Plan, (current_tenant().id, int(text))) if text.isdigit() else None
+    return plan.currency if plan is not None else current_tenant().currency
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -133,7 +139,7 @@ def new_order() -> ResponseReturnValue:
                         services.LineRequest(
                             int(form.plan_id.data),
                             int(form.quantity.data or 1),
-                            parse_amount(form.unit_price.data),
+                            money.parse_optional(form.unit_price.data, _plan_currency(form.plan_id.data)),
                         )
                     ],
                     note=form.note.data or "",
@@ -241,7 +247,7 @@ def resend(order_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_REFUND)
 def refund(order_id: int) -> ResponseReturnValue:
-    _order_or_404(order_id)
+    order = _order_or_404(order_id)
     form = RefundForm()
     if not form.validate():
         flash(_("Say why the money is refunded."), "error")
@@ -251,7 +257,7 @@ def refund(order_id: int) -> ResponseReturnValue:
             refunds.RefundRequest(
                 order_id=order_id,
                 reason=form.reason.data or "",
-                amount=parse_amount(form.amount.data),
+                amount=money.parse_optional(form.amount.data, order.currency),
                 line_id=form.line_id.data,
                 grant_ids=[form.grant_id.data] if form.grant_id.data else [],
             )
@@ -259,7 +265,7 @@ def refund(order_id: int) -> ResponseReturnValue:
     except (OrderError, ValueError) as error:
         flash(str(error), "error")
     else:
-        flash(_("Refunded %(amount)s.", amount=f"{row.amount / 100:.2f} {row.currency}"), "info")
+        flash(_("Refunded %(amount)s.", amount=money.format_money(row.amount, row.currency)), "info")
     return redirect(url_for("orders.order", order_id=order_id))
 
 

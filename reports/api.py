@@ -36,7 +36,8 @@ class ColumnOut(BaseModel):
 
 
 class TableOut(BaseModel):
-    """One chart's numbers: money in minor units, ratios as decimal strings, null where none exists."""
+    """One chart's numbers: money in minor units, ratios and days as decimal strings (days of cover beyond a
+    year: ">365"), null where none exists (a ROI without spend)."""
 
     key: str
     title: str

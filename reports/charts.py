@@ -17,6 +17,7 @@ import plotly.io as pio
 from flask_babel import gettext as _
 
 from reports.tables import Chart, Column, Dashboard, Table
+from saas.money import to_decimal
 
 LAYOUT: dict[str, Any] = {
     "margin": {"l": 56, "r": 16, "t": 36, "b": 48},
@@ -26,11 +27,11 @@ LAYOUT: dict[str, Any] = {
 }
 
 
-def _number(value: Any, column: Column) -> float | None:
+def _number(value: Any, column: Column, currency: str) -> float | None:
     if value is None:
         return None
     if column.kind == "money":
-        return float(Decimal(int(value)) / 100)
+        return float(to_decimal(int(value), currency))
     if column.kind == "ratio":
         return float(Decimal(value) * 100)
     return float(Decimal(str(value)))
@@ -44,7 +45,7 @@ def _values(table: Table, key: str) -> list[Any]:
     column = _column(table, key)
     if column.kind in ("text", "date"):
         return [row.get(key) for row in table.rows]
-    return [_number(row.get(key), column) for row in table.rows]
+    return [_number(row.get(key), column, table.currency) for row in table.rows]
 
 
 def _axis_title(table: Table, key: str) -> str:
@@ -114,7 +115,10 @@ def lines_by(table: Table, x: str, series: str, y: str) -> dict[str, Any]:
     column = _column(table, y)
     traces = [
         go.Scatter(
-            x=[r[x] for r in rows], y=[_number(r[y], column) for r in rows], name=name, mode="lines+markers"
+            x=[r[x] for r in rows],
+            y=[_number(r[y], column, table.currency) for r in rows],
+            name=name,
+            mode="lines+markers",
         )
         for name, rows in groups.items()
     ]
@@ -136,7 +140,9 @@ def _figure(traces: list[Any], layout: dict[str, Any]) -> dict[str, Any]:
 def _label(table: Table, keys: tuple[str, ...]) -> Table:
     """Return a copy of the table whose first key joins several text columns (plan + cohort)."""
     rows = [{**row, "_label": " · ".join(str(row[k]) for k in keys)} for row in table.rows]
-    return Table(table.key, table.title, [Column("_label", "", "text"), *table.columns], rows)
+    return Table(
+        table.key, table.title, [Column("_label", "", "text"), *table.columns], rows, currency=table.currency
+    )
 
 
 CHARTS: dict[str, dict[str, Callable[[Table], dict[str, Any]]]] = {

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import plotly
-from flask import Blueprint, Response, abort, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
@@ -15,6 +17,8 @@ from catalog.models import Bundle, Right
 from reports import charts, datasets, rollups
 from reports.filters import PRESETS, FilterError, Filters, default_filters, parse_filters
 from reports.tables import Dashboard, display
+from saas import jobs
+from saas.csvfile import MIME_TYPE
 from saas.extensions import db
 from tenants import roles
 from tenants.context import current_tenant, requires
@@ -126,21 +130,44 @@ def download_table() -> ResponseReturnValue:
     name = request.args.get("dashboard", "")
     if name not in datasets.BUILDERS:
         abort(404)
+    tenant = current_tenant()
     try:
-        filters = parse_filters(request.args, current_tenant().time_zone or "Asia/Shanghai")
+        filters = parse_filters(request.args, tenant.time_zone or "Asia/Shanghai")
     except FilterError as error:
         return Response(str(error), status=400, mimetype="text/plain")
-    dashboard: Dashboard = datasets.build(name, filters, current_tenant().currency)
-    table = dashboard.table(request.args.get("table", ""))
-    if table is None:
-        abort(404)
+    # The file is the shop's document, in the shop's language whoever downloads it (like its exports).
+    with force_locale(tenant.locale or "zh_CN"):
+        dashboard: Dashboard = datasets.build(name, filters, tenant.currency)
+        table = dashboard.table(request.args.get("table", ""))
+        if table is None:
+            abort(404)
+        body = table.as_csv()
     period = f"{filters.period.start.isoformat()}_{filters.period.end.isoformat()}"
-    filename = f"{current_tenant().slug}-{name}-{table.key}-{period}.csv"
+    filename = f"{tenant.slug}-{name}-{table.key}-{period}.csv"
     return Response(
-        "\ufeff" + table.as_csv(),  # a BOM, so spreadsheet programs read the Chinese names as UTF-8
-        mimetype="text/csv",
+        body,
+        mimetype=MIME_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@bp.post("/refresh")
+@login_required
+@requires(roles.REPORTS_VIEW)
+def refresh_figures() -> ResponseReturnValue:
+    """Rebuild the tenant's rollups from the raw tables now (a job: a large shop takes a while)."""
+    tenant_id = current_tenant().id
+    jobs.enqueue(
+        "reports.rollup_tasks.rebuild_tenant_rollups",
+        tenant_id,
+        queue="reports",
+        timeout=1800,
+        coalesce=f"rollups.rebuild:{tenant_id}",  # ten clicks queue one rebuild
+    )
+    flash(_("The figures are being recomputed from your orders; reload in a moment."), "info")
+    back = request.form.get("next", "")
+    home = url_for("reports.dashboards")
+    return redirect(back if back.startswith(home) and "//" not in back else home)
 
 
 def csv_url(dashboard: str, table: str, filters: Filters) -> str:

@@ -19,6 +19,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from catalog.models import Bundle, Right
+from catalog.stock import beyond_a_year, days_of_cover
 from integrations.models import Channel
 from reports import filters as filtering
 from reports.filters import Filters
@@ -33,7 +34,7 @@ from reports.localtime import (
     zone_params,
 )
 from reports.models import REDEEM_TIME_BUCKETS
-from reports.tables import Column, Dashboard, Table, one_place, ratio
+from reports.tables import MORE_THAN_A_YEAR, Column, Dashboard, Table, one_place, ratio
 from saas.extensions import db
 from saas.labels import label
 from saas.timeutil import utcnow
@@ -503,9 +504,24 @@ def _spend_by_channel(filters: Filters, currency: str) -> dict[str, int]:
     return {str(channel_id): int(spend or 0) for channel_id, spend in rows}
 
 
+ROI_DEFINITION = _l(
+    "ROI = profit after spend ÷ channel spend, where profit after spend = revenue − refunds − channel fees "
+    "− cost of goods − channel spend. “—” when the channel has no spend; %(all)s when the spend brought "
+    "nothing back; below %(all)s when refunds, fees and costs also exceeded the sales.",
+    all="−100%",
+)
+
+
 def roi_figures(orders: int, revenue: int, refunds: int, fees: int, cost: int, spend: int) -> dict[str, Any]:
-    """Return a channel's money: gross profit, margin (÷ revenue) and ROI (÷ spend, None without)."""
-    profit = revenue - refunds - fees - cost
+    """Return a channel's money: gross profit, margin, profit after spend and ROI — defined here only.
+
+    Gross profit = revenue − refunds − fees − cost of goods; margin = gross profit ÷ revenue (None without
+    revenue); profit after spend = gross profit − spend; ROI = profit after spend ÷ spend (None without
+    spend, never a misleading 0 %). So spend with no sales is −100 %, and refunds larger than the period's
+    sales (refunds count on the day refunded) push ROI below −100 %.
+    """
+    gross_profit = revenue - refunds - fees - cost
+    profit = gross_profit - spend
     return {
         "orders": orders,
         "revenue": revenue,
@@ -513,8 +529,9 @@ def roi_figures(orders: int, revenue: int, refunds: int, fees: int, cost: int, s
         "fees": fees,
         "cost": cost,
         "spend": spend,
-        "gross_profit": profit,
-        "margin": ratio(profit, revenue),
+        "gross_profit": gross_profit,
+        "margin": ratio(gross_profit, revenue),
+        "profit": profit,
         "roi": ratio(profit, spend),
     }
 
@@ -528,7 +545,8 @@ ROI_COLUMNS = [
     Column("spend", _l("Channel spend"), "money"),
     Column("gross_profit", _l("Gross profit"), "money"),
     Column("margin", _l("Margin"), "ratio"),
-    Column("roi", _l("ROI"), "ratio"),
+    Column("profit", _l("Profit after spend"), "money"),
+    Column("roi", _l("ROI"), "ratio", definition=ROI_DEFINITION),
 ]
 
 
@@ -628,7 +646,7 @@ def channel_roi(filters: Filters, currency: str) -> Dashboard:
     notes = [
         _(
             "Gross profit = revenue − refunds − channel fees − cost of goods; "
-            "margin = gross profit ÷ revenue; ROI = gross profit ÷ channel spend (n/a without spend). "
+            "margin = gross profit ÷ revenue. "
             "Orders and revenue count on the day paid, refunds on the day refunded, "
             "cost of goods on the day delivered."
         )
@@ -750,14 +768,14 @@ def stock_rows(filters: Filters) -> list[dict[str, Any]]:
     rows = []
     for right in rights:
         units, delivered = available.get(right.id, 0), recent.get(right.id, 0)
-        cover = Decimal(units) * STOCK_WINDOW_DAYS / delivered if delivered else None
+        cover = days_of_cover(units, delivered, STOCK_WINDOW_DAYS)
         below = right.low_stock_threshold is not None and units < right.low_stock_threshold
         rows.append(
             {
                 "right": right.name,
                 "available": units,
                 "delivered_30d": delivered,
-                "days_of_cover": one_place(cover),
+                "days_of_cover": MORE_THAN_A_YEAR if beyond_a_year(cover) else one_place(cover),
                 "threshold": right.low_stock_threshold,
                 "low": below or (cover is not None and cover < LOW_COVER_DAYS),
             }
@@ -791,7 +809,7 @@ def sales(filters: Filters, currency: str) -> Dashboard:
                 [{k: v for k, v in row.items() if k != "low"} for row in stock],
                 note=_(
                     "Now, whatever the period: days of cover = available ÷ the last 30 days' "
-                    "daily deliveries."
+                    "daily deliveries; beyond a year it says so."
                 ),
             ),
             Table(

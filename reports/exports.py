@@ -1,7 +1,8 @@
 """Write a run's detail as CSV, XLSX and PDF, incrementally, and keep the files with their checksums.
 
-- CSV: UTF-8 with a BOM (Excel then reads Chinese correctly); a text cell that starts with `=`, `+`, `-`,
-  `@`, a tab or a carriage return gets a leading `'` so a spreadsheet never runs it as a formula.
+- CSV: through `saas.csvfile.SafeCsvWriter`, like every CSV of the product: UTF-8 with a BOM (Excel then
+  reads Chinese correctly); a text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets
+  a leading `'` so a spreadsheet never runs it as a formula.
 - XLSX: openpyxl in write-only mode (rows go to disk as they come), a summary sheet and a detail sheet,
   numbers as numbers with a money format, the header row frozen; text cells are typed as text.
 - PDF: WeasyPrint from an HTML template in the Noto Sans SC subset shipped in `reports/fonts/` (never a
@@ -13,12 +14,9 @@ Each writer sums nothing itself: the totals row it writes is the `Totals` of the
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +24,8 @@ from zoneinfo import ZoneInfo
 from flask import render_template
 
 from reports.reconciliation import MONEY_TOTALS, DetailLine, Totals
+from saas.csvfile import SafeCsvWriter, open_csv
+from saas.money import minor_unit, to_decimal, to_text
 
 PDF_MAX_LINES = 5000
 PDF_FONTS_DIR = Path(__file__).resolve().parent / "fonts"
@@ -33,8 +33,6 @@ PDF_FONTS = {
     "regular": PDF_FONTS_DIR / "NotoSansSC-Regular-GB2312.ttf",
     "bold": PDF_FONTS_DIR / "NotoSansSC-Bold-GB2312.ttf",
 }
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-MONEY_FORMAT = "#,##0.00"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 # (field, header): headers are bilingual and fixed, so a file reads the same whatever the reader's locale.
@@ -60,6 +58,7 @@ DETAIL_HEADERS: tuple[tuple[str, str], ...] = (
 )
 MONEY_FIELDS = frozenset({"unit_price", "gross", "refund", "fee", "net", "cost", "profit"})
 TEXT_FIELDS = frozenset({"channel_name", "external_id", "sku", "title", "note"})
+TEXT_COLUMNS = frozenset(i for i, (name, _) in enumerate(DETAIL_HEADERS) if name in TEXT_FIELDS)
 KIND_LABELS = {"sale": "销售 sale", "refund": "退款 refund", "total": "合计 total"}
 SUMMARY_LABELS: tuple[tuple[str, str], ...] = (
     ("order_count", "订单数 Orders"),
@@ -72,31 +71,6 @@ SUMMARY_LABELS: tuple[tuple[str, str], ...] = (
     ("cost_of_goods", "商品成本 Cost of goods"),
     ("gross_profit", "毛利 Gross profit"),
 )
-
-
-def neutralise(value: str) -> str:
-    """Defuse spreadsheet formula injection: prefix `'` to text that a spreadsheet would evaluate."""
-    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
-
-
-# Channel names, SKUs and titles repeat on most lines of a run: remember their safe form.
-neutralise_repeated = lru_cache(maxsize=16384)(neutralise)
-
-
-@lru_cache(maxsize=65536)
-def money_text(minor_units: int) -> str:
-    """Write minor units as exact decimal text: -1234 -> "-12.34" (two decimals, no float).
-
-    Cached: a run repeats the same few prices, fees and costs on most of its lines.
-    """
-    sign = "-" if minor_units < 0 else ""
-    whole, cents = divmod(abs(minor_units), 100)
-    return f"{sign}{whole}.{cents:02d}"
-
-
-def money_decimal(minor_units: int) -> Decimal:
-    """Return minor units as a Decimal amount: 1234 -> Decimal("12.34")."""
-    return Decimal(minor_units).scaleb(-2)
 
 
 @dataclass(frozen=True)
@@ -139,8 +113,10 @@ class CsvExport:
         self.path = path
         self.context = context
         self.rows = 0
-        self._file = path.open("w", encoding="utf-8-sig", newline="")
-        self._writer = csv.writer(self._file)
+        self._file = open_csv(path)
+        # Money is written as exact decimal text (cached per amount), so only the text columns are
+        # defused: a refund's "-12.34" stays a number.
+        self._writer = SafeCsvWriter(self._file, text_columns=TEXT_COLUMNS)
         self._writer.writerow([header for _, header in DETAIL_HEADERS])
         self._writerow = self._writer.writerow
         self._tz = context.tzinfo
@@ -148,37 +124,39 @@ class CsvExport:
 
     def add(self, line: DetailLine) -> None:
         """Write one detail line (the hot path of a million-line export: no per-call lookups)."""
-        money, repeated = money_text, neutralise_repeated
+        money, currency = to_text, self._currency
         self._writerow(
-            (
+            [
                 KIND_LABELS[line.kind],
                 line.at.astimezone(self._tz).replace(tzinfo=None, microsecond=0).isoformat(" "),
-                repeated(line.channel_name),
-                neutralise(line.external_id),
+                line.channel_name,
+                line.external_id,
                 line.order_id,
                 "" if line.line_no is None else line.line_no,
-                repeated(line.sku),
-                repeated(line.title),
+                line.sku,
+                line.title,
                 line.quantity,
-                money(line.unit_price),
-                money(line.gross),
-                money(line.refund),
-                money(line.fee),
-                money(line.net),
-                money(line.cost),
-                money(line.profit),
-                self._currency,
-                neutralise(line.note or ""),
-            )
+                money(line.unit_price, currency),
+                money(line.gross, currency),
+                money(line.refund, currency),
+                money(line.fee, currency),
+                money(line.net, currency),
+                money(line.cost, currency),
+                money(line.profit, currency),
+                currency,
+                line.note or "",
+            ]
         )
         self.rows += 1
 
     def finish(self, totals: Totals, keys_by_batch: list[dict[str, Any]]) -> None:
         """Write the totals row and close the file."""
+        currency = self._currency
+        names = ("gross", "refunds", "fees", "net", "cost_of_goods", "gross_profit")
         self._writer.writerow(
             [KIND_LABELS["total"], "", "", "", "", "", "", "", "", ""]
-            + [money_text(getattr(totals, name)) for name in ("gross", "refunds", "fees", "net")]
-            + [money_text(totals.cost_of_goods), money_text(totals.gross_profit), self.context.currency, ""]
+            + [to_text(getattr(totals, name), currency) for name in names]
+            + [currency, ""]
         )
         self._file.close()
 
@@ -207,12 +185,17 @@ class XlsxExport:
         self._detail.freeze_panes = "A2"
         self._summary.freeze_panes = "A2"
         self._bold = Font(bold=True)
+        places = minor_unit(context.currency)  # #,##0.00 for yuan, #,##0 for yen
+        self._money_format = "#,##0" + ("." + "0" * places if places else "")
         widths = {"A": 14, "B": 20, "C": 16, "D": 24, "E": 22, "H": 36, "R": 30}
         for letter, width in widths.items():
             self._detail.column_dimensions[letter].width = width
         self._summary.column_dimensions["A"].width = 28
         self._summary.column_dimensions["B"].width = 24
         self._detail.append([self._cell(header, bold=True) for _, header in DETAIL_HEADERS])
+
+    def _decimal(self, minor_units: int) -> Any:
+        return to_decimal(minor_units, self.context.currency)
 
     def _cell(self, value: Any, *, money: bool = False, text: bool = False, bold: bool = False) -> Any:
         from openpyxl.cell import WriteOnlyCell
@@ -221,7 +204,7 @@ class XlsxExport:
         if text and isinstance(value, str):
             cell.data_type = "s"  # never a formula, whatever the text starts with
         if money:
-            cell.number_format = MONEY_FORMAT
+            cell.number_format = self._money_format
         if bold:
             cell.font = self._bold
         return cell
@@ -240,13 +223,13 @@ class XlsxExport:
                 cell(line.sku, text=True),
                 cell(line.title, text=True),
                 line.quantity,
-                cell(money_decimal(line.unit_price), money=True),
-                cell(money_decimal(line.gross), money=True),
-                cell(money_decimal(line.refund), money=True),
-                cell(money_decimal(line.fee), money=True),
-                cell(money_decimal(line.net), money=True),
-                cell(money_decimal(line.cost), money=True),
-                cell(money_decimal(line.profit), money=True),
+                cell(self._decimal(line.unit_price), money=True),
+                cell(self._decimal(line.gross), money=True),
+                cell(self._decimal(line.refund), money=True),
+                cell(self._decimal(line.fee), money=True),
+                cell(self._decimal(line.net), money=True),
+                cell(self._decimal(line.cost), money=True),
+                cell(self._decimal(line.profit), money=True),
                 self.context.currency,
                 cell(line.note or "", text=True),
             ]
@@ -260,7 +243,7 @@ class XlsxExport:
             [cell(KIND_LABELS["total"], bold=True)]
             + [None] * 9
             + [
-                cell(money_decimal(getattr(totals, name)), money=True, bold=True)
+                cell(self._decimal(getattr(totals, name)), money=True, bold=True)
                 for name in ("gross", "refunds", "fees", "net", "cost_of_goods", "gross_profit")
             ]
             + [self.context.currency]
@@ -279,7 +262,7 @@ class XlsxExport:
             summary.append([label, cell(value, text=True)])
         for name, label in SUMMARY_LABELS:
             value = getattr(totals, name)
-            summary.append([label, cell(money_decimal(value), money=True) if name in MONEY_TOTALS else value])
+            summary.append([label, cell(self._decimal(value), money=True) if name in MONEY_TOTALS else value])
         if keys_by_batch:
             summary.append([])
             summary.append(
@@ -295,7 +278,7 @@ class XlsxExport:
                         cell(batch["supplier"], text=True),
                         cell(batch["right_name"], text=True),
                         batch["keys"],
-                        cell(money_decimal(batch["cost"]), money=True),
+                        cell(self._decimal(batch["cost"]), money=True),
                     ]
                 )
         self._workbook.save(self.path)
@@ -331,7 +314,9 @@ class PdfExport:
                     "title": line.title,
                     "quantity": line.quantity if line.kind == "sale" else "",
                     **{
-                        name: money_text(getattr(line, name)) for name in MONEY_FIELDS if name != "unit_price"
+                        name: to_text(getattr(line, name), self.context.currency)
+                        for name in MONEY_FIELDS
+                        if name != "unit_price"
                     },
                     "note": line.note or "",
                 }
@@ -352,11 +337,16 @@ class PdfExport:
             fonts={weight: path.as_uri() for weight, path in PDF_FONTS.items()},
             generated_at=self.context.local(self.context.generated_at),
             summary=[
-                (label, money_text(getattr(totals, name)) if name in MONEY_TOTALS else getattr(totals, name))
+                (
+                    label,
+                    to_text(getattr(totals, name), self.context.currency)
+                    if name in MONEY_TOTALS
+                    else getattr(totals, name),
+                )
                 for name, label in SUMMARY_LABELS
             ],
-            totals={name: money_text(getattr(totals, name)) for name in MONEY_TOTALS},
-            keys_by_batch=[{**b, "cost": money_text(b["cost"])} for b in keys_by_batch],
+            totals={name: to_text(getattr(totals, name), self.context.currency) for name in MONEY_TOTALS},
+            keys_by_batch=[{**b, "cost": to_text(b["cost"], self.context.currency)} for b in keys_by_batch],
             lines=self.lines,
         )
         HTML(string=html).write_pdf(self.path)

@@ -14,14 +14,14 @@ from reports.reconciliation_models import EXPORT_FORMATS, ReconciliationFile, Re
 from saas.errors import ApiError
 from saas.extensions import db
 from tenants import roles
-from tenants.api import api_blueprint, api_endpoint, paginate
+from tenants.api import RequestModel, api_blueprint, api_endpoint, paginate
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("reconciliation_api")
 TAG = "reconciliation"
 
 
-class RunIn(BaseModel):
+class RunIn(RequestModel):
     """A run for a month (`month`) or for a range of whole days (`starts_on` … `ends_on`, inclusive)."""
 
     month: str | None = Field(None, description="YYYY-MM, the tenant's month in its time zone")

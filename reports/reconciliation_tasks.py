@@ -23,6 +23,7 @@ from reports.reconciliation_models import EXPORT_FORMATS, ReconciliationFile, Re
 from saas.auth.models import User
 from saas.extensions import db, is_postgres
 from saas.links import public_url
+from saas.money import to_text
 from saas.timeutil import utcnow
 from tenants.jobruns import report_progress
 from tenants.models import Membership, Tenant
@@ -199,8 +200,8 @@ def notify_finance(tenant_id: int, run_id: int) -> None:
             f"The reconciliation of {tenant.name} for {run.period_label} is ready.",
             "",
             f"订单 Orders: {run.order_count}",
-            f"净额 Net: {exports.money_text(run.net)} {run.currency}",
-            f"毛利 Gross profit: {exports.money_text(run.gross_profit)} {run.currency}",
+            f"净额 Net: {to_text(run.net, run.currency)} {run.currency}",
+            f"毛利 Gross profit: {to_text(run.gross_profit, run.currency)} {run.currency}",
             "",
             f"查看与下载 View and download (sign-in required): {link}",
         ]

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +39,7 @@ from reports.reconciliation_models import (
     Settlement,
     SettlementMatch,
 )
+from saas import money
 from saas.extensions import db
 from saas.timeutil import format_in_zone, utcnow
 from tenants import audit
@@ -83,7 +83,6 @@ HEADER_WORDS: dict[str, set[str]] = {
     "fee": {"手续费", "服务费", "渠道费", "佣金", "fee", "fees", "commission", "service fee"},
     "date": {"日期", "时间", "交易时间", "结算时间", "入账时间", "date", "time", "created", "settled at"},
 }
-_AMOUNT_NOISE = re.compile(r"[\s,¥￥$€元]|CNY|RMB|USD|EUR|HKD", re.IGNORECASE)
 
 
 class SettlementError(ValueError):
@@ -93,21 +92,13 @@ class SettlementError(ValueError):
 # ---------------------------------------------------------------- reading the file
 
 
-def parse_amount(text: str) -> int:
-    """Read a money amount ("1,234.50", "¥-12.5", "(3.00)", "12元") as minor units; ValueError if not one."""
-    raw = (text or "").strip()
-    negative = raw.startswith("(") and raw.endswith(")")
-    cleaned = _AMOUNT_NOISE.sub("", raw.strip("()"))
-    if not cleaned:
-        raise ValueError("empty amount")
-    try:
-        amount = Decimal(cleaned)
-    except InvalidOperation as error:
-        raise ValueError(f"not an amount: {raw[:40]}") from error
-    if not amount.is_finite():
-        raise ValueError(f"not an amount: {raw[:40]}")
-    minor = int((amount * 100).to_integral_value(rounding=ROUND_HALF_UP))
-    return -abs(minor) if negative else minor
+def read_amount(text: str, currency: str) -> int:
+    """Read a settlement amount ("1,234.50", "¥-12.5", "(3.00)", "12元") as minor units; ValueError if not.
+
+    `saas.money.parse`, negative amounts allowed (refunds, chargebacks); a fraction of the minor unit (a
+    fee a channel computed by percentage) is rounded half up, as channels round their own fees.
+    """
+    return money.parse(text or "", currency, negative=True, rounding=ROUND_HALF_UP)
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -227,20 +218,25 @@ def _wechat_columns(header: list[str]) -> dict[str, int]:
     return columns
 
 
+def _yuan(text: str) -> int:
+    """Read an amount of a Chinese platform's bill (always yuan) as fen."""
+    return read_amount(text, "CNY")
+
+
 def _wechat_row(line_no: int, columns: dict[str, int], cells: list[str]) -> BillRow | str:
     status = _cell(cells, columns["status"])
     fee_text = _cell(cells, columns["fee"])
-    fee = parse_amount(fee_text) if fee_text else None
+    fee = _yuan(fee_text) if fee_text else None
     external_id = _cell(cells, columns["order"])
     when = _cell(cells, columns["time"])[:40] or None
     if status == "SUCCESS":
-        amount = parse_amount(_cell(cells, columns["total"]) or _cell(cells, columns["settled"]))
+        amount = _yuan(_cell(cells, columns["total"]) or _cell(cells, columns["settled"]))
         return BillRow(line_no, external_id, amount, fee, when)
     if status == "REFUND":
         refund_status = _cell(cells, columns["refund_status"])
         if refund_status not in ("", "SUCCESS"):
             return _("refund %(status)s: not counted until it succeeds", status=refund_status)
-        amount = abs(parse_amount(_cell(cells, columns["refund"])))
+        amount = abs(_yuan(_cell(cells, columns["refund"])))
         return BillRow(line_no, external_id, -amount, fee, when)
     return _("trade status %(status)s: not counted", status=status or "?")
 
@@ -259,16 +255,16 @@ def _alipay_columns(header: list[str]) -> dict[str, int]:
 def _alipay_row(line_no: int, columns: dict[str, int], cells: list[str]) -> BillRow | str:
     kind = _cell(cells, columns["kind"])
     fee_text = _cell(cells, columns["fee"])
-    fee = parse_amount(fee_text) if fee_text else None
+    fee = _yuan(fee_text) if fee_text else None
     external_id = _cell(cells, columns["order"])
     when = _cell(cells, columns["time"])[:40] or None
     if kind == "交易":
-        return BillRow(line_no, external_id, parse_amount(_cell(cells, columns["total"])), fee, when)
+        return BillRow(line_no, external_id, _yuan(_cell(cells, columns["total"])), fee, when)
     if kind == "退款":
         # What the merchant paid back; a refund row's order amount is not always the refund's.
         received = _cell(cells, columns["received"])
-        refunded = abs(parse_amount(received)) if received else 0
-        amount = refunded or abs(parse_amount(_cell(cells, columns["total"])))
+        refunded = abs(_yuan(received)) if received else 0
+        amount = refunded or abs(_yuan(_cell(cells, columns["total"])))
         return BillRow(line_no, external_id, -amount, fee, when)
     return _("business type %(kind)s: not counted", kind=kind or "?")
 
@@ -660,7 +656,7 @@ def match_settlement(settlement_id: int) -> dict[str, Any]:
         if rows_read % 20_000 == 0:
             report_progress(min(90, rows_read / 2000), _("%(rows)d rows read", rows=rows_read))
         try:
-            external_id, amount, fee, date = _read_cells(cells, mapping)
+            external_id, amount, fee, date = _read_cells(cells, mapping, run.currency)
         except ValueError as error:
             if len(unreadable) < MAX_UNREADABLE_KEPT:
                 unreadable.append({"line": line_no, "problem": str(error)[:200]})
@@ -682,7 +678,9 @@ def match_settlement(settlement_id: int) -> dict[str, Any]:
     return {"settlement_id": str(settlement_id), **counts}
 
 
-def _read_cells(cells: list[str], mapping: dict[str, Any]) -> tuple[str, int, int | None, str | None]:
+def _read_cells(
+    cells: list[str], mapping: dict[str, Any], currency: str
+) -> tuple[str, int, int | None, str | None]:
     def cell(role: str) -> str | None:
         index = mapping.get(role)
         if index is None:
@@ -692,9 +690,9 @@ def _read_cells(cells: list[str], mapping: dict[str, Any]) -> tuple[str, int, in
     external_id = (cell("order_id") or "").strip()
     if not external_id:
         raise ValueError(_("no order id"))
-    amount = parse_amount(cell("amount") or "")
+    amount = read_amount(cell("amount") or "", currency)
     fee_text = cell("fee")
-    fee = parse_amount(fee_text) if fee_text else None
+    fee = read_amount(fee_text, currency) if fee_text else None
     date = cell("date")
     return external_id, amount, fee, (date or None) and date[:40]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flask import Flask, current_app, g
 from flask_babel import lazy_gettext as _l
 
 from saas import labels
+from saas.money import format_money
 from saas.timeutil import format_in_zone
 
 
@@ -51,15 +51,6 @@ def visible_navigation(can: Callable[[str], bool]) -> list[NavItem]:
     return items
 
 
-def money(minor_units: int | None, currency: str = "CNY") -> str:
-    """Format integer minor units as an amount: 12345, CNY -> ¥123.45."""
-    if minor_units is None:
-        return ""
-    symbol = {"CNY": "¥", "USD": "$", "EUR": "€", "HKD": "HK$"}.get(currency, currency + " ")
-    amount = Decimal(minor_units) / 100
-    return f"{'-' if amount < 0 else ''}{symbol}{abs(amount):,.2f}"
-
-
 def tenant_time(moment: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """Format a UTC datetime in the current tenant's time zone."""
     tenant = g.get("tenant")
@@ -68,7 +59,7 @@ def tenant_time(moment: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def init_app(app: Flask) -> None:
     """Register the layout helpers with Jinja."""
-    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["money"] = format_money  # (minor units, currency) -> "¥123.45"
     app.jinja_env.filters["tenant_time"] = tenant_time
     app.jinja_env.globals["visible_navigation"] = visible_navigation
     labels.init_app(app)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.json_schema import models_json_schema
 from sqlalchemy import Select
 
@@ -56,6 +56,16 @@ class ApiOperation:
     paginated: bool = False
     query: list[QueryParam] = field(default_factory=list)
     errors: tuple[int, ...] = ()
+
+
+class RequestModel(BaseModel):
+    """The base of every request body: a field the model does not know is refused, never ignored.
+
+    Ignored, `{"mode": "now"}` (a misspelt or unsupported field) cancelled at period end instead of now.
+    `api_endpoint` accepts only request models built on this base.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Page(BaseModel):
@@ -109,7 +119,15 @@ def parse_body(model: type[M]) -> M:
         return model.model_validate(payload)
     except ValidationError as error:
         details = {"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]}
-        raise ApiError(422, "invalid", _("The body does not match the schema."), details) from error
+        unknown = [
+            ".".join(str(part) for part in e["loc"]) for e in error.errors() if e["type"] == "extra_forbidden"
+        ]
+        if unknown:
+            fields = ", ".join(unknown)
+            message = _("Unknown fields: %(fields)s. The body does not match the schema.", fields=fields)
+        else:
+            message = _("The body does not match the schema.")
+        raise ApiError(422, "invalid", message, details) from error
 
 
 def api_endpoint(
@@ -144,6 +162,9 @@ def api_endpoint(
         list(query or []),
         errors,
     )
+
+    if request_model is not None and not issubclass(request_model, RequestModel):
+        raise TypeError(f"{request_model.__name__} must be a tenants.api.RequestModel (unknown fields: 422)")
 
     def decorate(func: Callable[..., Any]) -> Callable[..., ResponseReturnValue]:
         @wraps(func)

@@ -33,8 +33,8 @@ from integrations.adapters.base import (
     OrderCancelled,
     OrderPaid,
     RefundReported,
+    amount_of,
     attached_line,
-    minor_units,
     parse_beijing_time,
     text,
 )
@@ -81,7 +81,7 @@ def signed_content(fields: Mapping[str, str], *, with_empty: bool = False) -> st
 
 def fen(value: str | None) -> int | None:
     """Read Alipay's yuan text ("88.88") as fen."""
-    return minor_units(value, "CNY")
+    return amount_of(value, "CNY", "amount")
 
 
 class AlipayAdapter(ChannelAdapter):

@@ -11,15 +11,12 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 
-from saas import bounds
-
-ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "RWF"})
+from saas import bounds, money
 
 
 class InvalidCredentials(ValueError):
@@ -211,18 +208,23 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:40]
 
 
-def minor_units(amount: Any, currency: str) -> int | None:
-    """Convert a decimal amount ("199.00", 199, 199.5) to integer minor units of `currency`."""
-    if amount is None or amount == "":
+def amount_of(
+    value: Any, currency: str, what: str, *, negative: bool = False, rounding: str | None = None
+) -> int | None:
+    """Read a platform's amount ("199.00", 199, 199.5) as minor units of `currency` (None when absent).
+
+    `saas.money.parse` reads it; an amount it refuses makes the delivery invalid (4xx, kept in the inbox)
+    rather than an order with a wrong or missing price. A JSON number arrives as a float: its shortest
+    text ("199.5") is what the platform wrote.
+    """
+    if value is None or value == "":
         return None
+    if isinstance(value, float):
+        value = repr(value)
     try:
-        value = Decimal(str(amount).strip())
-    except InvalidOperation:
-        return None
-    if not value.is_finite():
-        return None
-    exponent = 0 if currency.upper() in ZERO_DECIMAL_CURRENCIES else 2
-    return int((value * (10**exponent)).quantize(Decimal(1)))
+        return money.parse(value, currency, negative=negative, rounding=rounding)
+    except money.MoneyError as error:
+        raise InvalidDelivery(f"{what}: {error}") from error
 
 
 def parse_time(value: Any) -> dt.datetime | None:

@@ -25,10 +25,10 @@ from integrations.adapters.base import (
     OrderCancelled,
     OrderPaid,
     RefundReported,
+    amount_of,
     body_digest,
     header,
     load_json,
-    minor_units,
     parse_time,
     quantity,
     text,
@@ -98,7 +98,7 @@ class ShopifyAdapter(ChannelAdapter):
                 ExternalLine(
                     refs,
                     quantity(item.get("quantity")),
-                    minor_units(item.get("price"), currency),
+                    amount_of(item.get("price"), currency, "line_items.price"),
                     text(item.get("title") or item.get("name")),
                 )
             )
@@ -110,7 +110,7 @@ class ShopifyAdapter(ChannelAdapter):
         return OrderPaid(
             external_id=_order_id(payload),
             currency=currency,
-            total=minor_units(payload.get("total_price"), currency),
+            total=amount_of(payload.get("total_price"), currency, "total_price"),
             lines=lines,
             customer=ExternalCustomer(
                 email=text(payload.get("email") or customer.get("email"), 254) or None,
@@ -133,10 +133,10 @@ class ShopifyAdapter(ChannelAdapter):
         for transaction in payload.get("transactions") or []:
             if transaction.get("kind") == "refund" and transaction.get("status") == "success":
                 currency = text(transaction.get("currency"), 3).upper() or currency
-                amount += minor_units(transaction.get("amount"), currency) or 0
+                amount += amount_of(transaction.get("amount"), currency, "transactions.amount") or 0
         if not amount:
             for item in payload.get("refund_line_items") or []:
-                amount += minor_units(item.get("subtotal"), currency) or 0
+                amount += amount_of(item.get("subtotal"), currency, "refund_line_items.subtotal") or 0
         if not amount:
             return Ignored(_("The refund moves no money (a restock only)."))
         return RefundReported(order_id, text(payload.get("id"), 100), amount, text(payload.get("note"), 500))

@@ -9,6 +9,7 @@ not stored. The delivery id header is not unique, so repeats are recognised by t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import ROUND_HALF_UP
 from typing import Any
 
 from flask_babel import gettext as _
@@ -26,9 +27,9 @@ from integrations.adapters.base import (
     OrderCancelled,
     OrderPaid,
     RefundReported,
+    amount_of,
     header,
     load_json,
-    minor_units,
     parse_time,
     quantity,
     text,
@@ -94,12 +95,13 @@ class WooCommerceAdapter(ChannelAdapter):
                 refs.append(("variant", text(item.get("variation_id"))))
             if item.get("product_id"):
                 refs.append(("product", text(item.get("product_id"))))
-            # `price` is a number (after discounts, per unit); totals are strings.
+            # `price` is a number (after discounts, per unit: subtotal ÷ quantity, so 6.666666666666667
+            # for three units at 20.00); rounded half up to the fen. Totals are strings, read strictly.
             lines.append(
                 ExternalLine(
                     refs,
                     quantity(item.get("quantity")),
-                    minor_units(item.get("price"), currency),
+                    amount_of(item.get("price"), currency, "line_items.price", rounding=ROUND_HALF_UP),
                     text(item.get("name")),
                 )
             )
@@ -111,7 +113,7 @@ class WooCommerceAdapter(ChannelAdapter):
         return OrderPaid(
             external_id=text(payload.get("id"), 128),
             currency=currency,
-            total=minor_units(payload.get("total"), currency),
+            total=amount_of(payload.get("total"), currency, "total"),
             lines=lines,
             customer=ExternalCustomer(
                 email=text(billing.get("email"), 254) or None,
@@ -128,7 +130,7 @@ class WooCommerceAdapter(ChannelAdapter):
         order_id = text(payload.get("id"), 128)
         events: list[Event] = []
         for refund in payload.get("refunds") or []:
-            amount = minor_units(refund.get("total"), currency)
+            amount = amount_of(refund.get("total"), currency, "refunds.total", negative=True)
             if refund.get("id") and amount:
                 events.append(
                     RefundReported(

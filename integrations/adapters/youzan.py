@@ -35,9 +35,9 @@ from integrations.adapters.base import (
     OrderCancelled,
     OrderPaid,
     RefundReported,
+    amount_of,
     header,
     load_json,
-    minor_units,
     parse_beijing_time,
     quantity,
     text,
@@ -89,7 +89,7 @@ def decoded_msg(payload: dict[str, Any]) -> dict[str, Any]:
 
 def yuan(value: Any) -> int | None:
     """Read Youzan's yuan text as fen."""
-    return minor_units(value, "CNY")
+    return amount_of(value, "CNY", "amount")
 
 
 class YouzanAdapter(ChannelAdapter):

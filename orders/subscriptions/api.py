@@ -23,7 +23,7 @@ from saas.errors import ApiError
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import roles
-from tenants.api import QueryParam, api_blueprint, api_endpoint, paginate
+from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("subscriptions_api")
@@ -128,7 +128,7 @@ class SubscriptionDetailOut(SubscriptionOut):
     cancellations: list[CancellationOut]
 
 
-class CancelIn(BaseModel):
+class CancelIn(RequestModel):
     """Cancel at the period end (default; undoable until then) or now."""
 
     when: Literal["period_end", "now"] = "period_end"
@@ -137,11 +137,11 @@ class CancelIn(BaseModel):
     source: Literal["api", "channel", "support"] = "api"
 
 
-class UndoIn(BaseModel):
+class UndoIn(RequestModel):
     source: Literal["api", "channel", "support"] = "api"
 
 
-class RenewalIn(BaseModel):
+class RenewalIn(RequestModel):
     """A renewal payment: repeating `idempotency_key` changes nothing; amount defaults to the price."""
 
     idempotency_key: str = Field("", description="your payment id; required")

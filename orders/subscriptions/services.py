@@ -31,7 +31,7 @@ from orders.subscriptions.models import (
     SubscriptionPeriod,
     SubscriptionRenewal,
 )
-from orders.subscriptions.periods import Cadence, boundary, days_between, period_bounds, shift_days
+from orders.subscriptions.periods import Cadence, days_between, period_bounds, shift_days
 from orders.subscriptions.policy import policy_for
 from saas.events import publish
 from saas.extensions import db, immediate_transaction, is_postgres
@@ -441,8 +441,7 @@ def _claim_period(
     """Record the renewal and its period in the session, and move the subscription on."""
     now = utcnow()
     zone, due = subscription.time_zone, subscription.current_period_end
-    reactivated = subscription.status in ("canceled", "expired") and paid_at >= (subscription.ended_at or due)
-    reactivated = reactivated or paid_at >= grace_end(subscription)
+    reactivated = _reactivates(subscription, paid_at)
     if not reactivated and subscription.current_period_start > paid_at:
         raise AlreadyRenewed(
             _(
@@ -453,9 +452,7 @@ def _claim_period(
     number = subscription.current_period_number + 1
     if reactivated:  # a fresh start: the new period begins when paid, and later periods count from it
         subscription.anchor_at, subscription.anchor_period = paid_at, number
-    start, end = period_bounds(
-        subscription.anchor_at, zone, cadence_of(subscription), number - subscription.anchor_period
-    )
+    start, end = renewal_bounds(subscription, paid_at)
     renewal = SubscriptionRenewal(
         subscription_id=subscription.id,
         period_number=number,
@@ -807,12 +804,23 @@ def advance_lifecycles(now: dt.datetime | None = None) -> dict[str, int]:
     return counts
 
 
+def _reactivates(subscription: Subscription, paid_at: dt.datetime) -> bool:
+    """Tell whether a renewal paid at `paid_at` starts afresh (the subscription lapsed) or extends it."""
+    due = subscription.current_period_end
+    lapsed = subscription.status in ("canceled", "expired") and paid_at >= (subscription.ended_at or due)
+    return lapsed or paid_at >= grace_end(subscription)
+
+
+def renewal_bounds(subscription: Subscription, paid_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Return (start, end) of the period a renewal paid at `paid_at` buys: the one after the current,
+    or, when the subscription lapsed, a fresh period from the payment."""
+    number = subscription.current_period_number + 1
+    anchor, anchor_period = subscription.anchor_at, subscription.anchor_period
+    if _reactivates(subscription, paid_at) and anchor_period != number:
+        anchor, anchor_period = paid_at, number
+    return period_bounds(anchor, subscription.time_zone, cadence_of(subscription), number - anchor_period)
+
+
 def next_period_preview(subscription: Subscription) -> tuple[dt.datetime, dt.datetime]:
     """Return (start, end) of the period a renewal paid now would buy (for display)."""
-    start = subscription.current_period_end
-    return start, boundary(
-        subscription.anchor_at,
-        subscription.time_zone,
-        cadence_of(subscription),
-        subscription.current_period_number + 1 - subscription.anchor_period,
-    )
+    return renewal_bounds(subscription, utcnow())

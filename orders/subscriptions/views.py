@@ -9,11 +9,12 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from catalog.models import Plan
-from catalog.services import CatalogError, parse_money
+from catalog.services import CatalogError, read_amount
 from orders.subscriptions import cancellation, policy, reminders, services
 from orders.subscriptions.forms import CancelForm, PolicyForm, RenewForm
 from orders.subscriptions.models import STATUSES, Subscription
 from orders.subscriptions.services import SubscriptionError
+from saas import money
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import roles
@@ -108,7 +109,7 @@ def subscription(subscription_id: int) -> ResponseReturnValue:
         policy=policy.policy_for(found.plan_id, found.period_unit),
         next_period=services.next_period_preview(found),
         cancel_form=CancelForm(),
-        renew_form=RenewForm(amount=f"{found.renewal_amount / 100:.2f}"),
+        renew_form=RenewForm(amount=money.to_text(found.renewal_amount, found.currency)),
         now=utcnow(),
         reason_label=cancellation.reason_label,
     )
@@ -165,7 +166,7 @@ def renew(subscription_id: int) -> ResponseReturnValue:
         _flash_form_errors(form)
         return redirect(url_for("subscriptions.subscription", subscription_id=found.id))
     try:
-        amount = parse_money(form.amount.data) or 0
+        amount = read_amount(form.amount.data, found.currency) or 0
         outcome = services.renew(
             found.id,
             paid_at=utcnow(),

@@ -229,6 +229,23 @@ def test_stock_counts_value_and_days_of_cover(client: FlaskClient, shop: Shop) -
     assert "¥412.50" in page and 'data-testid="days-of-cover">165.0' in page
 
 
+def test_a_barely_selling_right_has_more_than_a_year_of_cover_not_a_huge_number(
+    client: FlaskClient, shop: Shop
+) -> None:
+    with shop.bound():
+        right = make_right()
+        import_keys(right, count=400)
+        key = card_keys_of(right)[0]
+        key.status, key.delivered_at = "delivered", utcnow() - dt.timedelta(days=3)  # one in 30 days
+        db.session.commit()
+        level = stock.stock_of(right)
+        right_id = right.id
+    assert level is not None and level.cover_beyond_a_year and level.days_of_cover == 365.0  # not 11970.0
+    login(client, shop.members["analyst"])
+    page = client.get(f"/t/{shop.slug}/catalog/rights/{right_id}?lang=zh_CN").get_data(as_text=True)
+    assert 'data-testid="days-of-cover">超过一年' in page and "11970" not in page
+
+
 def test_no_sales_means_no_days_of_cover(shop: Shop) -> None:
     with shop.bound():
         right = make_right()

@@ -17,6 +17,7 @@ from typing import Any
 
 import orders.models
 import orders.subscriptions.models  # noqa: F401
+from catalog import services as catalog_services
 from catalog.models import Plan
 from integrations import channels
 from integrations.channels import ChannelSettings
@@ -42,7 +43,9 @@ def card_plan(price: int = 3990, *, keys: int = 5) -> Plan:
     right = catalog_factories.make_right("腾讯视频VIP月卡", kind="card_key")
     catalog_factories.import_keys(right, count=keys)
     bundle = catalog_factories.make_bundle("影音畅享包", [(right, 1)])
-    return catalog_factories.make_plan(bundle, price=price)
+    plan = catalog_factories.make_plan(bundle, price=price)
+    catalog_services.change_bundle_status(bundle, "active")  # a draft's orders are refused
+    return plan
 
 
 def grants_of(order_id: int) -> list[Any]:

@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from reports.dashboards import PLOTLY_URL
-from saas.layout import money
+from saas import money
+from saas.money import format_money
 from saas.timeutil import frozen_time
 from tenants import services
 from tenants.roles import Role
@@ -130,19 +131,33 @@ def test_the_json_api_equals_the_pages_tables_and_their_csv(
             assert f'data-testid="table-{table["key"]}"' in html
             name = DASHBOARD_OF_PAGE[page]
             url = f"/t/{shop.slug}/reports/table.csv?dashboard={name}&table={table['key']}&{MARCH}"
-            assert csv_rows(client, url) == [
-                {k: "" if v is None else str(v) for k, v in row.items()} for row in table["rows"]
-            ], table["key"]
+            assert csv_rows(client, url) == [_in_csv(row, table["columns"]) for row in table["rows"]], table[
+                "key"
+            ]
             for row in table["rows"]:
                 for column in table["columns"]:
                     assert _shown(row[column["key"]], column) in html, (table["key"], column["key"])
 
 
+def _in_csv(row: dict[str, Any], columns: list[dict[str, str]]) -> dict[str, str]:
+    """Return an API row as the CSV holds it: headed by labels, money in yuan with two decimals."""
+    cells = {}
+    for column in columns:
+        value = row[column["key"]]
+        if column["kind"] == "money":
+            cells[f"{column['label']} (CNY)"] = "" if value is None else money.to_text(int(value), "CNY")
+        elif column["kind"] == "days" and value == ">365":
+            cells[column["label"]] = "more than a year"
+        else:
+            cells[column["label"]] = "" if value is None else str(value)
+    return cells
+
+
 def _shown(value: Any, column: dict[str, str]) -> str:
     if value is None:
-        return "n/a"
+        return "—"
     if column["kind"] == "money":
-        return money(int(value), "CNY")
+        return format_money(int(value), "CNY")
     if column["kind"] == "count":
         return f"{int(value):,}"
     if column["kind"] == "ratio":
@@ -168,3 +183,27 @@ def test_another_shops_bundle_is_an_unknown_filter(client: FlaskClient, shop: Sh
     login(client, shop.members["analyst"])
     page = client.get(f"/t/{shop.slug}/reports/sales?bundle={theirs}")
     assert page.status_code == 400 and 'data-testid="filter-error"' in page.get_data(as_text=True)
+
+
+def test_the_figures_say_how_fresh_they_are_and_a_merchant_can_recompute_them(
+    client: FlaskClient, shop: Shop, sold_in_march: None
+) -> None:
+    with shop.bound():
+        video = card_key_product("音乐月卡", price=990)
+        sell(video, at(2026, 3, 3, 10))  # sold after the last refresh: not yet in the rollups
+    login(client, shop.members["analyst"])
+    with frozen_time(at(2026, 4, 1)):
+        before = client.get(f"/t/{shop.slug}/reports/sales?{MARCH}").get_data(as_text=True)
+        assert 'data-testid="freshness"' in before and "Figures as of" in before
+        assert "音乐月卡" not in before.split('data-testid="table-by_bundle"')[1].split("</table>")[0]
+        answer = client.post(
+            f"/t/{shop.slug}/reports/refresh", data={"next": f"/t/{shop.slug}/reports/sales?{MARCH}"}
+        )
+        assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/reports/sales?{MARCH}")
+        after = client.get(f"/t/{shop.slug}/reports/sales?{MARCH}").get_data(as_text=True)
+    assert "音乐月卡" in after.split('data-testid="table-by_bundle"')[1].split("</table>")[0]
+    assert "2026-04-01" in after.split('data-testid="freshness"')[1].split("</form>")[0]
+    outside = client.post(f"/t/{shop.slug}/reports/refresh", data={"next": "https://evil.example/"})
+    assert outside.headers["Location"].endswith(f"/t/{shop.slug}/reports/")
+    login(client, shop.members["support"])  # support reads no dashboards, so it cannot recompute them
+    assert client.post(f"/t/{shop.slug}/reports/refresh").status_code in (403, 404)

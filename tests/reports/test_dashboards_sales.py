@@ -93,8 +93,21 @@ def test_stock_shows_days_of_cover_and_flags_the_rights_running_low(shop: Shop) 
         "days_of_cover": "10.0",
         "threshold": 15,
     }
-    assert stock["音乐月卡"]["days_of_cover"] == "970.0"
+    assert stock["音乐月卡"]["days_of_cover"] == ">365"  # 970 days: "more than a year"
     assert [row["right"] for row in board.table("low_stock").rows] == ["视频月卡"]  # type: ignore[union-attr]
+
+
+def test_a_barely_selling_right_says_more_than_a_year(client: FlaskClient, shop: Shop) -> None:
+    with shop.bound():
+        slow = card_key_product("冷门月卡", price=990, keys=300)
+        sell(slow, at(2026, 3, 10))  # one in 30 days: 299 left would be 8970.0 days
+        refresh()
+    with frozen_time(at(2026, 3, 30, 18)):
+        login(client, shop.members["analyst"])
+        page = client.get(f"/t/{shop.slug}/reports/sales?lang=zh_CN").get_data(as_text=True)
+        english = client.get(f"/t/{shop.slug}/reports/sales?lang=en").get_data(as_text=True)
+    assert "超过一年" in page and "8970" not in page
+    assert "more than a year" in english
 
 
 def test_a_right_never_sold_has_no_days_of_cover_rather_than_infinity(shop: Shop) -> None:

@@ -21,6 +21,7 @@ from catalog.models import Bundle
 from reports import exports, reconciliation
 from reports.reconciliation import RunRequest
 from reports.reconciliation_models import ReconciliationFile, ReconciliationRun
+from saas import csvfile, money
 from saas.extensions import db
 from scripts import subset_cjk_font
 from tests.factories import Shop
@@ -213,8 +214,8 @@ def test_text_that_a_spreadsheet_would_run_is_defused_in_csv_and_xlsx(app: Flask
 
 
 def test_money_is_written_exactly_without_floats() -> None:
-    assert exports.money_text(-1) == "-0.01"
-    assert exports.money_text(123456789) == "1234567.89"
-    assert exports.money_decimal(1999) == Decimal("19.99")
-    assert exports.neutralise("=1+1") == "'=1+1" and exports.neutralise("a=1") == "a=1"
-    assert exports.neutralise("\tTAB") == "'\tTAB" and exports.neutralise("\rCR") == "'\rCR"
+    assert money.to_text(-1, "CNY") == "-0.01"
+    assert money.to_text(123456789, "CNY") == "1234567.89"
+    assert money.to_decimal(1999, "CNY") == Decimal("19.99")
+    assert csvfile.defuse("=1+1") == "'=1+1" and csvfile.defuse("a=1") == "a=1"
+    assert csvfile.defuse("\tTAB") == "'\tTAB" and csvfile.defuse("\rCR") == "'\rCR"

@@ -163,14 +163,15 @@ def test_finance_resolves_a_difference_with_a_note_and_the_audit_log_keeps_it(
 
 
 def test_amounts_are_read_as_exact_minor_units() -> None:
-    assert settlement.parse_amount("1,234.50") == 123450
-    assert settlement.parse_amount("¥-12.5") == -1250
-    assert settlement.parse_amount("(3.00)") == -300
-    assert settlement.parse_amount("12元") == 1200
-    assert settlement.parse_amount("0.005") == 1  # half up
-    for bad in ("", "abc", "NaN", "1.2.3"):
+    assert settlement.read_amount("1,234.50", "CNY") == 123450
+    assert settlement.read_amount("¥-12.5", "CNY") == -1250
+    assert settlement.read_amount("(3.00)", "CNY") == -300
+    assert settlement.read_amount("12元", "CNY") == 1200
+    assert settlement.read_amount("0.005", "CNY") == 1  # half up
+    assert settlement.read_amount("1,200", "JPY") == 1200  # yen have no minor unit
+    for bad in ("", "abc", "NaN", "1.2.3", "12,50", "1e3"):
         with pytest.raises(ValueError):
-            settlement.parse_amount(bad)
+            settlement.read_amount(bad, "CNY")
 
 
 def test_the_mapping_is_guessed_from_chinese_and_english_headers() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from flask import Flask
 from flask.testing import FlaskClient
 
 from orders.subscriptions import cancellation, policy
@@ -167,3 +170,55 @@ def test_an_api_key_without_the_cancel_scope_cannot_cancel(client: FlaskClient, 
     response = client.post(f"/api/v1/subscriptions/{ids['soon']}/cancel", headers=headers, json={})
     assert response.status_code == 403
     assert client.get(f"/api/v1/subscriptions/{ids['soon']}", headers=headers).status_code == 200
+
+
+def test_an_unknown_field_is_a_422_that_names_it_and_cancels_nothing(client: FlaskClient, shop: Shop) -> None:
+    ids = three_subscriptions(shop)
+    headers = api_headers(shop)
+    response = client.post(
+        f"/api/v1/subscriptions/{ids['soon']}/cancel", headers=headers, json={"mode": "now"}
+    )
+    assert response.status_code == 422 and "mode" in response.json["message"], response.json
+    assert client.get(f"/api/v1/subscriptions/{ids['soon']}", headers=headers).json["status"] == "active"
+
+
+def test_every_request_body_of_the_api_refuses_unknown_fields(app: Flask) -> None:
+    from pydantic import BaseModel
+
+    from tenants.api import RequestModel
+
+    def models(model: type[BaseModel]) -> list[type[BaseModel]]:
+        found = [model]
+        for field in model.model_fields.values():
+            for arg in [field.annotation, *getattr(field.annotation, "__args__", ())]:
+                for inner in [arg, *getattr(arg, "__args__", ())]:
+                    if isinstance(inner, type) and issubclass(inner, BaseModel):
+                        found += models(inner)
+        return found
+
+    bodies = [
+        view.api_operation.request_model
+        for view in app.view_functions.values()
+        if getattr(view, "api_operation", None) is not None and view.api_operation.request_model is not None
+    ]
+    assert len(bodies) >= 20
+    loose = {m.__name__ for body in bodies for m in models(body) if not issubclass(m, RequestModel)}
+    assert not loose
+    assert all(m.model_config.get("extra") == "forbid" for body in bodies for m in models(body))
+
+
+def test_the_page_shows_the_next_period_a_renewal_would_buy(client: FlaskClient, shop: Shop) -> None:
+    with shop.bound():
+        sub = subscribe(renewable_plan("month"), at=local(2026, 1, 31, 9, 30))  # paid to 2026-02-28 09:30
+        sub_id = sub.id
+    login(client, shop.members["finance"])
+    with frozen_time(local(2026, 2, 20)):
+        page = client.get(f"/t/{shop.slug}/subscriptions/{sub_id}").get_data(as_text=True)
+    assert "The next period runs 2026-02-28 09:30 – 2026-03-31 09:30" in page, (
+        "not a period ending as it starts"
+    )
+    with shop.bound():
+        renew(sub_id, local(2026, 2, 20), "next-period")
+        renewed = fresh(sub_id)
+        assert renewed.current_period_start.astimezone(dt.UTC) == local(2026, 2, 28, 9, 30)
+        assert renewed.current_period_end.astimezone(dt.UTC) == local(2026, 3, 31, 9, 30)

@@ -100,3 +100,18 @@ def test_tenants_create_explains_a_bad_address(runner: Any) -> None:
         ]
     )
     assert result.exit_code != 0 and "lower-case" in result.output
+
+
+def test_the_demo_shop_is_healthy_with_one_labelled_failed_topup(runner: Any) -> None:
+    from orders.models import Grant, Order
+    from tenants.scoping import tenant_bound
+
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    tenant = db.session.query(Tenant).filter_by(slug="demo").one()
+    with tenant_bound(tenant.id):
+        topups = db.session.query(Grant).filter(Grant.topup_state.isnot(None)).all()
+        failed = [g for g in topups if g.topup_state != "succeeded"]
+        assert len(topups) >= 2 and len(failed) == 1, [(g.topup_state, g.topup_error) for g in topups]
+        assert "有意" in (failed[0].topup_error or "") and "deliberate" in (failed[0].topup_error or "")
+        order = db.session.get(Order, (tenant.id, failed[0].order_id))
+        assert order is not None and "deliberate" in order.note
