@@ -137,14 +137,18 @@ def test_an_amount_past_2_63_is_400(
     assert_error_shape(response, 400, "number_out_of_range")
 
 
-def test_the_refusal_speaks_the_callers_language(client: FlaskClient, api: dict[str, str]) -> None:
-    headers = {**api, "Accept-Language": "zh-CN", "Content-Type": "application/json"}
+@pytest.mark.parametrize(("shop_locale", "chinese"), [("zh_CN", True), ("en", False)])
+def test_the_refusal_speaks_the_shops_language(
+    client: FlaskClient, api: dict[str, str], shop: Shop, shop_locale: str, chinese: bool
+) -> None:
+    shop.tenant.locale = shop_locale
+    db.session.commit()
+    headers = {**api, "Accept-Language": "en" if chinese else "zh-CN", "Content-Type": "application/json"}
     deep = client.post("/api/v1/orders", headers=headers, data=DEEP_ARRAY)
     big = client.post("/api/v1/orders/1/refunds", headers=headers, json={"amount": 2**63})
     assert deep.json is not None and big.json is not None
-    assert re.search(r"[\u4e00-\u9fff]", deep.json["message"]) and re.search(
-        r"[\u4e00-\u9fff]", big.json["message"]
-    )
+    for message in (deep.json["message"], big.json["message"]):
+        assert bool(re.search(r"[\u4e00-\u9fff]", message)) is chinese, message
 
 
 def test_amounts_that_overflow_only_together_are_still_the_senders_error(
