@@ -146,6 +146,13 @@ def _claim(subscription_id: int, now: dt.datetime) -> DueReminder | None:
 
 
 def _send(subscription_id: int, offset_days: int) -> None:
+    # The mail's outbox record is written in this transaction: on SQLite it must start as the writer (a
+    # deferred read that later writes fails with "database is locked" while other reminder runs write).
+    with immediate_transaction(db.session()):
+        _queue_reminder(subscription_id, offset_days)
+
+
+def _queue_reminder(subscription_id: int, offset_days: int) -> None:
     context = mail_context(subscription_id)
     if context is None:
         return
