@@ -146,10 +146,8 @@ class SignedHttpAdapter:
 
 
 DEMO_FAILING_ACCOUNT = "13800000000"
-DEMO_FAILURE = (
-    "演示：充值账号 13800000000 不存在——这是演示数据中有意保留的失败示例，可重试或退款。"
-    "(demo: a deliberate failed top-up)"
-)
+# What the demo supplier answers, as a Chinese supplier would: in Chinese only (supplier text is data).
+DEMO_FAILURE = "演示：充值账号 13800000000 不存在——这是演示数据中有意保留的失败示例，可重试或退款。"
 
 
 class DemoSupplierAdapter:

@@ -16,8 +16,9 @@ from orders.subscriptions.models import Subscription
 from reports.reconciliation_models import ReconciliationRun
 from saas.auth.models import User
 from saas.extensions import db
-from tenants.demo import DEMO_PASSWORD
+from tenants.demo import DEMO_PASSWORD, demo_email
 from tenants.models import Membership, Tenant
+from tenants.roles import Role
 from tenants.scoping import tenant_bound
 from tests.english import english_in_page, visible_text
 from tests.routes import tenant_routes
@@ -81,7 +82,7 @@ def test_every_back_office_page_of_the_demo_shop_reads_in_chinese(
     assert runner.invoke(args=["demo"]).exit_code == 0
     tenant = db.session.scalars(select(Tenant).where(Tenant.slug == "demo")).one()
     data = _data_words(tenant.id)
-    client.post("/login", data={"email": "owner@demo.quanyi.test", "password": DEMO_PASSWORD})
+    client.post("/login", data={"email": demo_email(Role.OWNER), "password": DEMO_PASSWORD})
     english: dict[str, list[str]] = {}
     pages = 0
     objects = _demo_objects(tenant.id)
