@@ -116,5 +116,5 @@ def test_at_390_px_a_merchant_connects_wechat_pay_with_its_credentials_and_a_pay
     with urllib.request.urlopen(request, timeout=15) as response:
         assert response.status == 204
     page.reload()
-    assert "processed" in page.locator("[data-testid=recent] [data-testid=inbox-status]").first.inner_text()
+    assert "Processed" in page.locator("[data-testid=recent] [data-testid=inbox-status]").first.inner_text()
     assert fits_its_cards(page)
