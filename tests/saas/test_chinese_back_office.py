@@ -47,7 +47,7 @@ def _data_words(tenant_id: int) -> frozenset[str]:
     with tenant_bound(tenant_id):
         for column in columns:
             for value in db.session.scalars(select(column).distinct()):
-                words.update(re.findall(r"[A-Za-z][A-Za-z'-]*", str(value or "")))
+                words.update(re.findall(r"[A-Za-z][A-Za-z'_-]*", str(value or "")))  # shopify_mITMBW…
     return frozenset(words)
 
 

@@ -112,6 +112,6 @@ def test_the_demo_shop_is_healthy_with_one_labelled_failed_topup(runner: Any) ->
         topups = db.session.query(Grant).filter(Grant.topup_state.isnot(None)).all()
         failed = [g for g in topups if g.topup_state != "succeeded"]
         assert len(topups) >= 2 and len(failed) == 1, [(g.topup_state, g.topup_error) for g in topups]
-        assert "有意" in (failed[0].topup_error or "") and "deliberate" in (failed[0].topup_error or "")
+        assert "有意" in (failed[0].topup_error or "") and "演示" in (failed[0].topup_error or "")
         order = db.session.get(Order, (tenant.id, failed[0].order_id))
         assert order is not None and "deliberate" in order.note
