@@ -82,11 +82,17 @@ def bound_tenant_locale() -> str | None:
     loaded = db.session.identity_map.get(identity_key(Tenant, tenant_id))
     if loaded is not None and "locale" in loaded.__dict__:
         return str(loaded.locale)
-    # In the session's own transaction (another connection would wait on SQLite's write lock), without
-    # flushing: an error message may be translated halfway through a unit of work, or after it failed.
+    query = select(Tenant.locale).where(Tenant.id == tenant_id)
     try:
+        if db.session.get_bind().dialect.name == "postgresql":
+            # On a connection of its own: the session's may be busy streaming a COPY (a card-key import
+            # translating its progress), and a query there would wait for that COPY forever.
+            with db.engine.connect() as connection:
+                return connection.scalar(query)
+        # On SQLite in the session's own transaction (another connection would wait on the write lock),
+        # without flushing: a message may be translated halfway through a unit of work, or after it failed.
         with db.session.no_autoflush:
-            return db.session.scalar(select(Tenant.locale).where(Tenant.id == tenant_id))
+            return db.session.scalar(query)
     except SQLAlchemyError:
         return None
 
