@@ -94,7 +94,7 @@ class RotateIn(RequestModel):
     secret: str | None = None
 
 
-class CredentialsIn(BaseModel):
+class CredentialsIn(RequestModel):
     """New credentials of a wechatpay, alipay or youzan channel; the old ones verify for `overlap_hours`.
 
     `credentials` is required (checked after the channel is found).
