@@ -110,3 +110,52 @@ def test_a_customer_with_both_gets_the_tenants_choice(app: Flask, shop: Shop) ->
         services.create_order(request)
     (message,) = sms_files(app)
     assert message["to"] == "+8613900000000" and "BOTH-2" in str(message["text"])
+
+
+def test_a_verification_code_goes_by_sms_is_limited_per_phone_and_erased_once_sent(
+    app: Flask, shop: Shop
+) -> None:
+    import datetime as dt
+
+    from saas.timeutil import frozen_time, utcnow
+    from tenants.models import OutboxMessage
+    from tenants.outbox import SmsCodeLimited, queue_sms
+
+    start = utcnow()
+    with shop.bound():
+        with frozen_time(start):
+            record_id = queue_sms("138 0000 0000", "verification_code", {"code": "482913", "minutes": "10"})
+            with pytest.raises(SmsCodeLimited):  # 1 a minute
+                queue_sms("+8613800000000", "verification_code", {"code": "111111", "minutes": "10"})
+            queue_sms("13900000000", "verification_code", {"code": "222222", "minutes": "10"})  # another phone
+        for minute in range(1, 10):
+            with frozen_time(start + dt.timedelta(minutes=2 * minute)):
+                queue_sms("13800000000", "verification_code", {"code": f"{minute:06d}", "minutes": "10"})
+        with frozen_time(start + dt.timedelta(minutes=30)), pytest.raises(SmsCodeLimited):  # 10 a day
+            queue_sms("13800000000", "verification_code", {"code": "333333", "minutes": "10"})
+        record = db.session.get(OutboxMessage, (shop.tenant.id, record_id))
+        assert record is not None and record.status == "sent" and record.body == ""  # the code is gone
+    first = sms_files(app)[0]
+    assert first["to"] == "+8613800000000" and first["kind"] == "verification_code"
+    assert first["params"] == {"code": "482913", "minutes": "10"} and "482913" in str(first["text"])
+    assert len(sms_files(app)) == 11
+
+
+def test_a_stored_sms_with_a_link_gets_a_short_link(app: Flask, client: FlaskClient, shop: Shop) -> None:
+    from tenants.outbox import queue_sms
+
+    with shop.bound():
+        product = make_product()
+        add_keys(product.right, 1)
+        order = place_order(product, "SMS-3", paid=True, email=None)
+        queue_sms(
+            "13800000000",
+            "renewal_reminder",
+            {"shop": shop.tenant.name, "plan": "视频月卡", "date": "2026-12-07"},
+            link=("my_rights", [shop.tenant.id, order.customer_id]),
+        )
+    reminder = sms_files(app)[-1]
+    assert reminder["kind"] == "renewal_reminder" and "2026-12-07" in str(reminder["text"])
+    link = str(reminder["params"]["link"])  # type: ignore[index]
+    assert link.startswith("http://quanyi.test/m/")
+    assert "/my/" in client.get(link.removeprefix("http://quanyi.test")).headers["Location"]
