@@ -127,7 +127,7 @@ def test_a_verification_code_goes_by_sms_is_limited_per_phone_and_erased_once_se
             record_id = queue_sms("138 0000 0000", "verification_code", {"code": "482913", "minutes": "10"})
             with pytest.raises(SmsCodeLimited):  # 1 a minute
                 queue_sms("+8613800000000", "verification_code", {"code": "111111", "minutes": "10"})
-            queue_sms("13900000000", "verification_code", {"code": "222222", "minutes": "10"})  # another phone
+            queue_sms("13900000000", "verification_code", {"code": "222222", "minutes": "10"})  # other phone
         for minute in range(1, 10):
             with frozen_time(start + dt.timedelta(minutes=2 * minute)):
                 queue_sms("13800000000", "verification_code", {"code": f"{minute:06d}", "minutes": "10"})
