@@ -81,7 +81,7 @@ def test_every_back_office_page_of_the_demo_shop_reads_in_chinese(
     assert runner.invoke(args=["demo"]).exit_code == 0
     tenant = db.session.scalars(select(Tenant).where(Tenant.slug == "demo")).one()
     data = _data_words(tenant.id)
-    client.post("/login", data={"email": "owner@demo.quanyi.test", "password": DEMO_PASSWORD})
+    client.post("/login", data={"email": "owner@demo.example.com", "password": DEMO_PASSWORD})
     english: dict[str, list[str]] = {}
     pages = 0
     objects = _demo_objects(tenant.id)

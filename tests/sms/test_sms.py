@@ -159,3 +159,40 @@ def test_a_stored_sms_with_a_link_gets_a_short_link(app: Flask, client: FlaskCli
     link = str(reminder["params"]["link"])  # type: ignore[index]
     assert link.startswith("http://quanyi.test/m/")
     assert "/my/" in client.get(link.removeprefix("http://quanyi.test")).headers["Location"]
+
+
+def test_the_sms_settings_page_sets_the_signature_templates_and_channel(
+    client: FlaskClient, shop: Shop
+) -> None:
+    from tests.factories import login
+
+    login(client, shop.owner)
+    page = client.get(f"/t/{shop.slug}/settings/sms").get_data(as_text=True)
+    assert "${shop} ${order} ${link}" in page and "${code} ${minutes}" in page  # the variables beside each
+    assert '<div class="table-scroll">' in page and 'data-testid="sms-off"' not in page
+    saved = client.post(
+        f"/t/{shop.slug}/settings/sms",
+        data={"sign_name": "权益小铺", "prefer": "sms", "delivery": "SMS_1", "verification_code": "SMS_2"},
+    )
+    assert saved.status_code == 302
+    db.session.refresh(shop.tenant)
+    assert shop.tenant.settings["sms"]["sign_name"] == "权益小铺"
+    assert shop.tenant.settings["sms"]["templates"]["delivery"] == "SMS_1"
+    assert shop.tenant.settings["sms"]["prefer"] == "sms"
+    chinese = client.get(f"/t/{shop.slug}/settings/sms", headers={"Accept-Language": "zh-CN"})
+    assert "签名" in chinese.get_data(as_text=True)
+
+
+def test_in_production_without_sms_url_the_settings_page_says_mail_only(
+    app: Flask, client: FlaskClient, shop: Shop
+) -> None:
+    from saas import sms
+    from tests.factories import login
+
+    login(client, shop.owner)
+    app.config["ENV_NAME"] = "production"
+    page = client.get(f"/t/{shop.slug}/settings/sms").get_data(as_text=True)
+    assert 'data-testid="sms-off"' in page and "mail only" in page
+    assert not sms.sms_configured()
+    assert sms.channel_for({}, "delivery", None, "13800000000") is None
+    assert sms.channel_for({}, "delivery", "a@example.test", "13800000000") == ("mail", "a@example.test")

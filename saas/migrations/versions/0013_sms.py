@@ -24,7 +24,7 @@ def upgrade():
     sa.Column('link_args', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('code')
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_short_links'))
     )
 
 
