@@ -320,7 +320,7 @@ def _delivery_sms(delivery: Delivery, tenant: Tenant, mail: DeliveryMail) -> Out
     return sms.outgoing_sms(
         tenant.settings,
         tenant.locale,
-        "delivery",
+        "backorder_filled" if delivery.kind == "backorder" else "delivery",
         delivery.recipient,
         {"shop": tenant.name, "order": mail.order_external_id, "link": link},
         outbox.message_id_of("delivery", tenant.id, delivery.id),

@@ -196,3 +196,17 @@ def test_in_production_without_sms_url_the_settings_page_says_mail_only(
     assert not sms.sms_configured()
     assert sms.channel_for({}, "delivery", None, "13800000000") is None
     assert sms.channel_for({}, "delivery", "a@example.test", "13800000000") == ("mail", "a@example.test")
+
+
+def test_a_filled_backorder_goes_to_a_phone_only_customer_as_its_own_sms_kind(app: Flask, shop: Shop) -> None:
+    from orders.fulfilment import fill_backorders
+
+    with shop.bound():
+        product = make_product()
+        place_order(product, "BACK-1", paid=True, email=None)  # no stock: backordered
+        assert sms_files(app) == []
+        add_keys(product.right, 1)
+        fill_backorders(product.right.id)
+    (message,) = sms_files(app)
+    assert message["kind"] == "backorder_filled" and "BACK-1" in str(message["text"])
+    assert "/m/" in str(message["text"])
