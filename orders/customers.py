@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from orders.events import OrderError
 from orders.models import Customer, CustomerExternalId, Grant, Order
 from saas.extensions import db, immediate_transaction
+from saas.phones import phone_or_none
 from saas.timeutil import utcnow
 from tenants import audit
 
@@ -24,9 +25,13 @@ def normalise_email(email: str | None) -> str | None:
 
 
 def normalise_phone(phone: str | None) -> str | None:
-    """Return the phone number without spaces, dashes or brackets, or None when blank."""
+    """Return the phone number in E.164 (`saas.phones`), else without spaces or dashes; None when blank.
+
+    A number `saas.phones` cannot read is kept (a channel's odd value still matches the same customer),
+    and is never texted: the channel choice validates it again.
+    """
     value = _PHONE_NOISE.sub("", phone or "")
-    return value or None
+    return phone_or_none(value) or value or None
 
 
 def surviving(customer: Customer) -> Customer:

@@ -23,7 +23,7 @@ from orders.allocation import reveal_grant_secret
 from orders.customers import surviving
 from orders.events import OrderError, actor_label
 from orders.models import Customer, Delivery, Grant, Order, OrderLine
-from saas import outbox
+from saas import outbox, shortlinks, sms
 from saas.extensions import db, immediate_transaction
 from saas.links import public_url
 from saas.outbox import Outgoing
@@ -179,17 +179,27 @@ def resolve_customer(tenant_id: int, customer_id: int) -> Customer | None:
 def delivery_record(
     order: Order, customer: Customer | None, grant_count: int, *, kind: str, actor: str, note: str = ""
 ) -> Delivery:
-    """Return a new delivery message for the order's log, not yet added (sent after the commit)."""
-    recipient = (customer.email if customer is not None else None) or ""
+    """Return a new delivery message for the order's log, not yet added (sent after the commit).
+
+    The channel follows `saas.sms.channel_for`: a phone-only customer gets an SMS, an email-only one a mail,
+    one with both the tenant's choice.
+    """
+    tenant = db.session.get(Tenant, order.tenant_id)
+    channel = (
+        sms.channel_for(tenant.settings if tenant else None, "delivery", customer.email, customer.phone)
+        if customer is not None
+        else None
+    )
+    method, recipient = ("email" if channel[0] == "mail" else "sms", channel[1]) if channel else ("page", "")
     return Delivery(
         order_id=order.id,
         kind=kind,
-        method="email" if recipient else "page",
+        method=method,
         recipient=recipient,
         status="queued" if recipient else "skipped",
         grant_count=grant_count,
         actor=actor,
-        note=note or ("" if recipient else "no email address: share the customer's link"),
+        note=note or ("" if recipient else "no email address or SMS: share the customer's link"),
     )
 
 
@@ -282,6 +292,8 @@ def compose_delivery(delivery: Delivery) -> Outgoing | None:
     tenant = db.session.get(Tenant, tenant_id)
     if tenant is None:
         return None
+    if delivery.method == "sms":
+        return _delivery_sms(delivery, tenant, mail)
     context = {
         "tenant": tenant,
         "order": {"external_id": mail.order_external_id},
@@ -297,6 +309,21 @@ def compose_delivery(delivery: Delivery) -> Outgoing | None:
         text = render_template("orders/mail/delivery.txt", **context)
     return Outgoing(
         "mail", [mail.recipient], subject, text, outbox.message_id_of("delivery", tenant_id, delivery.id)
+    )
+
+
+def _delivery_sms(delivery: Delivery, tenant: Tenant, mail: DeliveryMail) -> Outgoing:
+    """Compose a delivery SMS: the shop, the order and a short link to "my rights" (70 characters bill)."""
+    link = shortlinks.short_url(
+        "my_rights", [tenant.id, mail.customer_id], max_age=link_max_age(), tenant_id=tenant.id
+    )
+    return sms.outgoing_sms(
+        tenant.settings,
+        tenant.locale,
+        "backorder_filled" if delivery.kind == "backorder" else "delivery",
+        delivery.recipient,
+        {"shop": tenant.name, "order": mail.order_external_id, "link": link},
+        outbox.message_id_of("delivery", tenant.id, delivery.id),
     )
 
 
@@ -326,7 +353,9 @@ def resend_delivery(order: Order, *, reason: str = "", actor: str | None = None)
     )
     if not count:
         raise OrderError(_("Nothing has been delivered for this order yet."))
-    if customer is None or not customer.email:
+    tenant = db.session.get(Tenant, order.tenant_id)
+    settings = tenant.settings if tenant else None
+    if customer is None or sms.channel_for(settings, "delivery", customer.email, customer.phone) is None:
         raise OrderError(_("The customer has no email address."))
     order_id, tenant_id, label = order.id, order.tenant_id, actor_label(actor)
     with immediate_transaction(db.session()):

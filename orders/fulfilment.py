@@ -590,7 +590,7 @@ def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool]:
             customer = (
                 db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
             )
-            deliveries.append(queue_delivery(order, customer, count, kind="delivery", actor=actor))
+            deliveries.append(queue_delivery(order, customer, count, kind="backorder", actor=actor))
         db.session.commit()
     return len(filled), [d for d in deliveries if d is not None], len(keys) == len(grants)
 

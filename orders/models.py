@@ -296,7 +296,7 @@ class Delivery(TenantOwned, OutboxColumns, db.Model):  # type: ignore[name-defin
     )
 
     order_id: Mapped[int] = mapped_column()
-    kind: Mapped[str] = mapped_column(String(12))  # delivery, resend
+    kind: Mapped[str] = mapped_column(String(12))  # delivery, backorder (a fill), resend
     method: Mapped[str] = mapped_column(String(12), default="email")
     recipient: Mapped[str] = mapped_column(String(254), default="")
     grant_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from saas import bounds, errors, i18n, jobs, mail, periodic, security
+from saas import bounds, errors, i18n, jobs, mail, periodic, security, sms
 from saas.config import load_config
 from saas.extensions import csrf, db, login_manager, migrate, retry_reads_that_write
 
@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     jobs.init_app(app)
     mail.init_app(app)
+    sms.init_app(app)
     periodic.init_app(app)
     security.init_app(app)
 

@@ -70,6 +70,9 @@ class BaseConfig:
     TRUSTED_PROXY_COUNT = 0
     # Every absolute link (mail, SMS, reset, invitation, setup pages) starts with this; never a header.
     PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+    SMS_URL = ""  # aliyun://ID:SECRET@?sign_name=… or tencent://ID:SECRET@?sdk_app_id=…; unset: instance/sms/
+    SMS_CODE_PER_MINUTE = 1  # verification codes per phone number
+    SMS_CODE_PER_DAY = 10
     OUTBOX_GRACE_SECONDS = 120  # a message still queued this long after it was written is swept and sent
     OUTBOX_CLAIM_SECONDS = 300  # a sender that claimed a message and died lets it go after this long
     OUTBOX_MAX_ATTEMPTS = 6  # then the message is failed (shown on its page, with a resend)
@@ -132,6 +135,7 @@ def load_config(mode: str, instance_path: Path, overrides: dict[str, Any] | None
         "DATABASE_URL",
         "REDIS_URL",
         "SMTP_URL",
+        "SMS_URL",
         "MAIL_FROM",
         "PUBLIC_BASE_URL",
     ):

@@ -113,6 +113,7 @@ LABELS: dict[str, dict[str, LazyLabel]] = {
     "delivery_kind": {
         "delivery": lazy_pgettext("delivery_kind", "Delivery"),
         "resend": lazy_pgettext("delivery_kind", "Resent"),
+        "backorder": lazy_pgettext("delivery_kind", "Backorder filled"),
     },
     "delivery_status": {
         "queued": lazy_pgettext("delivery_status", "Queued"),

@@ -68,6 +68,16 @@ class StoredMessageColumns(OutboxColumns):
 
 
 @dataclass(frozen=True)
+class SmsParts:
+    """What an SMS provider needs beside the text: the kind, the tenant's 签名, template code and params."""
+
+    kind: str
+    sign_name: str
+    template: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """One message ready for its transport."""
 
@@ -78,6 +88,7 @@ class Outgoing:
     message_id: str
     html: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    sms: SmsParts | None = None  # set for the `sms` transport
 
 
 class Transport(Protocol):
@@ -117,6 +128,11 @@ def register_transport(name: str, transport: Transport) -> None:
 def register_link(name: str, build: Callable[..., str]) -> None:
     """Register a signed-link builder: `build(*link_args)` returns the absolute link (see saas.links)."""
     _LINKS[name] = build
+
+
+def build_link(name: str, args: list[Any]) -> str:
+    """Build a registered signed link now (a short link resolves through this)."""
+    return _LINKS[name](*args)
 
 
 def kinds(*, tenant_owned: bool) -> list[OutboxKind]:

@@ -56,3 +56,18 @@ class SettingsForm(FlaskForm):
     locale = SelectField(_l("Language"), choices=[("zh_CN", "简体中文"), ("en", "English")])
     currency = StringField(_l("Currency"), validators=[DataRequired(), Length(min=3, max=3)])
     require_owner_two_factor = BooleanField(_l("Owners must use two-factor authentication"))
+
+
+class SmsSettingsForm(FlaskForm):
+    """The tenant's SMS 签名, the channel for customers with both, and one template code per SMS kind."""
+
+    sign_name = StringField(_l("SMS signature (签名)"), validators=[Optional(), Length(max=40)])
+    prefer = SelectField(
+        _l("A customer with both an email and a phone gets"),
+        choices=[("mail", _l("Mail")), ("sms", _l("SMS"))],
+    )
+    delivery = StringField(validators=[Optional(), Length(max=40)])
+    backorder_filled = StringField(validators=[Optional(), Length(max=40)])
+    renewal_reminder = StringField(validators=[Optional(), Length(max=40)])
+    verification_code = StringField(validators=[Optional(), Length(max=40)])
+    cancellation_receipt = StringField(validators=[Optional(), Length(max=40)])

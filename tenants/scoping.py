@@ -34,7 +34,15 @@ from saas.ids import new_id
 
 # The tables that belong to no tenant. Every other table must obey law 1 (tests/test_schema.py).
 GLOBAL_TABLES = frozenset(
-    {"tenants", "users", "memberships", "login_attempts", "platform_messages", "alembic_version"}
+    {
+        "tenants",
+        "users",
+        "memberships",
+        "login_attempts",
+        "platform_messages",
+        "short_links",  # resolved before any tenant is known (saas.shortlinks)
+        "alembic_version",
+    }
 )
 
 _current_tenant: contextvars.ContextVar[int | None] = contextvars.ContextVar("tenant_id", default=None)

@@ -17,6 +17,7 @@ from saas.auth.models import User, normalise_email
 from saas.auth.services import create_user, find_user
 from saas.extensions import db
 from saas.links import public_url
+from saas.sms import SmsSettings
 from saas.timeutil import utcnow
 from tenants import audit, rls
 from tenants.models import ApiKey, Invitation, Membership, Tenant
@@ -96,6 +97,14 @@ def update_settings(
     tenant.settings = {**(tenant.settings or {}), "require_owner_two_factor": require_owner_two_factor}
     changes_recorded = {**changes, "require_owner_two_factor": require_owner_two_factor}
     audit.record("tenant.settings_changed", "tenant", tenant.id, before=before, after=changes_recorded)
+    db.session.commit()
+
+
+def update_sms_settings(tenant: Tenant, settings: SmsSettings) -> None:
+    """Change the tenant's SMS 签名, template codes and channel choice (audited)."""
+    before = SmsSettings.of(tenant.settings).as_dict()
+    tenant.settings = {**(tenant.settings or {}), "sms": settings.as_dict()}
+    audit.record("tenant.sms_settings_changed", "tenant", tenant.id, before=before, after=settings.as_dict())
     db.session.commit()
 
 

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 from sqlalchemy import select
 
+from saas import sms
 from saas.extensions import db
 from tenants import roles, services
 from tenants.checklist import checklist_status
@@ -20,6 +32,7 @@ from tenants.forms import (
     RoleForm,
     SettingsForm,
     SignUpForm,
+    SmsSettingsForm,
 )
 from tenants.jobruns import live_status, retry_job_run
 from tenants.models import ApiKey, AuditEvent, Invitation, JobRun
@@ -255,6 +268,34 @@ def settings() -> ResponseReturnValue:
             flash(_("Settings saved."), "info")
             return redirect(url_for("tenant.settings"))
     return render_template("tenants/settings.html", form=form)
+
+
+@tenant_bp.route("/settings/sms", methods=["GET", "POST"])
+@login_required
+@requires(roles.SETTINGS_MANAGE)
+def sms_settings() -> ResponseReturnValue:
+    """Set the SMS 签名, the template code of each kind (its variables beside it) and the channel choice."""
+    tenant = current_tenant()
+    current = sms.SmsSettings.of(tenant.settings)
+    form = SmsSettingsForm(
+        data={"sign_name": current.sign_name, "prefer": current.prefer, **current.templates}
+    )
+    if form.validate_on_submit():
+        templates = {kind: (getattr(form, kind).data or "").strip() for kind in sms.SMS_KINDS}
+        chosen = sms.SmsSettings((form.sign_name.data or "").strip(), templates, form.prefer.data or "mail")
+        services.update_sms_settings(tenant, chosen)
+        flash(_("SMS settings saved."), "info")
+        return redirect(url_for("tenant.sms_settings"))
+    return render_template(
+        "tenants/sms_settings.html",
+        form=form,
+        kinds=[
+            (kind, sms.SMS_KIND_LABELS[kind], " ".join(f"${{{name}}}" for name in names))
+            for kind, names in sms.SMS_KINDS.items()
+        ],
+        sms_configured=sms.sms_configured(),
+        provider=(current_app.config.get("SMS_URL") or "").split(":", 1)[0],
+    )
 
 
 def _job_run_or_404(job_id: int) -> JobRun:

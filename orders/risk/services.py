@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from orders import refunds
+from orders.customers import normalise_phone
 from orders.events import OrderError, actor_label, set_status, transition
 from orders.fulfilment import FulfilmentResult, after_fulfilment, check_stock_alerts, fulfil_claimed
 from orders.models import Order
@@ -169,7 +170,9 @@ def normalise_block(kind: str, value: str) -> str:
         raise RiskError(_("%(v)s is not an email address.", v=value))
     if kind == "email_domain":
         value = value.lstrip("@")
-    return value if kind == "phone" else value.lower()
+    if kind == "phone":  # stored as customers' phones are (E.164 when readable), so the two match
+        return normalise_phone(value) or value
+    return value.lower()
 
 
 def add_block(kind: str, value: str, *, reason: str) -> BlocklistEntry:
