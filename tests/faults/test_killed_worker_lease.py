@@ -169,7 +169,7 @@ def test_a_killed_worker_takes_its_horse_its_run_fails_within_the_lease_and_the_
     page = client.get(f"/t/{shop.slug}/catalog/inventory/imports/{import_started['token']}").get_data(
         as_text=True
     )
-    assert 'data-testid="import-state">failed<' in page and "worker running this job stopped" in page
+    assert 'data-testid="import-state">Failed<' in page and "worker running this job stopped" in page
     zh = client.get(f"/t/{shop.slug}/jobs/{run_id}", headers={"Accept-Language": "zh-CN"})
     assert "后台进程已停止" in zh.get_data(as_text=True)
 

@@ -42,9 +42,9 @@ def _data_words(tenant_id: int) -> frozenset[str]:
     ]
     words = set(re.findall(r"[A-Za-z][A-Za-z'-]*", db.session.get(Tenant, tenant_id).name))  # type: ignore[union-attr]
     members = select(User.name).join(Membership, Membership.user_id == User.id)
-    for name in db.session.scalars(members.where(Membership.tenant_id == tenant_id)):
-        words.update(re.findall(r"[A-Za-z][A-Za-z'-]*", name or ""))
-    with tenant_bound(tenant_id):
+    with tenant_bound(tenant_id):  # memberships are under row-level security on PostgreSQL
+        for name in db.session.scalars(members.where(Membership.tenant_id == tenant_id)):
+            words.update(re.findall(r"[A-Za-z][A-Za-z'-]*", name or ""))
         for column in columns:
             for value in db.session.scalars(select(column).distinct()):
                 words.update(re.findall(r"[A-Za-z][A-Za-z'_-]*", str(value or "")))  # shopify_mITMBW…
