@@ -12,6 +12,7 @@ the webhook endpoint, where a flash sale would otherwise queue one job per deliv
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import logging
 import os
@@ -31,6 +32,7 @@ COALESCE_SECONDS = 60  # a coalesced job lost from the queue blocks its key at m
 # Seconds between two enqueues of one coalesced job by one process (RQ mode). At 0.01 s the enqueuing
 # thread cost 0.05 ms of CPU per webhook delivery during a flash sale (a Redis call 100 times a second).
 COALESCE_TICK = 0.1
+SCHEDULER_STOP_SECONDS = 5  # a stopping worker waits this long for RQ's scheduler process, then kills it
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,27 @@ def stopping_worker_class() -> type[Any]:
                 os._exit(0)
             self._horse_pid = child_pid
             self.procline(f"Forked {child_pid} at {time.time()}")
+
+        def stop_scheduler(self) -> None:
+            """Stop RQ's scheduler process, and kill it if it does not stop within a few seconds.
+
+            RQ joins it without a timeout; a scheduler stuck in a Redis call (or forked while another thread
+            held a lock) then kept the stopping worker alive forever. It holds nothing that needs a graceful
+            end: its locks expire by themselves.
+            """
+            process = self.scheduler._process if self.scheduler else None
+            if process is None or not process.pid:
+                return
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGTERM)
+            process.join(SCHEDULER_STOP_SECONDS)
+            if process.is_alive():
+                log.warning(
+                    "RQ scheduler %s did not stop in %ss: killed", process.pid, SCHEDULER_STOP_SECONDS
+                )
+                with contextlib.suppress(OSError):
+                    os.kill(process.pid, signal.SIGKILL)
+                process.join()
 
         def request_stop(self, signum: int, frame: Any) -> None:
             if self.horse_pid:

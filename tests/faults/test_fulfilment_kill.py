@@ -141,7 +141,7 @@ def processed(owner: sa.Engine) -> int:
 
 def kill_mid_batch(process: subprocess.Popen[bytes], owner: sa.Engine, past: int) -> int:
     """SIGKILL the worker inside a batch once `past` orders are processed; return how many were then."""
-    deadline = time.monotonic() + 40
+    deadline = time.monotonic() + 300  # a bound for a stuck worker; a loaded CI machine is slow
     while True:
         done = processed(owner)
         if done >= past and worker_in_written_batch(owner):

@@ -114,8 +114,9 @@ def import_started(
     admin = sa.create_engine(sqlalchemy_url(postgres_url() or ""))
     database = str(sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database)
     environment = worker_environment(app, tmp_path, private_redis.url)
+    log = tmp_path / "worker.log"
     worker = subprocess.Popen(
-        worker_command(), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        worker_command(), env=environment, stdout=subprocess.DEVNULL, stderr=log.open("wb")
     )
     try:
         wait_until(lambda: copy_progress(admin, database) > KEYS * 3 // 10, "the import past 30 %")
@@ -128,6 +129,7 @@ def import_started(
             "token": token,
             "owner": owner,
             "environment": environment,
+            "log": log,
         }
     finally:
         for pid in [worker.pid, *children_of(worker.pid)]:
@@ -190,6 +192,23 @@ def test_stopping_the_worker_stops_its_work_horse(import_started: dict[str, Any]
     worker, horse = import_started["worker"], import_started["horse"]
     assert os.getpgid(horse) != os.getpgid(worker.pid)  # RQ's own process group: a group kill misses it
     worker.send_signal(signal.SIGTERM)
-    worker.wait(timeout=30)
+    try:
+        worker.wait(timeout=120)  # a bound for a hang, not a timing: it stops in about a second
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker did not stop; its log ends:\n" + import_started["log"].read_text()[-4000:])
     wait_until(lambda: not is_running(horse), "the work horse to stop with its worker", 10)
     assert counts(import_started["owner"]) == (0, 0)
+
+
+@pytest.mark.postgres
+def test_a_stuck_scheduler_does_not_keep_a_stopping_worker_alive(import_started: dict[str, Any]) -> None:
+    worker = import_started["worker"]
+    (scheduler,) = [pid for pid in children_of(worker.pid) if os.getpgid(pid) != pid]  # RQ's scheduler
+    os.kill(scheduler, signal.SIGSTOP)  # stuck: it cannot even take the SIGTERM the worker sends it
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=120)  # RQ alone waits for its scheduler forever
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker did not stop; its log ends:\n" + import_started["log"].read_text()[-4000:])
+    wait_until(lambda: not is_running(scheduler), "the scheduler to be killed", 10)
+    wait_until(lambda: not is_running(import_started["horse"]), "the work horse to stop with its worker", 10)
