@@ -87,7 +87,7 @@ def is_running(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def wait_until(condition: Any, what: str, seconds: float = 50) -> None:
+def wait_until(condition: Any, what: str, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
