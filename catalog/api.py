@@ -21,12 +21,16 @@ from catalog.models import Bundle as BundleModel
 from catalog.models import CardKey, CardKeyBatch, Plan, Right
 from catalog.services import CatalogError
 from saas.errors import ApiError
-from saas.extensions import db
 from tenants import roles
 from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
-from tenants.scoping import current_tenant_id
+from tenants.lookup import api_get_or_404
 
 bp = api_blueprint("catalog_api")
+NO_RIGHT = _l("No such %(what)s.", what=_l("right"))
+NO_BUNDLE = _l("No such %(what)s.", what=_l("bundle"))
+NO_PLAN = _l("No such %(what)s.", what=_l("plan"))
+NO_BATCH = _l("No such %(what)s.", what=_l("batch"))
+NO_CARD_KEY = _l("No such %(what)s.", what=_l("card key"))
 Kind = Literal["card_key", "code", "topup", "link"]
 PeriodUnit = Literal["month", "quarter", "year", "days"]
 
@@ -287,13 +291,6 @@ class VoidOut(BaseModel):
 # ---------------------------------------------------------------- helpers
 
 
-def _get(model: type[Any], object_id: int, label: Any) -> Any:
-    found = db.session.get(model, (current_tenant_id(), object_id))
-    if found is None:
-        raise ApiError(404, "not_found", _("No such %(what)s.", what=label))
-    return found
-
-
 def _invalid(error: Exception) -> ApiError:
     return ApiError(422, "invalid", str(error))
 
@@ -467,7 +464,7 @@ def create_right(body: RightIn) -> RightOut:
     errors=(404,),
 )
 def get_right(right_id: int) -> RightOut:
-    return _right_out(_get(Right, right_id, _l("right")))
+    return _right_out(api_get_or_404(Right, right_id, NO_RIGHT))
 
 
 @api_endpoint(
@@ -482,7 +479,7 @@ def get_right(right_id: int) -> RightOut:
     errors=(404, 422),
 )
 def update_right(right_id: int, body: RightPatch) -> RightOut:
-    right = _get(Right, right_id, _l("right"))
+    right = api_get_or_404(Right, right_id, NO_RIGHT)
     fields = body.model_dump(exclude_unset=True)
     threshold_given = "low_stock_threshold" in fields
     threshold = fields.pop("low_stock_threshold", None)
@@ -511,7 +508,7 @@ def update_right(right_id: int, body: RightPatch) -> RightOut:
     errors=(404,),
 )
 def get_right_stock(right_id: int) -> StockOut:
-    level = stock.stock_of(_get(Right, right_id, _l("right")))
+    level = stock.stock_of(api_get_or_404(Right, right_id, NO_RIGHT))
     if level is None:
         raise ApiError(404, "not_found", _("This right is not delivered from card keys, so it has no stock."))
     return _stock_out(level)
@@ -585,7 +582,7 @@ def create_bundle(body: BundleIn) -> BundleOut:
     errors=(404,),
 )
 def get_bundle(bundle_id: int) -> BundleOut:
-    return _bundle_out(_get(BundleModel, bundle_id, _l("bundle")))
+    return _bundle_out(api_get_or_404(BundleModel, bundle_id, NO_BUNDLE))
 
 
 @api_endpoint(
@@ -600,7 +597,7 @@ def get_bundle(bundle_id: int) -> BundleOut:
     errors=(404, 422),
 )
 def update_bundle(bundle_id: int, body: BundlePatch) -> BundleOut:
-    bundle = _get(BundleModel, bundle_id, _l("bundle"))
+    bundle = api_get_or_404(BundleModel, bundle_id, NO_BUNDLE)
     try:
         fields = body.model_dump(exclude_unset=True, exclude={"items"})
         if fields:
@@ -613,7 +610,7 @@ def update_bundle(bundle_id: int, body: BundlePatch) -> BundleOut:
 
 
 def _bundle_status(bundle_id: int, status: str) -> BundleOut:
-    bundle = _get(BundleModel, bundle_id, _l("bundle"))
+    bundle = api_get_or_404(BundleModel, bundle_id, NO_BUNDLE)
     try:
         services.change_bundle_status(bundle, status)
     except CatalogError as error:
@@ -661,7 +658,7 @@ def archive_bundle(bundle_id: int) -> BundleOut:
     errors=(404,),
 )
 def clone_bundle(bundle_id: int) -> BundleOut:
-    return _bundle_out(services.clone_bundle(_get(BundleModel, bundle_id, _l("bundle"))))
+    return _bundle_out(services.clone_bundle(api_get_or_404(BundleModel, bundle_id, NO_BUNDLE)))
 
 
 @api_endpoint(
@@ -679,7 +676,7 @@ def clone_bundle(bundle_id: int) -> BundleOut:
 def create_plan(body: PlanIn) -> PlanOut:
     if not body.bundle_id.isdigit():
         raise ApiError(404, "not_found", _("No such bundle."))
-    bundle = _get(BundleModel, int(body.bundle_id), _l("bundle"))
+    bundle = api_get_or_404(BundleModel, int(body.bundle_id), NO_BUNDLE)
     try:
         return _plan_out(services.create_plan(bundle, body.model_dump(exclude={"bundle_id"})))
     except CatalogError as error:
@@ -697,7 +694,7 @@ def create_plan(body: PlanIn) -> PlanOut:
     errors=(404,),
 )
 def get_plan(plan_id: int) -> PlanOut:
-    return _plan_out(_get(Plan, plan_id, _l("plan")))
+    return _plan_out(api_get_or_404(Plan, plan_id, NO_PLAN))
 
 
 @api_endpoint(
@@ -712,7 +709,7 @@ def get_plan(plan_id: int) -> PlanOut:
     errors=(404, 422),
 )
 def update_plan(plan_id: int, body: PlanPatch) -> PlanOut:
-    plan = _get(Plan, plan_id, _l("plan"))
+    plan = api_get_or_404(Plan, plan_id, NO_PLAN)
     try:
         return _plan_out(services.update_plan(plan, body.model_dump(exclude_unset=True)))
     except CatalogError as error:
@@ -730,7 +727,7 @@ def update_plan(plan_id: int, body: PlanPatch) -> PlanOut:
     errors=(404,),
 )
 def get_plan_snapshot(plan_id: int) -> PlanSnapshotOut:
-    return PlanSnapshotOut(**_get(Plan, plan_id, _l("plan")).snapshot())
+    return PlanSnapshotOut(**api_get_or_404(Plan, plan_id, NO_PLAN).snapshot())
 
 
 # ---------------------------------------------------------------- imports
@@ -887,7 +884,7 @@ def list_batches() -> tuple[list[BatchOut], str | None]:
     errors=(404,),
 )
 def get_batch(batch_id: int) -> BatchOut:
-    return _batch_out(_get(CardKeyBatch, batch_id, _l("batch")))
+    return _batch_out(api_get_or_404(CardKeyBatch, batch_id, NO_BATCH))
 
 
 @api_endpoint(
@@ -902,7 +899,7 @@ def get_batch(batch_id: int) -> BatchOut:
     errors=(404, 422),
 )
 def void_batch(batch_id: int, body: VoidIn) -> VoidOut:
-    batch = _get(CardKeyBatch, batch_id, _l("batch"))
+    batch = api_get_or_404(CardKeyBatch, batch_id, NO_BATCH)
     try:
         return VoidOut(voided=inventory.void_batch(batch, body.reason))
     except CatalogError as error:
@@ -944,7 +941,7 @@ def list_card_keys() -> tuple[list[CardKeyOut], str | None]:
     errors=(404, 422),
 )
 def void_card_key(card_key_id: int, body: VoidIn) -> CardKeyOut:
-    key = _get(CardKey, card_key_id, _l("card key"))
+    key = api_get_or_404(CardKey, card_key_id, NO_CARD_KEY)
     try:
         inventory.void_key(key, body.reason)
     except CatalogError as error:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from flask import request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -25,9 +26,12 @@ from saas.labels import label
 from saas.links import public_url
 from tenants import roles
 from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
+from tenants.lookup import api_get_or_404
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("integrations_api")
+NO_CHANNEL = _l("No such channel.")
+NO_DELIVERY = _l("No such delivery.")
 RefKind = Literal["sku", "variant", "price", "product"]
 Category = Literal["ad_spend", "commission", "platform_fee", "other"]
 
@@ -165,13 +169,6 @@ class SpendOut(BaseModel):
 # ---------------------------------------------------------------- helpers
 
 
-def _channel_or_404(channel_id: int) -> Channel:
-    found = channel_service.get_channel(channel_id)
-    if found is None:
-        raise ApiError(404, "not_found", _("No such channel."))
-    return found
-
-
 def _channel_out(channel: Channel) -> ChannelOut:
     takes_webhooks = ADAPTERS[channel.kind].takes_webhooks
     return ChannelOut(
@@ -295,7 +292,7 @@ def create_channel(body: ChannelIn) -> ChannelCreated:
     errors=(404,),
 )
 def get_channel(channel_id: int) -> ChannelOut:
-    return _channel_out(_channel_or_404(channel_id))
+    return _channel_out(api_get_or_404(Channel, channel_id, NO_CHANNEL))
 
 
 @api_endpoint(
@@ -310,7 +307,7 @@ def get_channel(channel_id: int) -> ChannelOut:
     errors=(404,),
 )
 def update_channel(channel_id: int, body: ChannelPatch) -> ChannelOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     values = ChannelSettings(
         name=body.name if body.name is not None else channel.name,
         currency=body.currency or channel.currency,
@@ -343,7 +340,7 @@ def update_channel(channel_id: int, body: ChannelPatch) -> ChannelOut:
     errors=(404,),
 )
 def rotate_secret(channel_id: int, body: RotateIn) -> SecretOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     if not ADAPTERS[channel.kind].takes_webhooks:
         raise ApiError(409, "conflict", _("This channel takes no webhooks and has no secret."))
     if ADAPTERS[channel.kind].credential_fields:
@@ -372,7 +369,7 @@ def rotate_secret(channel_id: int, body: RotateIn) -> SecretOut:
     errors=(404,),
 )
 def set_credentials(channel_id: int, body: CredentialsIn) -> ChannelOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     if not ADAPTERS[channel.kind].credential_fields:
         raise ApiError(409, "conflict", "this channel verifies with a secret: rotate it at …/secret")
     try:
@@ -397,7 +394,7 @@ def set_credentials(channel_id: int, body: CredentialsIn) -> ChannelOut:
     errors=(404,),
 )
 def list_mappings(channel_id: int) -> tuple[list[MappingOut], str | None]:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     rows, cursor = paginate(select(SkuMapping).where(SkuMapping.channel_id == channel.id), SkuMapping.id)
     return [_mapping_out(m) for m in rows], cursor
 
@@ -415,7 +412,7 @@ def list_mappings(channel_id: int) -> tuple[list[MappingOut], str | None]:
     errors=(404,),
 )
 def create_mapping(channel_id: int, body: MappingIn) -> MappingOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     if not body.plan_id.isdigit():
         raise ApiError(422, "invalid", _("plan_id is a plan's id."))
     try:
@@ -437,9 +434,7 @@ def create_mapping(channel_id: int, body: MappingIn) -> MappingOut:
     errors=(404,),
 )
 def delete_mapping(channel_id: int, mapping_id: int) -> None:
-    mapping = db.session.get(SkuMapping, (current_tenant_id(), mapping_id))
-    if mapping is None or mapping.channel_id != channel_id:
-        raise ApiError(404, "not_found", _("No such mapping."))
+    mapping = api_get_or_404(SkuMapping, mapping_id, _("No such mapping."), channel_id=channel_id)
     channel_service.remove_mapping(mapping)
 
 
@@ -459,7 +454,7 @@ def delete_mapping(channel_id: int, mapping_id: int) -> None:
     query=[QueryParam("status", "only deliveries in this status: " + ", ".join(INBOX_STATUSES))],
 )
 def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     statement = select(InboxDelivery).where(InboxDelivery.channel_id == channel.id)
     status = request.args.get("status")
     if status:
@@ -483,9 +478,7 @@ def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
     errors=(404,),
 )
 def get_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
-    row = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id))
-    if row is None:
-        raise ApiError(404, "not_found", _("No such delivery."))
+    row = api_get_or_404(InboxDelivery, inbox_delivery_id, NO_DELIVERY)
     return _inbox_out(row)
 
 
@@ -500,9 +493,7 @@ def get_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
     errors=(404, 409),
 )
 def replay_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
-    row = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id))
-    if row is None:
-        raise ApiError(404, "not_found", _("No such delivery."))
+    row = api_get_or_404(InboxDelivery, inbox_delivery_id, NO_DELIVERY)
     if not inbox.replay(row, reason="API"):
         raise ApiError(
             409,
@@ -529,7 +520,7 @@ def replay_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
     errors=(404,),
 )
 def list_spend(channel_id: int) -> tuple[list[SpendOut], str | None]:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     rows, cursor = paginate(
         select(ChannelSpend).where(ChannelSpend.channel_id == channel.id), ChannelSpend.id
     )
@@ -549,7 +540,7 @@ def list_spend(channel_id: int) -> tuple[list[SpendOut], str | None]:
     errors=(404,),
 )
 def create_spend(channel_id: int, body: SpendIn) -> SpendOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     if body.day is None:
         raise ApiError(422, "invalid", _("day is required."))
     try:

@@ -6,6 +6,7 @@ import datetime as dt
 
 from flask import request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -17,9 +18,10 @@ from saas.errors import ApiError
 from saas.extensions import db
 from tenants import roles
 from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
-from tenants.scoping import current_tenant_id
+from tenants.lookup import api_get_or_404
 
 bp = api_blueprint("orders_api")
+NO_ORDER = _l("No such order.")
 
 
 class CustomerIn(RequestModel):
@@ -207,13 +209,6 @@ def _int_id(value: str | None, name: str) -> int | None:
     return int(value)
 
 
-def _order_or_404(order_id: int) -> Order:
-    order = db.session.get(Order, (current_tenant_id(), order_id))
-    if order is None:
-        raise ApiError(404, "not_found", _("No such order."))
-    return order
-
-
 @api_endpoint(
     bp,
     "/orders",
@@ -269,7 +264,7 @@ def create_order(body: OrderIn) -> OrderOut:
     errors=(404,),
 )
 def get_order(order_id: int) -> OrderOut:
-    return order_out(_order_or_404(order_id))
+    return order_out(api_get_or_404(Order, order_id, NO_ORDER))
 
 
 @api_endpoint(
@@ -313,12 +308,12 @@ def list_orders() -> tuple[list[OrderOut], str | None]:
     errors=(404, 422),
 )
 def pay_order(order_id: int, body: PayIn) -> OrderOut:
-    _order_or_404(order_id)
+    api_get_or_404(Order, order_id, NO_ORDER)
     try:
         services.mark_paid(order_id, reference=body.reference, reason=body.reason)
     except OrderError as error:
         raise ApiError(422, "invalid", str(error)) from error
-    return order_out(_order_or_404(order_id))
+    return order_out(api_get_or_404(Order, order_id, NO_ORDER))
 
 
 @api_endpoint(
@@ -334,7 +329,7 @@ def pay_order(order_id: int, body: PayIn) -> OrderOut:
     errors=(404, 422),
 )
 def refund_order(order_id: int, body: RefundIn) -> RefundOut:
-    _order_or_404(order_id)
+    api_get_or_404(Order, order_id, NO_ORDER)
     try:
         row = refunds.refund(
             refunds.RefundRequest(
@@ -372,10 +367,7 @@ def refund_order(order_id: int, body: RefundIn) -> RefundOut:
     errors=(404,),
 )
 def get_grant(grant_id: int) -> GrantOut:
-    grant = db.session.get(Grant, (current_tenant_id(), grant_id))
-    if grant is None:
-        raise ApiError(404, "not_found", _("No such grant."))
-    return grant_out(grant)
+    return grant_out(api_get_or_404(Grant, grant_id, _("No such grant.")))
 
 
 @api_endpoint(

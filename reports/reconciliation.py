@@ -494,12 +494,6 @@ def files_of(run_id: int) -> list[ReconciliationFile]:
     return sorted(rows, key=lambda f: order.get(f.format, 99))
 
 
-def get_file(run_id: int, file_id: int) -> ReconciliationFile | None:
-    """Return one export file of one of the bound tenant's runs."""
-    found = db.session.get(ReconciliationFile, (current_tenant_id(), file_id))
-    return found if found is not None and found.run_id == run_id else None
-
-
 def record_download(export: ReconciliationFile) -> None:
     """Note in the audit log who downloaded which export; commit."""
     audit.record(

@@ -15,6 +15,7 @@ from saas.errors import ApiError
 from saas.extensions import db
 from tenants import roles
 from tenants.api import RequestModel, api_blueprint, api_endpoint, paginate
+from tenants.lookup import api_get_or_404
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("reconciliation_api")
@@ -127,13 +128,6 @@ def _file_out(export: ReconciliationFile) -> FileOut:
     )
 
 
-def _run_or_404(run_id: int) -> ReconciliationRun:
-    run = reconciliation.get_run(run_id)
-    if run is None:
-        raise ApiError(404, "not_found", _("No such reconciliation run."))
-    return run
-
-
 def _period(body: RunIn) -> reconciliation.Period:
     from tenants.models import Tenant
 
@@ -193,7 +187,7 @@ def list_runs() -> tuple[list[RunOut], str | None]:
     errors=(404,),
 )
 def get_run(reconciliation_run_id: int) -> RunOut:
-    return run_out(_run_or_404(reconciliation_run_id))
+    return run_out(api_get_or_404(ReconciliationRun, reconciliation_run_id, _("No such reconciliation run.")))
 
 
 @api_endpoint(
@@ -207,5 +201,5 @@ def get_run(reconciliation_run_id: int) -> RunOut:
     errors=(404,),
 )
 def list_files(reconciliation_run_id: int) -> FileList:
-    run = _run_or_404(reconciliation_run_id)
+    run = api_get_or_404(ReconciliationRun, reconciliation_run_id, _("No such reconciliation run."))
     return FileList(items=[_file_out(f) for f in reconciliation.files_of(run.id)])

@@ -723,12 +723,6 @@ def settlements_of(run_id: int) -> list[Settlement]:
     )
 
 
-def get_settlement(run_id: int, settlement_id: int) -> Settlement | None:
-    """Return one settlement of one of the bound tenant's runs."""
-    found = db.session.get(Settlement, (current_tenant_id(), settlement_id))
-    return found if found is not None and found.run_id == run_id else None
-
-
 def differences_of(settlement_id: int, kind: str | None = None, limit: int = 500) -> list[SettlementMatch]:
     """Return a settlement's differences (or one kind of them, or its matches), unresolved first."""
     statement = select(SettlementMatch).where(SettlementMatch.settlement_id == settlement_id)
@@ -756,12 +750,6 @@ def open_difference_count(settlement_id: int) -> int:
         )
         or 0
     )
-
-
-def get_match(settlement_id: int, match_id: int) -> SettlementMatch | None:
-    """Return one match row of one settlement."""
-    found = db.session.get(SettlementMatch, (current_tenant_id(), match_id))
-    return found if found is not None and found.settlement_id == settlement_id else None
 
 
 def resolve_difference(match: SettlementMatch, note: str) -> SettlementMatch:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from flask import request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, Field
 
 from orders.subscriptions import cancellation, reminders, services
@@ -20,13 +21,13 @@ from orders.subscriptions.models import (
 )
 from orders.subscriptions.services import AlreadyRenewed, SubscriptionError
 from saas.errors import ApiError
-from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import roles
 from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
-from tenants.scoping import current_tenant_id
+from tenants.lookup import api_get_or_404
 
 bp = api_blueprint("subscriptions_api")
+NO_SUBSCRIPTION = _l("No such subscription.")
 TAG = "subscriptions"
 ReasonCode = Literal["no_longer_needed", "too_expensive", "unsatisfied", "other"]
 
@@ -253,13 +254,6 @@ def cancellation_out(row: SubscriptionCancellation) -> CancellationOut:
     )
 
 
-def _subscription_or_404(subscription_id: int) -> Subscription:
-    found = db.session.get(Subscription, (current_tenant_id(), subscription_id))
-    if found is None:
-        raise ApiError(404, "not_found", _("No such subscription."))
-    return found
-
-
 def _refused(error: SubscriptionError) -> ApiError:
     code = "already_renewed" if isinstance(error, AlreadyRenewed) else "refused"
     return ApiError(409, code, str(error))
@@ -317,7 +311,7 @@ def list_subscriptions() -> tuple[list[SubscriptionOut], str | None]:
     errors=(404,),
 )
 def get_subscription(subscription_id: int) -> SubscriptionDetailOut:
-    found = _subscription_or_404(subscription_id)
+    found = api_get_or_404(Subscription, subscription_id, NO_SUBSCRIPTION)
     return SubscriptionDetailOut(
         **subscription_out(found).model_dump(),
         periods=[_period_out(p) for p in services.periods_of(found.id)],
@@ -340,7 +334,7 @@ def get_subscription(subscription_id: int) -> SubscriptionDetailOut:
     errors=(404, 409),
 )
 def cancel_subscription(subscription_id: int, body: CancelIn) -> CancellationOut:
-    found = _subscription_or_404(subscription_id)
+    found = api_get_or_404(Subscription, subscription_id, NO_SUBSCRIPTION)
     act = cancellation.cancel_now if body.when == "now" else cancellation.cancel_at_period_end
     try:
         row = act(found.id, source=body.source, reason_code=body.reason_code, reason_text=body.reason_text)
@@ -361,7 +355,7 @@ def cancel_subscription(subscription_id: int, body: CancelIn) -> CancellationOut
     errors=(404, 409),
 )
 def undo_cancellation(subscription_id: int, body: UndoIn) -> CancellationOut:
-    found = _subscription_or_404(subscription_id)
+    found = api_get_or_404(Subscription, subscription_id, NO_SUBSCRIPTION)
     try:
         row = cancellation.undo_cancel(found.id, source=body.source)
     except SubscriptionError as error:
@@ -382,7 +376,7 @@ def undo_cancellation(subscription_id: int, body: UndoIn) -> CancellationOut:
     errors=(404, 409),
 )
 def renew_subscription(subscription_id: int, body: RenewalIn) -> RenewalOut:
-    found = _subscription_or_404(subscription_id)
+    found = api_get_or_404(Subscription, subscription_id, NO_SUBSCRIPTION)
     key = body.idempotency_key.strip() or request.headers.get("Idempotency-Key", "").strip()
     if not key:
         raise ApiError(422, "invalid", _("idempotency_key (or the Idempotency-Key header) is required."))
