@@ -14,17 +14,17 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from reports import reconciliation, settlement
-from reports.reconciliation import ReconciliationError, RunRequest
-from reports.reconciliation_forms import MappingForm, ResolveForm, RunForm, SettlementUploadForm
-from reports.reconciliation_models import (
+from reports.reconciliation import services, settlement
+from reports.reconciliation.forms import MappingForm, ResolveForm, RunForm, SettlementUploadForm
+from reports.reconciliation.models import (
     MATCH_KINDS,
     ReconciliationFile,
     ReconciliationRun,
     Settlement,
     SettlementMatch,
 )
-from reports.settlement import SettlementError
+from reports.reconciliation.services import ReconciliationError, RunRequest
+from reports.reconciliation.settlement import SettlementError
 from saas.timeutil import utcnow
 from saas.uploads import read_capped
 from tenants import roles
@@ -54,9 +54,9 @@ def _job_status(job_run_id: int | None) -> dict[str, object] | None:
 def _render_runs(form: RunForm) -> str:
     return render_template(
         "reports/reconciliation/runs.html",
-        runs=reconciliation.list_runs(),
+        runs=services.list_runs(),
         form=form,
-        channels=reconciliation.known_channels(),
+        channels=services.known_channels(),
     )
 
 
@@ -65,17 +65,17 @@ def _render_runs(form: RunForm) -> str:
 @requires(roles.REPORTS_EXPORT)
 def runs() -> ResponseReturnValue:
     form = RunForm(formdata=None)
-    form.month.data = reconciliation.previous_month(utcnow(), current_tenant().time_zone).label
+    form.month.data = services.previous_month(utcnow(), current_tenant().time_zone).label
     return _render_runs(form)
 
 
-def _period_from(form: RunForm) -> reconciliation.Period:
+def _period_from(form: RunForm) -> services.Period:
     zone = current_tenant().time_zone
     if form.period_kind.data == "range":
         if form.starts_on.data is None or form.ends_on.data is None:
             raise ReconciliationError(_("Choose the first and the last day."))
-        return reconciliation.range_period(form.starts_on.data, form.ends_on.data, zone)
-    return reconciliation.parse_month(form.month.data or "", zone)
+        return services.range_period(form.starts_on.data, form.ends_on.data, zone)
+    return services.parse_month(form.month.data or "", zone)
 
 
 @bp.route("/runs", methods=["POST"])
@@ -87,7 +87,7 @@ def create_run() -> ResponseReturnValue:
         return _render_runs(form), 400
     try:
         period = _period_from(form)
-        run = reconciliation.create_run(
+        run = services.create_run(
             RunRequest(period, (form.channel.data or "").strip() or None, tuple(form.formats.data or ())),
             created_by_id=current_user.id,
         )
@@ -105,7 +105,7 @@ def run(reconciliation_run_id: int) -> ResponseReturnValue:
     return render_template(
         "reports/reconciliation/run.html",
         run=found,
-        files=reconciliation.files_of(found.id),
+        files=services.files_of(found.id),
         settlements=settlement.settlements_of(found.id),
         job=_job_status(found.job_run_id),
         upload_form=SettlementUploadForm(formdata=None),
@@ -121,7 +121,7 @@ def download(reconciliation_run_id: int, reconciliation_file_id: int) -> Respons
     path = Path(current_app.config["FILES_DIR"]) / found.path
     if not path.is_file():
         abort(404)
-    reconciliation.record_download(found)
+    services.record_download(found)
     return send_file(
         path, mimetype=MIME_TYPES.get(found.format), as_attachment=True, download_name=found.filename
     )

@@ -31,8 +31,8 @@ from sqlalchemy import func, select
 
 from catalog.fileformats import FileFormatError, detect_encoding
 from orders.models import Order
-from reports import reconciliation
-from reports.reconciliation_models import (
+from reports.reconciliation import services
+from reports.reconciliation.models import (
     DIFFERENCE_KINDS,
     MATCH_KINDS,
     ReconciliationRun,
@@ -455,7 +455,7 @@ def start_matching(settlement: Settlement) -> Settlement:
     job = start_job_run(
         "settlement",
         _("Match %(file)s", file=settlement.filename),
-        "reports.settlement.match_settlement_job",
+        "reports.reconciliation.settlement.match_settlement_job",
         settlement_id,
         queue="reports",
         timeout=3600,
@@ -497,7 +497,7 @@ class _Ours:
 def our_records(run: ReconciliationRun, channel: str | None) -> _Ours:
     """Return the run's orders (gross and fee summed over their lines) and refunds, by channel order id."""
     ours = _Ours()
-    for line in reconciliation.stream_detail(run, channel=channel):
+    for line in services.stream_detail(run, channel=channel):
         if line.kind == "sale":
             order = ours.orders.get(line.external_id)
             if order is None:
@@ -634,7 +634,7 @@ def match_settlement(settlement_id: int) -> dict[str, Any]:
     settlement = db.session.get(Settlement, (current_tenant_id(), settlement_id))
     if settlement is None:
         return {}
-    run = reconciliation.get_run(settlement.run_id)
+    run = services.get_run(settlement.run_id)
     assert run is not None
     mapping = settlement.mapping
     matcher = _Matcher(settlement, run, our_records(run, settlement.channel))

@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.sql.elements import TextClause
 
-from reports.reconciliation_models import EXPORT_FORMATS, ReconciliationFile, ReconciliationRun
+from reports.reconciliation.models import EXPORT_FORMATS, ReconciliationFile, ReconciliationRun
 from saas.extensions import UTCDateTime, db
 from tenants import audit
 from tenants.jobruns import start_job_run
@@ -584,7 +584,7 @@ def create_run(
     job = start_job_run(
         "reconciliation",
         title,
-        "reports.reconciliation_tasks.build_run",
+        "reports.reconciliation.tasks.build_run",
         run_id,
         list(request.formats),
         queue="reports",
