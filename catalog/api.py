@@ -22,7 +22,7 @@ from catalog.models import CardKey, CardKeyBatch, Plan, Right
 from catalog.services import CatalogError
 from saas.errors import ApiError
 from tenants import roles
-from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
+from tenants.api import Id, QueryParam, RequestModel, ResponseModel, api_blueprint, api_endpoint, paginate
 from tenants.lookup import api_get_or_404
 
 bp = api_blueprint("catalog_api")
@@ -77,8 +77,8 @@ class RightPatch(RequestModel):
     low_stock_threshold: int | None = None
 
 
-class RightOut(BaseModel):
-    id: str
+class RightOut(ResponseModel):
+    id: Id
     name: str
     provider: str
     description: str
@@ -138,12 +138,12 @@ class PlanPatch(RequestModel):
     position: int | None = None
 
 
-class PlanOut(BaseModel):
-    id: str
-    bundle_id: str
+class PlanOut(ResponseModel):
+    id: Id
+    bundle_id: Id
     name: str
     period_unit: str
-    period_days: int
+    period_days: int = Field(validation_alias="duration_days")
     price: int
     list_price: int | None
     discount_percent: int | None
@@ -250,9 +250,9 @@ class RejectionReportOut(BaseModel):
     truncated: bool
 
 
-class BatchOut(BaseModel):
-    id: str
-    right_id: str
+class BatchOut(ResponseModel):
+    id: Id
+    right_id: Id
     supplier: str
     unit_cost: int
     currency: str
@@ -268,10 +268,10 @@ class BatchOut(BaseModel):
     created_at: dt.datetime
 
 
-class CardKeyOut(BaseModel):
-    id: str
-    right_id: str
-    batch_id: str | None
+class CardKeyOut(ResponseModel):
+    id: Id
+    right_id: Id
+    batch_id: Id | None
     status: str
     mask: str
     expires_at: dt.datetime | None
@@ -295,33 +295,8 @@ def _invalid(error: Exception) -> ApiError:
     return ApiError(422, "invalid", str(error))
 
 
-def _right_out(right: Right) -> RightOut:
-    return RightOut(
-        id=str(right.id),
-        low_stock=right.low_stock_since is not None,
-        **{name: getattr(right, name) for name in RightOut.model_fields if name not in ("id", "low_stock")},
-    )
-
-
-def _plan_out(plan: Plan) -> PlanOut:
-    return PlanOut(
-        id=str(plan.id),
-        bundle_id=str(plan.bundle_id),
-        name=plan.name,
-        period_unit=plan.period_unit,
-        period_days=plan.duration_days,
-        price=plan.price,
-        list_price=plan.list_price,
-        discount_percent=plan.discount_percent,
-        currency=plan.currency,
-        renewable=plan.renewable,
-        purchase_limit=plan.purchase_limit,
-        position=plan.position,
-        version=plan.version,
-    )
-
-
 def _bundle_out(bundle: BundleModel) -> BundleOut:
+    """Describe a bundle with its rights (named) and its plans, read from their own tables."""
     return BundleOut(
         id=str(bundle.id),
         name=bundle.name,
@@ -333,7 +308,7 @@ def _bundle_out(bundle: BundleModel) -> BundleOut:
             ItemOut(right_id=str(i.right_id), right_name=r.name, quantity=i.quantity)
             for i, r in bundle.items()
         ],
-        plans=[_plan_out(p) for p in bundle.plans()],
+        plans=[PlanOut.model_validate(p) for p in bundle.plans()],
         created_at=bundle.created_at,
     )
 
@@ -375,28 +350,6 @@ def _import_out(upload: uploads.Upload, preview_counts: dict[str, int] | None = 
     )
 
 
-def _batch_out(batch: CardKeyBatch) -> BatchOut:
-    return BatchOut(
-        id=str(batch.id),
-        right_id=str(batch.right_id),
-        **{name: getattr(batch, name) for name in BatchOut.model_fields if name not in ("id", "right_id")},
-    )
-
-
-def _key_out(key: CardKey) -> CardKeyOut:
-    return CardKeyOut(
-        id=str(key.id),
-        right_id=str(key.right_id),
-        batch_id=str(key.batch_id) if key.batch_id else None,
-        status=key.status,
-        mask=key.mask,
-        expires_at=key.expires_at,
-        delivery_count=key.delivery_count,
-        max_deliveries=key.max_deliveries,
-        created_at=key.created_at,
-    )
-
-
 def _id_arg(name: str) -> int | None:
     value = request.args.get(name)
     if value is None:
@@ -431,7 +384,7 @@ def list_rights() -> tuple[list[RightOut], str | None]:
     rows, cursor = paginate(
         services.rights_query(request.args.get("q", ""), request.args.get("kind", "")), Right.id
     )
-    return [_right_out(r) for r in rows], cursor
+    return [RightOut.model_validate(r) for r in rows], cursor
 
 
 @api_endpoint(
@@ -448,7 +401,7 @@ def list_rights() -> tuple[list[RightOut], str | None]:
 )
 def create_right(body: RightIn) -> RightOut:
     try:
-        return _right_out(services.create_right(body.model_dump()))
+        return RightOut.model_validate(services.create_right(body.model_dump()))
     except CatalogError as error:
         raise _invalid(error) from error
 
@@ -464,7 +417,7 @@ def create_right(body: RightIn) -> RightOut:
     errors=(404,),
 )
 def get_right(right_id: int) -> RightOut:
-    return _right_out(api_get_or_404(Right, right_id, NO_RIGHT))
+    return RightOut.model_validate(api_get_or_404(Right, right_id, NO_RIGHT))
 
 
 @api_endpoint(
@@ -494,7 +447,7 @@ def update_right(right_id: int, body: RightPatch) -> RightOut:
             services.set_low_stock_threshold(right, threshold)
     except CatalogError as error:
         raise _invalid(error) from error
-    return _right_out(right)
+    return RightOut.model_validate(right)
 
 
 @api_endpoint(
@@ -678,7 +631,7 @@ def create_plan(body: PlanIn) -> PlanOut:
         raise ApiError(404, "not_found", _("No such bundle."))
     bundle = api_get_or_404(BundleModel, int(body.bundle_id), NO_BUNDLE)
     try:
-        return _plan_out(services.create_plan(bundle, body.model_dump(exclude={"bundle_id"})))
+        return PlanOut.model_validate(services.create_plan(bundle, body.model_dump(exclude={"bundle_id"})))
     except CatalogError as error:
         raise _invalid(error) from error
 
@@ -694,7 +647,7 @@ def create_plan(body: PlanIn) -> PlanOut:
     errors=(404,),
 )
 def get_plan(plan_id: int) -> PlanOut:
-    return _plan_out(api_get_or_404(Plan, plan_id, NO_PLAN))
+    return PlanOut.model_validate(api_get_or_404(Plan, plan_id, NO_PLAN))
 
 
 @api_endpoint(
@@ -711,7 +664,7 @@ def get_plan(plan_id: int) -> PlanOut:
 def update_plan(plan_id: int, body: PlanPatch) -> PlanOut:
     plan = api_get_or_404(Plan, plan_id, NO_PLAN)
     try:
-        return _plan_out(services.update_plan(plan, body.model_dump(exclude_unset=True)))
+        return PlanOut.model_validate(services.update_plan(plan, body.model_dump(exclude_unset=True)))
     except CatalogError as error:
         raise _invalid(error) from error
 
@@ -870,7 +823,7 @@ def list_batches() -> tuple[list[BatchOut], str | None]:
     if right_id is not None:
         statement = statement.where(CardKeyBatch.right_id == right_id)
     rows, cursor = paginate(statement, CardKeyBatch.id)
-    return [_batch_out(b) for b in rows], cursor
+    return [BatchOut.model_validate(b) for b in rows], cursor
 
 
 @api_endpoint(
@@ -884,7 +837,7 @@ def list_batches() -> tuple[list[BatchOut], str | None]:
     errors=(404,),
 )
 def get_batch(batch_id: int) -> BatchOut:
-    return _batch_out(api_get_or_404(CardKeyBatch, batch_id, NO_BATCH))
+    return BatchOut.model_validate(api_get_or_404(CardKeyBatch, batch_id, NO_BATCH))
 
 
 @api_endpoint(
@@ -926,7 +879,7 @@ def list_card_keys() -> tuple[list[CardKeyOut], str | None]:
         right_id=_id_arg("right_id"), batch_id=_id_arg("batch_id"), status=request.args.get("status")
     )
     rows, cursor = paginate(inventory.keys_query(key_filter), CardKey.id)
-    return [_key_out(k) for k in rows], cursor
+    return [CardKeyOut.model_validate(k) for k in rows], cursor
 
 
 @api_endpoint(
@@ -946,4 +899,4 @@ def void_card_key(card_key_id: int, body: VoidIn) -> CardKeyOut:
         inventory.void_key(key, body.reason)
     except CatalogError as error:
         raise _invalid(error) from error
-    return _key_out(key)
+    return CardKeyOut.model_validate(key)

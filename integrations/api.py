@@ -25,7 +25,7 @@ from saas.extensions import db
 from saas.labels import label
 from saas.links import public_url
 from tenants import roles
-from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
+from tenants.api import Id, QueryParam, RequestModel, ResponseModel, api_blueprint, api_endpoint, paginate
 from tenants.lookup import api_get_or_404
 from tenants.scoping import current_tenant_id
 
@@ -121,17 +121,17 @@ class MappingIn(RequestModel):
     plan_id: str = ""
 
 
-class MappingOut(BaseModel):
-    id: str
-    channel_id: str
+class MappingOut(ResponseModel):
+    id: Id
+    channel_id: Id
     ref_kind: str
     external_ref: str
-    plan_id: str
+    plan_id: Id
 
 
-class InboxOut(BaseModel):
-    id: str
-    channel_id: str
+class InboxOut(ResponseModel):
+    id: Id
+    channel_id: Id
     topic: str
     status: str
     note: str
@@ -139,7 +139,7 @@ class InboxOut(BaseModel):
     attempts: int
     duplicates: int
     external_order_id: str | None
-    order_id: str | None
+    order_id: Id | None
     api_version: str | None
     received_at: dt.datetime
     next_attempt_at: dt.datetime | None
@@ -156,9 +156,9 @@ class SpendIn(RequestModel):
     note: str = ""
 
 
-class SpendOut(BaseModel):
-    id: str
-    channel_id: str
+class SpendOut(ResponseModel):
+    id: Id
+    channel_id: Id
     day: dt.date
     amount: int
     currency: str
@@ -193,35 +193,6 @@ def _channel_out(channel: Channel) -> ChannelOut:
 
 def _bp_text(value: int) -> str:
     return f"{value / 100:.2f}"
-
-
-def _mapping_out(mapping: SkuMapping) -> MappingOut:
-    return MappingOut(
-        id=str(mapping.id),
-        channel_id=str(mapping.channel_id),
-        ref_kind=mapping.ref_kind,
-        external_ref=mapping.external_ref,
-        plan_id=str(mapping.plan_id),
-    )
-
-
-def _inbox_out(row: InboxDelivery) -> InboxOut:
-    return InboxOut(
-        id=str(row.id),
-        channel_id=str(row.channel_id),
-        topic=row.topic,
-        status=row.status,
-        note=row.note,
-        last_error=row.last_error,
-        attempts=row.attempts,
-        duplicates=row.duplicates,
-        external_order_id=row.external_order_id,
-        order_id=str(row.order_id) if row.order_id else None,
-        api_version=row.api_version,
-        received_at=row.received_at,
-        next_attempt_at=row.next_attempt_at,
-        processed_at=row.processed_at,
-    )
 
 
 def _refused(error: ChannelError) -> ApiError:
@@ -396,7 +367,7 @@ def set_credentials(channel_id: int, body: CredentialsIn) -> ChannelOut:
 def list_mappings(channel_id: int) -> tuple[list[MappingOut], str | None]:
     channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     rows, cursor = paginate(select(SkuMapping).where(SkuMapping.channel_id == channel.id), SkuMapping.id)
-    return [_mapping_out(m) for m in rows], cursor
+    return [MappingOut.model_validate(m) for m in rows], cursor
 
 
 @api_endpoint(
@@ -416,7 +387,7 @@ def create_mapping(channel_id: int, body: MappingIn) -> MappingOut:
     if not body.plan_id.isdigit():
         raise ApiError(422, "invalid", _("plan_id is a plan's id."))
     try:
-        return _mapping_out(
+        return MappingOut.model_validate(
             channel_service.add_mapping(channel, body.ref_kind, body.external_ref, int(body.plan_id))
         )
     except ChannelError as error:
@@ -464,7 +435,7 @@ def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
             )
         statement = statement.where(InboxDelivery.status == status)
     rows, cursor = paginate(statement, InboxDelivery.id)
-    return [_inbox_out(r) for r in rows], cursor
+    return [InboxOut.model_validate(r) for r in rows], cursor
 
 
 @api_endpoint(
@@ -479,7 +450,7 @@ def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
 )
 def get_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
     row = api_get_or_404(InboxDelivery, inbox_delivery_id, NO_DELIVERY)
-    return _inbox_out(row)
+    return InboxOut.model_validate(row)
 
 
 @api_endpoint(
@@ -502,7 +473,7 @@ def replay_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
         )
     found = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id), populate_existing=True)
     assert found is not None
-    return _inbox_out(found)
+    return InboxOut.model_validate(found)
 
 
 # ---------------------------------------------------------------- spend
@@ -524,7 +495,7 @@ def list_spend(channel_id: int) -> tuple[list[SpendOut], str | None]:
     rows, cursor = paginate(
         select(ChannelSpend).where(ChannelSpend.channel_id == channel.id), ChannelSpend.id
     )
-    return [_spend_out(r) for r in rows], cursor
+    return [SpendOut.model_validate(r) for r in rows], cursor
 
 
 @api_endpoint(
@@ -549,16 +520,4 @@ def create_spend(channel_id: int, body: SpendIn) -> SpendOut:
         )
     except ChannelError as error:
         raise _refused(error) from error
-    return _spend_out(row)
-
-
-def _spend_out(row: ChannelSpend) -> SpendOut:
-    return SpendOut(
-        id=str(row.id),
-        channel_id=str(row.channel_id),
-        day=row.day,
-        amount=row.amount,
-        currency=row.currency,
-        category=row.category,
-        note=row.note,
-    )
+    return SpendOut.model_validate(row)
