@@ -8,9 +8,10 @@
    grant per line, and refunds — N detail lines in all (95 % order lines, 5 % refunds).
 2. reference: `COPY (<the run's detail query>) TO STDOUT (FORMAT csv, HEADER)` into a file — the same
    SQL the product streams, with PostgreSQL formatting the rows itself (run twice; the faster counts).
-3. ours: `reports.reconciliation.create_run(…, formats=("csv",))` as the app's own role under RLS — the
-   job the back office starts: count for progress, stream the detail through a server-side cursor, sum
-   it, write the CSV (BOM, tenant-local dates, exact money, formula-safe text), hash it, store the run.
+3. ours: `reports.reconciliation.services.create_run(…, formats=("csv",))` as the app's own role under
+   RLS — the job the back office starts: count for progress, stream the detail through a server-side
+   cursor, sum it, write the CSV (BOM, tenant-local dates, exact money, formula-safe text),
+   hash it, store the run.
 
 The database named by BENCH_DATABASE_URL is created if missing and its tables are recreated: point it at
 a database of its own. Goal: ours ≤ 3 × reference, peak RSS ≤ 300 MB. The last line is machine-readable.
@@ -105,12 +106,12 @@ def generate(owner_dsn: str, lines: int) -> dict[str, int]:
 
 def january_run_values(app: Any) -> tuple[Any, Any]:
     """Return the January period and an unsaved run describing it (for the reference's SQL)."""
-    from reports import reconciliation
-    from reports.reconciliation_models import ReconciliationRun
+    from reports.reconciliation import services
+    from reports.reconciliation.models import ReconciliationRun
     from tenants.scoping import tenant_bound
 
     with app.app_context(), tenant_bound(TENANT_ID):
-        period = reconciliation.parse_month("2026-01", "Asia/Shanghai")
+        period = services.parse_month("2026-01", "Asia/Shanghai")
         run = ReconciliationRun(
             period_kind=period.kind,
             period_label=period.label,
@@ -130,14 +131,14 @@ def run_reference(owner_dsn: str, run: Any, path: Path) -> float:
 
     import psycopg
 
-    from reports import reconciliation
+    from reports.reconciliation import services
 
-    sql = re.sub(r":(\w+)", r"%(\1)s", reconciliation.detail_sql(one_channel=False))
-    params = {**reconciliation.detail_parameters(run), "tenant_id": TENANT_ID}
+    sql = re.sub(r":(\w+)", r"%(\1)s", services.detail_sql(one_channel=False))
+    params = {**services.detail_parameters(run), "tenant_id": TENANT_ID}
     with psycopg.connect(owner_dsn) as conn:
         query = psycopg.ClientCursor(conn).mogrify(sql, params)
         started = time.perf_counter()
-        conn.execute(reconciliation.REPORT_SESSION_SETTINGS)  # type: ignore[arg-type]  (as the product)
+        conn.execute(services.REPORT_SESSION_SETTINGS)  # type: ignore[arg-type]  (as the product)
         with (
             path.open("wb") as out,
             conn.cursor().copy(f"COPY ({query}) TO STDOUT (FORMAT csv, HEADER)") as copy,  # type: ignore[arg-type]
@@ -149,15 +150,15 @@ def run_reference(owner_dsn: str, run: Any, path: Path) -> float:
 
 def run_ours(app: Any, period: Any) -> tuple[float, tuple[int, str], Path]:
     """Make a CSV-only run through the product; return seconds, its (lines, status) and its file."""
-    from reports import reconciliation
-    from reports.reconciliation import RunRequest
+    from reports.reconciliation import services
+    from reports.reconciliation.services import RunRequest
     from tenants.scoping import tenant_bound
 
     with app.app_context(), tenant_bound(TENANT_ID):
         started = time.perf_counter()
-        run = reconciliation.create_run(RunRequest(period, None, ("csv",)), created_by="bench")
+        run = services.create_run(RunRequest(period, None, ("csv",)), created_by="bench")
         seconds = time.perf_counter() - started
-        [export] = reconciliation.files_of(run.id)
+        [export] = services.files_of(run.id)
         return seconds, (run.line_count, run.status), Path(app.config["FILES_DIR"]) / export.path
 
 

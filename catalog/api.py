@@ -21,12 +21,16 @@ from catalog.models import Bundle as BundleModel
 from catalog.models import CardKey, CardKeyBatch, Plan, Right
 from catalog.services import CatalogError
 from saas.errors import ApiError
-from saas.extensions import db
 from tenants import roles
-from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
-from tenants.scoping import current_tenant_id
+from tenants.api import Id, QueryParam, RequestModel, ResponseModel, api_blueprint, api_endpoint, paginate
+from tenants.lookup import api_get_or_404
 
 bp = api_blueprint("catalog_api")
+NO_RIGHT = _l("No such %(what)s.", what=_l("right"))
+NO_BUNDLE = _l("No such %(what)s.", what=_l("bundle"))
+NO_PLAN = _l("No such %(what)s.", what=_l("plan"))
+NO_BATCH = _l("No such %(what)s.", what=_l("batch"))
+NO_CARD_KEY = _l("No such %(what)s.", what=_l("card key"))
 Kind = Literal["card_key", "code", "topup", "link"]
 PeriodUnit = Literal["month", "quarter", "year", "days"]
 
@@ -73,8 +77,8 @@ class RightPatch(RequestModel):
     low_stock_threshold: int | None = None
 
 
-class RightOut(BaseModel):
-    id: str
+class RightOut(ResponseModel):
+    id: Id
     name: str
     provider: str
     description: str
@@ -134,12 +138,12 @@ class PlanPatch(RequestModel):
     position: int | None = None
 
 
-class PlanOut(BaseModel):
-    id: str
-    bundle_id: str
+class PlanOut(ResponseModel):
+    id: Id
+    bundle_id: Id
     name: str
     period_unit: str
-    period_days: int
+    period_days: int = Field(validation_alias="duration_days")
     price: int
     list_price: int | None
     discount_percent: int | None
@@ -246,9 +250,9 @@ class RejectionReportOut(BaseModel):
     truncated: bool
 
 
-class BatchOut(BaseModel):
-    id: str
-    right_id: str
+class BatchOut(ResponseModel):
+    id: Id
+    right_id: Id
     supplier: str
     unit_cost: int
     currency: str
@@ -264,10 +268,10 @@ class BatchOut(BaseModel):
     created_at: dt.datetime
 
 
-class CardKeyOut(BaseModel):
-    id: str
-    right_id: str
-    batch_id: str | None
+class CardKeyOut(ResponseModel):
+    id: Id
+    right_id: Id
+    batch_id: Id | None
     status: str
     mask: str
     expires_at: dt.datetime | None
@@ -287,44 +291,12 @@ class VoidOut(BaseModel):
 # ---------------------------------------------------------------- helpers
 
 
-def _get(model: type[Any], object_id: int, label: Any) -> Any:
-    found = db.session.get(model, (current_tenant_id(), object_id))
-    if found is None:
-        raise ApiError(404, "not_found", _("No such %(what)s.", what=label))
-    return found
-
-
 def _invalid(error: Exception) -> ApiError:
     return ApiError(422, "invalid", str(error))
 
 
-def _right_out(right: Right) -> RightOut:
-    return RightOut(
-        id=str(right.id),
-        low_stock=right.low_stock_since is not None,
-        **{name: getattr(right, name) for name in RightOut.model_fields if name not in ("id", "low_stock")},
-    )
-
-
-def _plan_out(plan: Plan) -> PlanOut:
-    return PlanOut(
-        id=str(plan.id),
-        bundle_id=str(plan.bundle_id),
-        name=plan.name,
-        period_unit=plan.period_unit,
-        period_days=plan.duration_days,
-        price=plan.price,
-        list_price=plan.list_price,
-        discount_percent=plan.discount_percent,
-        currency=plan.currency,
-        renewable=plan.renewable,
-        purchase_limit=plan.purchase_limit,
-        position=plan.position,
-        version=plan.version,
-    )
-
-
 def _bundle_out(bundle: BundleModel) -> BundleOut:
+    """Describe a bundle with its rights (named) and its plans, read from their own tables."""
     return BundleOut(
         id=str(bundle.id),
         name=bundle.name,
@@ -336,7 +308,7 @@ def _bundle_out(bundle: BundleModel) -> BundleOut:
             ItemOut(right_id=str(i.right_id), right_name=r.name, quantity=i.quantity)
             for i, r in bundle.items()
         ],
-        plans=[_plan_out(p) for p in bundle.plans()],
+        plans=[PlanOut.model_validate(p) for p in bundle.plans()],
         created_at=bundle.created_at,
     )
 
@@ -378,28 +350,6 @@ def _import_out(upload: uploads.Upload, preview_counts: dict[str, int] | None = 
     )
 
 
-def _batch_out(batch: CardKeyBatch) -> BatchOut:
-    return BatchOut(
-        id=str(batch.id),
-        right_id=str(batch.right_id),
-        **{name: getattr(batch, name) for name in BatchOut.model_fields if name not in ("id", "right_id")},
-    )
-
-
-def _key_out(key: CardKey) -> CardKeyOut:
-    return CardKeyOut(
-        id=str(key.id),
-        right_id=str(key.right_id),
-        batch_id=str(key.batch_id) if key.batch_id else None,
-        status=key.status,
-        mask=key.mask,
-        expires_at=key.expires_at,
-        delivery_count=key.delivery_count,
-        max_deliveries=key.max_deliveries,
-        created_at=key.created_at,
-    )
-
-
 def _id_arg(name: str) -> int | None:
     value = request.args.get(name)
     if value is None:
@@ -434,7 +384,7 @@ def list_rights() -> tuple[list[RightOut], str | None]:
     rows, cursor = paginate(
         services.rights_query(request.args.get("q", ""), request.args.get("kind", "")), Right.id
     )
-    return [_right_out(r) for r in rows], cursor
+    return [RightOut.model_validate(r) for r in rows], cursor
 
 
 @api_endpoint(
@@ -451,7 +401,7 @@ def list_rights() -> tuple[list[RightOut], str | None]:
 )
 def create_right(body: RightIn) -> RightOut:
     try:
-        return _right_out(services.create_right(body.model_dump()))
+        return RightOut.model_validate(services.create_right(body.model_dump()))
     except CatalogError as error:
         raise _invalid(error) from error
 
@@ -467,7 +417,7 @@ def create_right(body: RightIn) -> RightOut:
     errors=(404,),
 )
 def get_right(right_id: int) -> RightOut:
-    return _right_out(_get(Right, right_id, _l("right")))
+    return RightOut.model_validate(api_get_or_404(Right, right_id, NO_RIGHT))
 
 
 @api_endpoint(
@@ -482,7 +432,7 @@ def get_right(right_id: int) -> RightOut:
     errors=(404, 422),
 )
 def update_right(right_id: int, body: RightPatch) -> RightOut:
-    right = _get(Right, right_id, _l("right"))
+    right = api_get_or_404(Right, right_id, NO_RIGHT)
     fields = body.model_dump(exclude_unset=True)
     threshold_given = "low_stock_threshold" in fields
     threshold = fields.pop("low_stock_threshold", None)
@@ -497,7 +447,7 @@ def update_right(right_id: int, body: RightPatch) -> RightOut:
             services.set_low_stock_threshold(right, threshold)
     except CatalogError as error:
         raise _invalid(error) from error
-    return _right_out(right)
+    return RightOut.model_validate(right)
 
 
 @api_endpoint(
@@ -511,7 +461,7 @@ def update_right(right_id: int, body: RightPatch) -> RightOut:
     errors=(404,),
 )
 def get_right_stock(right_id: int) -> StockOut:
-    level = stock.stock_of(_get(Right, right_id, _l("right")))
+    level = stock.stock_of(api_get_or_404(Right, right_id, NO_RIGHT))
     if level is None:
         raise ApiError(404, "not_found", _("This right is not delivered from card keys, so it has no stock."))
     return _stock_out(level)
@@ -585,7 +535,7 @@ def create_bundle(body: BundleIn) -> BundleOut:
     errors=(404,),
 )
 def get_bundle(bundle_id: int) -> BundleOut:
-    return _bundle_out(_get(BundleModel, bundle_id, _l("bundle")))
+    return _bundle_out(api_get_or_404(BundleModel, bundle_id, NO_BUNDLE))
 
 
 @api_endpoint(
@@ -600,7 +550,7 @@ def get_bundle(bundle_id: int) -> BundleOut:
     errors=(404, 422),
 )
 def update_bundle(bundle_id: int, body: BundlePatch) -> BundleOut:
-    bundle = _get(BundleModel, bundle_id, _l("bundle"))
+    bundle = api_get_or_404(BundleModel, bundle_id, NO_BUNDLE)
     try:
         fields = body.model_dump(exclude_unset=True, exclude={"items"})
         if fields:
@@ -613,7 +563,7 @@ def update_bundle(bundle_id: int, body: BundlePatch) -> BundleOut:
 
 
 def _bundle_status(bundle_id: int, status: str) -> BundleOut:
-    bundle = _get(BundleModel, bundle_id, _l("bundle"))
+    bundle = api_get_or_404(BundleModel, bundle_id, NO_BUNDLE)
     try:
         services.change_bundle_status(bundle, status)
     except CatalogError as error:
@@ -661,7 +611,7 @@ def archive_bundle(bundle_id: int) -> BundleOut:
     errors=(404,),
 )
 def clone_bundle(bundle_id: int) -> BundleOut:
-    return _bundle_out(services.clone_bundle(_get(BundleModel, bundle_id, _l("bundle"))))
+    return _bundle_out(services.clone_bundle(api_get_or_404(BundleModel, bundle_id, NO_BUNDLE)))
 
 
 @api_endpoint(
@@ -679,9 +629,9 @@ def clone_bundle(bundle_id: int) -> BundleOut:
 def create_plan(body: PlanIn) -> PlanOut:
     if not body.bundle_id.isdigit():
         raise ApiError(404, "not_found", _("No such bundle."))
-    bundle = _get(BundleModel, int(body.bundle_id), _l("bundle"))
+    bundle = api_get_or_404(BundleModel, int(body.bundle_id), NO_BUNDLE)
     try:
-        return _plan_out(services.create_plan(bundle, body.model_dump(exclude={"bundle_id"})))
+        return PlanOut.model_validate(services.create_plan(bundle, body.model_dump(exclude={"bundle_id"})))
     except CatalogError as error:
         raise _invalid(error) from error
 
@@ -697,7 +647,7 @@ def create_plan(body: PlanIn) -> PlanOut:
     errors=(404,),
 )
 def get_plan(plan_id: int) -> PlanOut:
-    return _plan_out(_get(Plan, plan_id, _l("plan")))
+    return PlanOut.model_validate(api_get_or_404(Plan, plan_id, NO_PLAN))
 
 
 @api_endpoint(
@@ -712,9 +662,9 @@ def get_plan(plan_id: int) -> PlanOut:
     errors=(404, 422),
 )
 def update_plan(plan_id: int, body: PlanPatch) -> PlanOut:
-    plan = _get(Plan, plan_id, _l("plan"))
+    plan = api_get_or_404(Plan, plan_id, NO_PLAN)
     try:
-        return _plan_out(services.update_plan(plan, body.model_dump(exclude_unset=True)))
+        return PlanOut.model_validate(services.update_plan(plan, body.model_dump(exclude_unset=True)))
     except CatalogError as error:
         raise _invalid(error) from error
 
@@ -730,7 +680,7 @@ def update_plan(plan_id: int, body: PlanPatch) -> PlanOut:
     errors=(404,),
 )
 def get_plan_snapshot(plan_id: int) -> PlanSnapshotOut:
-    return PlanSnapshotOut(**_get(Plan, plan_id, _l("plan")).snapshot())
+    return PlanSnapshotOut(**api_get_or_404(Plan, plan_id, NO_PLAN).snapshot())
 
 
 # ---------------------------------------------------------------- imports
@@ -873,7 +823,7 @@ def list_batches() -> tuple[list[BatchOut], str | None]:
     if right_id is not None:
         statement = statement.where(CardKeyBatch.right_id == right_id)
     rows, cursor = paginate(statement, CardKeyBatch.id)
-    return [_batch_out(b) for b in rows], cursor
+    return [BatchOut.model_validate(b) for b in rows], cursor
 
 
 @api_endpoint(
@@ -887,7 +837,7 @@ def list_batches() -> tuple[list[BatchOut], str | None]:
     errors=(404,),
 )
 def get_batch(batch_id: int) -> BatchOut:
-    return _batch_out(_get(CardKeyBatch, batch_id, _l("batch")))
+    return BatchOut.model_validate(api_get_or_404(CardKeyBatch, batch_id, NO_BATCH))
 
 
 @api_endpoint(
@@ -902,7 +852,7 @@ def get_batch(batch_id: int) -> BatchOut:
     errors=(404, 422),
 )
 def void_batch(batch_id: int, body: VoidIn) -> VoidOut:
-    batch = _get(CardKeyBatch, batch_id, _l("batch"))
+    batch = api_get_or_404(CardKeyBatch, batch_id, NO_BATCH)
     try:
         return VoidOut(voided=inventory.void_batch(batch, body.reason))
     except CatalogError as error:
@@ -929,7 +879,7 @@ def list_card_keys() -> tuple[list[CardKeyOut], str | None]:
         right_id=_id_arg("right_id"), batch_id=_id_arg("batch_id"), status=request.args.get("status")
     )
     rows, cursor = paginate(inventory.keys_query(key_filter), CardKey.id)
-    return [_key_out(k) for k in rows], cursor
+    return [CardKeyOut.model_validate(k) for k in rows], cursor
 
 
 @api_endpoint(
@@ -944,9 +894,9 @@ def list_card_keys() -> tuple[list[CardKeyOut], str | None]:
     errors=(404, 422),
 )
 def void_card_key(card_key_id: int, body: VoidIn) -> CardKeyOut:
-    key = _get(CardKey, card_key_id, _l("card key"))
+    key = api_get_or_404(CardKey, card_key_id, NO_CARD_KEY)
     try:
         inventory.void_key(key, body.reason)
     except CatalogError as error:
         raise _invalid(error) from error
-    return _key_out(key)
+    return CardKeyOut.model_validate(key)

@@ -99,6 +99,11 @@ class Right(TenantOwned, db.Model):  # type: ignore[name-defined]
         """Tell whether this right is delivered from imported card keys."""
         return self.kind == "card_key"
 
+    @property
+    def low_stock(self) -> bool:
+        """Tell whether the low-stock alert is on (available stock fell below the threshold)."""
+        return self.low_stock_since is not None
+
     def snapshot(self) -> dict[str, Any]:
         """Return what an order must remember of this right, JSON-able."""
         return {

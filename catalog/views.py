@@ -40,18 +40,12 @@ from saas.extensions import db
 from tenants import roles
 from tenants.context import current_tenant, requires
 from tenants.jobruns import live_status
+from tenants.lookup import get_or_404
 from tenants.models import JobRun
 
 bp = Blueprint("catalog", __name__, url_prefix="/t/<tenant_slug>/catalog")
 M = TypeVar("M")
 KEYS_PER_PAGE = 50
-
-
-def _get_or_404(model: type[M], object_id: int) -> M:
-    found = db.session.get(model, (current_tenant().id, object_id))
-    if found is None:
-        abort(404)
-    return found
 
 
 def _upload_or_404(token: str) -> uploads.Upload:
@@ -136,7 +130,7 @@ def new_right() -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_VIEW)
 def right(right_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Right, right_id)
+    found = get_or_404(Right, right_id)
     batches = db.session.scalars(
         select(CardKeyBatch)
         .where(CardKeyBatch.right_id == found.id)
@@ -156,7 +150,7 @@ def right(right_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_MANAGE)
 def edit_right(right_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Right, right_id)
+    found = get_or_404(Right, right_id)
     form = RightForm(obj=found)
     if request.method == "GET":
         _fill_right_form(form, found)
@@ -175,7 +169,7 @@ def edit_right(right_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.INVENTORY_MANAGE)
 def right_alert(right_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Right, right_id)
+    found = get_or_404(Right, right_id)
     form = ThresholdForm()
     if form.validate_on_submit():
         try:
@@ -226,7 +220,7 @@ def new_bundle() -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_VIEW)
 def bundle(bundle_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Bundle, bundle_id)
+    found = get_or_404(Bundle, bundle_id)
     item_form = BundleItemForm()
     item_form.right_id.choices = [
         (str(r.id), r.name) for r in services.list_rights() if r.archived_at is None
@@ -240,7 +234,7 @@ def bundle(bundle_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_MANAGE)
 def edit_bundle(bundle_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Bundle, bundle_id)
+    found = get_or_404(Bundle, bundle_id)
     form = BundleForm(obj=found)
     if form.validate_on_submit():
         try:
@@ -257,7 +251,7 @@ def edit_bundle(bundle_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_MANAGE)
 def bundle_item(bundle_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Bundle, bundle_id)
+    found = get_or_404(Bundle, bundle_id)
     try:
         services.put_bundle_item(found, request.form.get("right_id"), request.form.get("quantity") or 1)
     except CatalogError as error:
@@ -269,8 +263,8 @@ def bundle_item(bundle_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_MANAGE)
 def remove_bundle_item(bundle_id: int, right_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Bundle, bundle_id)
-    _get_or_404(Right, right_id)
+    found = get_or_404(Bundle, bundle_id)
+    get_or_404(Right, right_id)
     try:
         services.remove_bundle_item(found, right_id)
     except CatalogError as error:
@@ -282,7 +276,7 @@ def remove_bundle_item(bundle_id: int, right_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_MANAGE)
 def bundle_status(bundle_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Bundle, bundle_id)
+    found = get_or_404(Bundle, bundle_id)
     try:
         services.change_bundle_status(found, request.form.get("status", ""))
     except CatalogError as error:
@@ -296,7 +290,7 @@ def bundle_status(bundle_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_MANAGE)
 def clone_bundle(bundle_id: int) -> ResponseReturnValue:
-    copy = services.clone_bundle(_get_or_404(Bundle, bundle_id))
+    copy = services.clone_bundle(get_or_404(Bundle, bundle_id))
     flash(_("Bundle cloned; the copy is a draft."), "info")
     return redirect(url_for("catalog.bundle", bundle_id=copy.id))
 
@@ -319,7 +313,7 @@ def _plan_fields(form: PlanForm) -> dict[str, Any]:
 @login_required
 @requires(roles.CATALOG_MANAGE)
 def new_plan(bundle_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Bundle, bundle_id)
+    found = get_or_404(Bundle, bundle_id)
     form = PlanForm()
     if form.validate_on_submit():
         try:
@@ -336,8 +330,8 @@ def new_plan(bundle_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_MANAGE)
 def edit_plan(plan_id: int) -> ResponseReturnValue:
-    plan = _get_or_404(Plan, plan_id)
-    found = _get_or_404(Bundle, plan.bundle_id)
+    plan = get_or_404(Plan, plan_id)
+    found = get_or_404(Bundle, plan.bundle_id)
     form = PlanForm(obj=plan)
     if request.method == "GET":
         form.price.data = money.to_text(plan.price, plan.currency)
@@ -520,7 +514,7 @@ def import_rejections(upload_token: str) -> ResponseReturnValue:
 @login_required
 @requires(roles.CATALOG_VIEW)
 def batch(batch_id: int) -> ResponseReturnValue:
-    found = _get_or_404(CardKeyBatch, batch_id)
+    found = get_or_404(CardKeyBatch, batch_id)
     counts = dict.fromkeys(KEY_STATUSES, 0)
     from sqlalchemy import func
 
@@ -541,7 +535,7 @@ def batch(batch_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.INVENTORY_MANAGE)
 def void_batch(batch_id: int) -> ResponseReturnValue:
-    found = _get_or_404(CardKeyBatch, batch_id)
+    found = get_or_404(CardKeyBatch, batch_id)
     try:
         count = inventory.void_batch(found, request.form.get("reason"))
     except CatalogError as error:
@@ -611,7 +605,7 @@ def void_card_keys() -> ResponseReturnValue:
 @login_required
 @requires(roles.INVENTORY_MANAGE)
 def void_card_key(card_key_id: int) -> ResponseReturnValue:
-    key = _get_or_404(CardKey, card_key_id)
+    key = get_or_404(CardKey, card_key_id)
     try:
         inventory.void_key(key, request.form.get("reason"))
     except CatalogError as error:
@@ -625,7 +619,7 @@ def void_card_key(card_key_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.INVENTORY_REVEAL)
 def reveal_card_key(card_key_id: int) -> ResponseReturnValue:
-    key = _get_or_404(CardKey, card_key_id)
+    key = get_or_404(CardKey, card_key_id)
     try:
         value = inventory.reveal_key(key)
     except CatalogError as error:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from flask import request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -24,10 +25,13 @@ from saas.extensions import db
 from saas.labels import label
 from saas.links import public_url
 from tenants import roles
-from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
+from tenants.api import Id, QueryParam, RequestModel, ResponseModel, api_blueprint, api_endpoint, paginate
+from tenants.lookup import api_get_or_404
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("integrations_api")
+NO_CHANNEL = _l("No such channel.")
+NO_DELIVERY = _l("No such delivery.")
 RefKind = Literal["sku", "variant", "price", "product"]
 Category = Literal["ad_spend", "commission", "platform_fee", "other"]
 
@@ -117,17 +121,17 @@ class MappingIn(RequestModel):
     plan_id: str = ""
 
 
-class MappingOut(BaseModel):
-    id: str
-    channel_id: str
+class MappingOut(ResponseModel):
+    id: Id
+    channel_id: Id
     ref_kind: str
     external_ref: str
-    plan_id: str
+    plan_id: Id
 
 
-class InboxOut(BaseModel):
-    id: str
-    channel_id: str
+class InboxOut(ResponseModel):
+    id: Id
+    channel_id: Id
     topic: str
     status: str
     note: str
@@ -135,7 +139,7 @@ class InboxOut(BaseModel):
     attempts: int
     duplicates: int
     external_order_id: str | None
-    order_id: str | None
+    order_id: Id | None
     api_version: str | None
     received_at: dt.datetime
     next_attempt_at: dt.datetime | None
@@ -152,9 +156,9 @@ class SpendIn(RequestModel):
     note: str = ""
 
 
-class SpendOut(BaseModel):
-    id: str
-    channel_id: str
+class SpendOut(ResponseModel):
+    id: Id
+    channel_id: Id
     day: dt.date
     amount: int
     currency: str
@@ -163,13 +167,6 @@ class SpendOut(BaseModel):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _channel_or_404(channel_id: int) -> Channel:
-    found = channel_service.get_channel(channel_id)
-    if found is None:
-        raise ApiError(404, "not_found", _("No such channel."))
-    return found
 
 
 def _channel_out(channel: Channel) -> ChannelOut:
@@ -196,35 +193,6 @@ def _channel_out(channel: Channel) -> ChannelOut:
 
 def _bp_text(value: int) -> str:
     return f"{value / 100:.2f}"
-
-
-def _mapping_out(mapping: SkuMapping) -> MappingOut:
-    return MappingOut(
-        id=str(mapping.id),
-        channel_id=str(mapping.channel_id),
-        ref_kind=mapping.ref_kind,
-        external_ref=mapping.external_ref,
-        plan_id=str(mapping.plan_id),
-    )
-
-
-def _inbox_out(row: InboxDelivery) -> InboxOut:
-    return InboxOut(
-        id=str(row.id),
-        channel_id=str(row.channel_id),
-        topic=row.topic,
-        status=row.status,
-        note=row.note,
-        last_error=row.last_error,
-        attempts=row.attempts,
-        duplicates=row.duplicates,
-        external_order_id=row.external_order_id,
-        order_id=str(row.order_id) if row.order_id else None,
-        api_version=row.api_version,
-        received_at=row.received_at,
-        next_attempt_at=row.next_attempt_at,
-        processed_at=row.processed_at,
-    )
 
 
 def _refused(error: ChannelError) -> ApiError:
@@ -295,7 +263,7 @@ def create_channel(body: ChannelIn) -> ChannelCreated:
     errors=(404,),
 )
 def get_channel(channel_id: int) -> ChannelOut:
-    return _channel_out(_channel_or_404(channel_id))
+    return _channel_out(api_get_or_404(Channel, channel_id, NO_CHANNEL))
 
 
 @api_endpoint(
@@ -310,7 +278,7 @@ def get_channel(channel_id: int) -> ChannelOut:
     errors=(404,),
 )
 def update_channel(channel_id: int, body: ChannelPatch) -> ChannelOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     values = ChannelSettings(
         name=body.name if body.name is not None else channel.name,
         currency=body.currency or channel.currency,
@@ -343,7 +311,7 @@ def update_channel(channel_id: int, body: ChannelPatch) -> ChannelOut:
     errors=(404,),
 )
 def rotate_secret(channel_id: int, body: RotateIn) -> SecretOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     if not ADAPTERS[channel.kind].takes_webhooks:
         raise ApiError(409, "conflict", _("This channel takes no webhooks and has no secret."))
     if ADAPTERS[channel.kind].credential_fields:
@@ -372,7 +340,7 @@ def rotate_secret(channel_id: int, body: RotateIn) -> SecretOut:
     errors=(404,),
 )
 def set_credentials(channel_id: int, body: CredentialsIn) -> ChannelOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     if not ADAPTERS[channel.kind].credential_fields:
         raise ApiError(409, "conflict", "this channel verifies with a secret: rotate it at …/secret")
     try:
@@ -397,9 +365,9 @@ def set_credentials(channel_id: int, body: CredentialsIn) -> ChannelOut:
     errors=(404,),
 )
 def list_mappings(channel_id: int) -> tuple[list[MappingOut], str | None]:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     rows, cursor = paginate(select(SkuMapping).where(SkuMapping.channel_id == channel.id), SkuMapping.id)
-    return [_mapping_out(m) for m in rows], cursor
+    return [MappingOut.model_validate(m) for m in rows], cursor
 
 
 @api_endpoint(
@@ -415,11 +383,11 @@ def list_mappings(channel_id: int) -> tuple[list[MappingOut], str | None]:
     errors=(404,),
 )
 def create_mapping(channel_id: int, body: MappingIn) -> MappingOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     if not body.plan_id.isdigit():
         raise ApiError(422, "invalid", _("plan_id is a plan's id."))
     try:
-        return _mapping_out(
+        return MappingOut.model_validate(
             channel_service.add_mapping(channel, body.ref_kind, body.external_ref, int(body.plan_id))
         )
     except ChannelError as error:
@@ -437,9 +405,7 @@ def create_mapping(channel_id: int, body: MappingIn) -> MappingOut:
     errors=(404,),
 )
 def delete_mapping(channel_id: int, mapping_id: int) -> None:
-    mapping = db.session.get(SkuMapping, (current_tenant_id(), mapping_id))
-    if mapping is None or mapping.channel_id != channel_id:
-        raise ApiError(404, "not_found", _("No such mapping."))
+    mapping = api_get_or_404(SkuMapping, mapping_id, _("No such mapping."), channel_id=channel_id)
     channel_service.remove_mapping(mapping)
 
 
@@ -459,7 +425,7 @@ def delete_mapping(channel_id: int, mapping_id: int) -> None:
     query=[QueryParam("status", "only deliveries in this status: " + ", ".join(INBOX_STATUSES))],
 )
 def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     statement = select(InboxDelivery).where(InboxDelivery.channel_id == channel.id)
     status = request.args.get("status")
     if status:
@@ -469,7 +435,7 @@ def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
             )
         statement = statement.where(InboxDelivery.status == status)
     rows, cursor = paginate(statement, InboxDelivery.id)
-    return [_inbox_out(r) for r in rows], cursor
+    return [InboxOut.model_validate(r) for r in rows], cursor
 
 
 @api_endpoint(
@@ -483,10 +449,8 @@ def list_inbox(channel_id: int) -> tuple[list[InboxOut], str | None]:
     errors=(404,),
 )
 def get_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
-    row = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id))
-    if row is None:
-        raise ApiError(404, "not_found", _("No such delivery."))
-    return _inbox_out(row)
+    row = api_get_or_404(InboxDelivery, inbox_delivery_id, NO_DELIVERY)
+    return InboxOut.model_validate(row)
 
 
 @api_endpoint(
@@ -500,9 +464,7 @@ def get_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
     errors=(404, 409),
 )
 def replay_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
-    row = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id))
-    if row is None:
-        raise ApiError(404, "not_found", _("No such delivery."))
+    row = api_get_or_404(InboxDelivery, inbox_delivery_id, NO_DELIVERY)
     if not inbox.replay(row, reason="API"):
         raise ApiError(
             409,
@@ -511,7 +473,7 @@ def replay_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
         )
     found = db.session.get(InboxDelivery, (current_tenant_id(), inbox_delivery_id), populate_existing=True)
     assert found is not None
-    return _inbox_out(found)
+    return InboxOut.model_validate(found)
 
 
 # ---------------------------------------------------------------- spend
@@ -529,11 +491,11 @@ def replay_inbox_delivery(inbox_delivery_id: int) -> InboxOut:
     errors=(404,),
 )
 def list_spend(channel_id: int) -> tuple[list[SpendOut], str | None]:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     rows, cursor = paginate(
         select(ChannelSpend).where(ChannelSpend.channel_id == channel.id), ChannelSpend.id
     )
-    return [_spend_out(r) for r in rows], cursor
+    return [SpendOut.model_validate(r) for r in rows], cursor
 
 
 @api_endpoint(
@@ -549,7 +511,7 @@ def list_spend(channel_id: int) -> tuple[list[SpendOut], str | None]:
     errors=(404,),
 )
 def create_spend(channel_id: int, body: SpendIn) -> SpendOut:
-    channel = _channel_or_404(channel_id)
+    channel = api_get_or_404(Channel, channel_id, NO_CHANNEL)
     if body.day is None:
         raise ApiError(422, "invalid", _("day is required."))
     try:
@@ -558,16 +520,4 @@ def create_spend(channel_id: int, body: SpendIn) -> SpendOut:
         )
     except ChannelError as error:
         raise _refused(error) from error
-    return _spend_out(row)
-
-
-def _spend_out(row: ChannelSpend) -> SpendOut:
-    return SpendOut(
-        id=str(row.id),
-        channel_id=str(row.channel_id),
-        day=row.day,
-        amount=row.amount,
-        currency=row.currency,
-        category=row.category,
-        note=row.note,
-    )
+    return SpendOut.model_validate(row)

@@ -45,18 +45,12 @@ from saas.extensions import db
 from saas.links import public_url
 from saas.uploads import read_capped
 from tenants import roles
-from tenants.context import current_tenant, requires
+from tenants.context import requires
+from tenants.lookup import get_or_404
 
 bp = Blueprint("integrations", __name__, url_prefix="/t/<tenant_slug>/channels")
 M = TypeVar("M")
 INBOX_PAGE = 100
-
-
-def _get_or_404(model: type[M], object_id: int) -> M:
-    found = db.session.get(model, (current_tenant().id, object_id))
-    if found is None:
-        abort(404)
-    return found
 
 
 def _plan_choices() -> list[tuple[int, str]]:
@@ -128,7 +122,7 @@ def new_channel() -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_VIEW)
 def channel(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     mapping_form = MappingForm()
     mapping_form.plan_id.choices = _plan_choices()
     mapping_form.ref_kind.choices = [
@@ -195,7 +189,7 @@ def _orders_of(rows: list[InboxDelivery]) -> dict[int, Order]:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def update_channel(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     form = ChannelSettingsForm()
     if form.validate_on_submit():
         try:
@@ -224,7 +218,7 @@ def update_channel(channel_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def set_secret(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     form = SecretForm()
     if form.validate_on_submit():
         try:
@@ -244,7 +238,7 @@ def set_secret(channel_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def set_credentials(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     fields = adapter_for(found.kind).credential_fields
     if not fields:
         abort(404)
@@ -268,7 +262,7 @@ def set_credentials(channel_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def rotate_secret(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     if not adapter_for(found.kind).takes_webhooks:
         abort(404)
     form = RotateForm()
@@ -297,7 +291,7 @@ def rotate_secret(channel_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def reveal_secret(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     try:
         return jsonify({"value": channel_service.reveal_secret(found)})
     except ChannelError as error:
@@ -308,7 +302,7 @@ def reveal_secret(channel_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def add_mapping(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     form = MappingForm()
     if form.validate_on_submit():
         try:
@@ -333,7 +327,7 @@ def add_mapping(channel_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def delete_mapping(channel_id: int, mapping_id: int) -> ResponseReturnValue:
-    mapping = _get_or_404(SkuMapping, mapping_id)
+    mapping = get_or_404(SkuMapping, mapping_id)
     if mapping.channel_id != channel_id:
         abort(404)
     channel_service.remove_mapping(mapping)
@@ -345,7 +339,7 @@ def delete_mapping(channel_id: int, mapping_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def replay_held(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     count = inbox.replay_held(found)
     flash(_("%(n)s held deliveries replayed.", n=count), "info")
     return redirect(url_for("integrations.channel", channel_id=channel_id))
@@ -355,7 +349,7 @@ def replay_held(channel_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_MANAGE)
 def upload_orders(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     form = UploadForm()
     if not form.validate_on_submit():
         flash(_("Choose a CSV file."), "error")
@@ -386,7 +380,7 @@ def upload_orders(channel_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_VIEW)
 def channel_inbox(channel_id: int) -> ResponseReturnValue:
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     status = request.args.get("status", "")
     statement = select(InboxDelivery).where(InboxDelivery.channel_id == found.id)
     if status in INBOX_STATUSES:
@@ -424,8 +418,8 @@ def dead_letters() -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_VIEW)
 def inbox_delivery(inbox_delivery_id: int) -> ResponseReturnValue:
-    row = _get_or_404(InboxDelivery, inbox_delivery_id)
-    found = _get_or_404(Channel, row.channel_id)
+    row = get_or_404(InboxDelivery, inbox_delivery_id)
+    found = get_or_404(Channel, row.channel_id)
     body = bytes(row.body)
     return render_template(
         "integrations/inbox_delivery.html",
@@ -442,7 +436,7 @@ def inbox_delivery(inbox_delivery_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def replay_delivery(inbox_delivery_id: int) -> ResponseReturnValue:
-    row = _get_or_404(InboxDelivery, inbox_delivery_id)
+    row = get_or_404(InboxDelivery, inbox_delivery_id)
     if inbox.replay(row, reason=request.form.get("reason", "")):
         flash(_("Delivery replayed."), "info")
     else:
@@ -524,7 +518,7 @@ def upload_spend() -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def delete_spend(spend_id: int) -> ResponseReturnValue:
-    channel_service.remove_spend(_get_or_404(ChannelSpend, spend_id))
+    channel_service.remove_spend(get_or_404(ChannelSpend, spend_id))
     flash(_("Spend entry removed."), "info")
     return redirect(url_for("integrations.spend"))
 
@@ -564,7 +558,7 @@ def new_endpoint() -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_VIEW)
 def endpoint(endpoint_id: int) -> ResponseReturnValue:
-    found = _get_or_404(WebhookEndpoint, endpoint_id)
+    found = get_or_404(WebhookEndpoint, endpoint_id)
     deliveries = outbound.deliveries_of(found.id)
     return render_template(
         "integrations/endpoint.html",
@@ -578,7 +572,7 @@ def endpoint(endpoint_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def endpoint_status(endpoint_id: int) -> ResponseReturnValue:
-    found = _get_or_404(WebhookEndpoint, endpoint_id)
+    found = get_or_404(WebhookEndpoint, endpoint_id)
     outbound.set_endpoint_status(found, request.form.get("active") == "1", request.form.get("reason", ""))
     flash(_("Endpoint enabled.") if found.is_active else _("Endpoint disabled."), "info")
     return redirect(url_for("integrations.endpoint", endpoint_id=endpoint_id))
@@ -588,14 +582,14 @@ def endpoint_status(endpoint_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def reveal_endpoint_secret(endpoint_id: int) -> ResponseReturnValue:
-    return jsonify({"value": outbound.reveal_endpoint_secret(_get_or_404(WebhookEndpoint, endpoint_id))})
+    return jsonify({"value": outbound.reveal_endpoint_secret(get_or_404(WebhookEndpoint, endpoint_id))})
 
 
 @bp.route("/webhooks/<int:endpoint_id>/test", methods=["POST"])
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def test_endpoint(endpoint_id: int) -> ResponseReturnValue:
-    outbound.send_test(_get_or_404(WebhookEndpoint, endpoint_id))
+    outbound.send_test(get_or_404(WebhookEndpoint, endpoint_id))
     flash(_("Test event sent; see its attempt below."), "info")
     return redirect(url_for("integrations.endpoint", endpoint_id=endpoint_id))
 
@@ -604,7 +598,7 @@ def test_endpoint(endpoint_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.CHANNELS_MANAGE)
 def redeliver(webhook_delivery_id: int) -> ResponseReturnValue:
-    delivery = _get_or_404(OutboundDelivery, webhook_delivery_id)
+    delivery = get_or_404(OutboundDelivery, webhook_delivery_id)
     endpoint_id = delivery.endpoint_id
     outbound.redeliver(delivery)
     flash(_("Redelivery queued."), "info")

@@ -6,20 +6,22 @@ import datetime as dt
 
 from flask import request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from orders import redemption, refunds, services
 from orders.events import OrderError
 from orders.fulfilment import order_grants, order_lines
-from orders.models import Customer, Grant, Order, OrderLine
+from orders.models import Customer, Grant, Order
 from saas.errors import ApiError
 from saas.extensions import db
 from tenants import roles
-from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
-from tenants.scoping import current_tenant_id
+from tenants.api import Id, QueryParam, RequestModel, ResponseModel, api_blueprint, api_endpoint, paginate
+from tenants.lookup import api_get_or_404
 
 bp = api_blueprint("orders_api")
+NO_ORDER = _l("No such order.")
 
 
 class CustomerIn(RequestModel):
@@ -74,12 +76,12 @@ class RedemptionIn(RequestModel):
     reference: str = ""
 
 
-class GrantOut(BaseModel):
-    id: str
-    order_id: str
-    order_line_id: str
-    customer_id: str | None
-    right_id: str
+class GrantOut(ResponseModel):
+    id: Id
+    order_id: Id
+    order_line_id: Id
+    customer_id: Id | None
+    right_id: Id
     right_name: str
     kind: str
     status: str
@@ -92,9 +94,9 @@ class GrantOut(BaseModel):
     flag: str | None
 
 
-class LineOut(BaseModel):
-    id: str
-    plan_id: str | None
+class LineOut(ResponseModel):
+    id: Id
+    plan_id: Id | None
     title: str
     quantity: int
     unit_price: int
@@ -143,39 +145,6 @@ def _sid(value: int | None) -> str | None:
     return None if value is None else str(value)
 
 
-def grant_out(grant: Grant) -> GrantOut:
-    return GrantOut(
-        id=str(grant.id),
-        order_id=str(grant.order_id),
-        order_line_id=str(grant.order_line_id),
-        customer_id=_sid(grant.customer_id),
-        right_id=str(grant.right_id),
-        right_name=grant.right_name,
-        kind=grant.kind,
-        status=grant.status,
-        mask=grant.mask,
-        delivered_at=grant.delivered_at,
-        valid_until=grant.valid_until,
-        redeemed_at=grant.redeemed_at,
-        redemption_source=grant.redemption_source,
-        topup_state=grant.topup_state,
-        flag=grant.flag,
-    )
-
-
-def _line_out(line: OrderLine) -> LineOut:
-    return LineOut(
-        id=str(line.id),
-        plan_id=_sid(line.plan_id),
-        title=line.title,
-        quantity=line.quantity,
-        unit_price=line.unit_price,
-        currency=line.currency,
-        total=line.total,
-        refunded_amount=line.refunded_amount,
-    )
-
-
 def order_out(order: Order, *, detail: bool = True, created: bool = False) -> OrderOut:
     customer = db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
     return OrderOut(
@@ -194,8 +163,8 @@ def order_out(order: Order, *, detail: bool = True, created: bool = False) -> Or
         fulfilled_at=order.fulfilled_at,
         hold_reason=order.hold_reason if order.status == "held" else None,
         created=created,
-        lines=[_line_out(line) for line in order_lines(order.id)] if detail else [],
-        grants=[grant_out(g) for g in order_grants(order.id)] if detail else [],
+        lines=[LineOut.model_validate(line) for line in order_lines(order.id)] if detail else [],
+        grants=[GrantOut.model_validate(g) for g in order_grants(order.id)] if detail else [],
     )
 
 
@@ -205,13 +174,6 @@ def _int_id(value: str | None, name: str) -> int | None:
     if not str(value).isdigit():
         raise ApiError(422, "invalid", _("%(name)s must be a numeric id string.", name=name))
     return int(value)
-
-
-def _order_or_404(order_id: int) -> Order:
-    order = db.session.get(Order, (current_tenant_id(), order_id))
-    if order is None:
-        raise ApiError(404, "not_found", _("No such order."))
-    return order
 
 
 @api_endpoint(
@@ -269,7 +231,7 @@ def create_order(body: OrderIn) -> OrderOut:
     errors=(404,),
 )
 def get_order(order_id: int) -> OrderOut:
-    return order_out(_order_or_404(order_id))
+    return order_out(api_get_or_404(Order, order_id, NO_ORDER))
 
 
 @api_endpoint(
@@ -313,12 +275,12 @@ def list_orders() -> tuple[list[OrderOut], str | None]:
     errors=(404, 422),
 )
 def pay_order(order_id: int, body: PayIn) -> OrderOut:
-    _order_or_404(order_id)
+    api_get_or_404(Order, order_id, NO_ORDER)
     try:
         services.mark_paid(order_id, reference=body.reference, reason=body.reason)
     except OrderError as error:
         raise ApiError(422, "invalid", str(error)) from error
-    return order_out(_order_or_404(order_id))
+    return order_out(api_get_or_404(Order, order_id, NO_ORDER))
 
 
 @api_endpoint(
@@ -334,7 +296,7 @@ def pay_order(order_id: int, body: PayIn) -> OrderOut:
     errors=(404, 422),
 )
 def refund_order(order_id: int, body: RefundIn) -> RefundOut:
-    _order_or_404(order_id)
+    api_get_or_404(Order, order_id, NO_ORDER)
     try:
         row = refunds.refund(
             refunds.RefundRequest(
@@ -372,10 +334,7 @@ def refund_order(order_id: int, body: RefundIn) -> RefundOut:
     errors=(404,),
 )
 def get_grant(grant_id: int) -> GrantOut:
-    grant = db.session.get(Grant, (current_tenant_id(), grant_id))
-    if grant is None:
-        raise ApiError(404, "not_found", _("No such grant."))
-    return grant_out(grant)
+    return GrantOut.model_validate(api_get_or_404(Grant, grant_id, _("No such grant.")))
 
 
 @api_endpoint(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -33,30 +33,10 @@ from saas.ids import new_id
 from saas.uploads import read_capped
 from tenants import roles
 from tenants.context import current_tenant, requires
+from tenants.lookup import get_or_404
 
 bp = Blueprint("orders", __name__, url_prefix="/t/<tenant_slug>/orders")
 PAGE_SIZE = 50
-
-
-def _order_or_404(order_id: int) -> Order:
-    order = db.session.get(Order, (current_tenant().id, order_id))
-    if order is None:
-        abort(404)
-    return order
-
-
-def _customer_or_404(customer_id: int) -> Customer:
-    customer = db.session.get(Customer, (current_tenant().id, customer_id))
-    if customer is None:
-        abort(404)
-    return customer
-
-
-def _grant_or_404(grant_id: int) -> Grant:
-    grant = db.session.get(Grant, (current_tenant().id, grant_id))
-    if grant is None:
-        abort(404)
-    return grant
 
 
 # ---------------------------------------------------------------- orders
@@ -182,7 +162,7 @@ def upload_orders() -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_VIEW)
 def order(order_id: int) -> ResponseReturnValue:
-    data = order_page_data(_order_or_404(order_id))
+    data = order_page_data(get_or_404(Order, order_id))
     return render_template("orders/order.html", **data, reason_form=ReasonForm(), refund_form=RefundForm())
 
 
@@ -190,7 +170,7 @@ def order(order_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_MANAGE)
 def pay(order_id: int) -> ResponseReturnValue:
-    _order_or_404(order_id)
+    get_or_404(Order, order_id)
     form = ReasonForm()
     try:
         result = services.mark_paid(order_id, reason=form.reason.data or _("marked paid in the back office"))
@@ -205,7 +185,7 @@ def pay(order_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_MANAGE)
 def fulfil(order_id: int) -> ResponseReturnValue:
-    _order_or_404(order_id)
+    get_or_404(Order, order_id)
     from orders.fulfilment import fulfil_order
 
     result = fulfil_order(order_id, reason=_("fulfilled from the back office"))
@@ -217,7 +197,7 @@ def fulfil(order_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_MANAGE)
 def cancel(order_id: int) -> ResponseReturnValue:
-    _order_or_404(order_id)
+    get_or_404(Order, order_id)
     form = ReasonForm()
     try:
         services.cancel_order(order_id, reason=form.reason.data or "")
@@ -232,7 +212,7 @@ def cancel(order_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_MANAGE)
 def resend(order_id: int) -> ResponseReturnValue:
-    order = _order_or_404(order_id)
+    order = get_or_404(Order, order_id)
     form = ReasonForm()
     try:
         sent = delivery.resend_delivery(order, reason=form.reason.data or "")
@@ -247,7 +227,7 @@ def resend(order_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_REFUND)
 def refund(order_id: int) -> ResponseReturnValue:
-    order = _order_or_404(order_id)
+    order = get_or_404(Order, order_id)
     form = RefundForm()
     if not form.validate():
         flash(_("Say why the money is refunded."), "error")
@@ -273,7 +253,7 @@ def refund(order_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_MANAGE)
 def redeem_grant(grant_id: int) -> ResponseReturnValue:
-    grant = _grant_or_404(grant_id)
+    grant = get_or_404(Grant, grant_id)
     outcome = redemption.redeem_grant(grant.id, source="back_office", reference=_("marked used by support"))
     flash(_("Redemption: %(outcome)s", outcome=outcome.outcome), "info" if outcome.accepted else "error")
     return redirect(url_for("orders.order", order_id=grant.order_id))
@@ -283,7 +263,7 @@ def redeem_grant(grant_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_MANAGE)
 def retry_topup(grant_id: int) -> ResponseReturnValue:
-    grant = _grant_or_404(grant_id)
+    grant = get_or_404(Grant, grant_id)
     try:
         topup.retry_topup(grant)
     except OrderError as error:
@@ -360,7 +340,7 @@ def customers() -> ResponseReturnValue:
 def customer(customer_id: int) -> ResponseReturnValue:
     from orders.queries import customer_page_data
 
-    record = _customer_or_404(customer_id)
+    record = get_or_404(Customer, customer_id)
     return render_template(
         "orders/customer.html",
         **customer_page_data(record),
@@ -373,7 +353,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_MANAGE)
 def edit_customer(customer_id: int) -> ResponseReturnValue:
-    record = _customer_or_404(customer_id)
+    record = get_or_404(Customer, customer_id)
     form = CustomerForm()
     if form.validate():
         try:
@@ -398,7 +378,7 @@ def edit_customer(customer_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_MANAGE)
 def merge_customer(customer_id: int) -> ResponseReturnValue:
-    keep = _customer_or_404(customer_id)
+    keep = get_or_404(Customer, customer_id)
     form = MergeForm()
     other_id = (form.other_id.data or "").strip()
     other = db.session.get(Customer, (current_tenant().id, int(other_id))) if other_id.isdigit() else None

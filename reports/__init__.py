@@ -1,38 +1,19 @@
-"""Dashboards, report queries, reconciliation exports."""
+"""Dashboards and report queries; reconciliation (对账) in a sub-package, as `orders/` keeps subscriptions."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import click
 from flask import Flask
-
-RECONCILIATION_SETUP = Path(__file__).resolve().parent / "reconciliation_setup.py"
 
 
 def init_app(app: Flask) -> None:
-    """Register the dashboards (pages, API, plotly asset, CLI, demo step) and the reconciliation half."""
-    from reports import api, cli, dashboards, demo, models  # noqa: F401  (models: tables for create_all)
+    """Register the dashboards (pages, API, plotly asset, CLI, demo step) and reconciliation."""
+    from reports import api, cli, dashboards, demo, models, reconciliation  # noqa: F401  (models: tables)
     from tenants.demo import DEMO_STEPS
 
     app.register_blueprint(dashboards.bp)
     app.register_blueprint(dashboards.assets)
     app.register_blueprint(api.bp)
-    if RECONCILIATION_SETUP.exists():
-        from reports import reconciliation_setup
-
-        reconciliation_setup.init_app(app)
-    _add_cli(app)
+    app.cli.add_command(cli.reports_group)
     if demo.rebuild_demo_rollups not in DEMO_STEPS:
         DEMO_STEPS.append(demo.rebuild_demo_rollups)
-
-
-def _add_cli(app: Flask) -> None:
-    """Add `reports rebuild-rollups`, into the reconciliation's `reports` group if it made one."""
-    from reports import cli
-
-    existing = app.cli.commands.get("reports")
-    if isinstance(existing, click.Group) and existing is not cli.reports_group:
-        existing.add_command(cli.rebuild_rollups_command)
-    else:
-        app.cli.add_command(cli.reports_group)
+    reconciliation.init_app(app)

@@ -41,7 +41,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     ),
     PeriodicJob(
         "monthly-reconciliation",
-        "reports.reconciliation_tasks.schedule_monthly_reconciliation_everywhere",
+        "reports.reconciliation.tasks.schedule_monthly_reconciliation_everywhere",
         3600,
         "reports",
     ),

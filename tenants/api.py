@@ -11,12 +11,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.json_schema import models_json_schema
 from sqlalchemy import Select
 
@@ -66,6 +66,25 @@ class RequestModel(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+
+
+def _id_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Id = Annotated[str, BeforeValidator(_id_text)]
+"""An id in a response: the row's 64-bit integer id, as text (a JavaScript number loses its last digits)."""
+
+
+class ResponseModel(BaseModel):
+    """The base of a response body, built from the ORM row by attribute: `GrantOut.model_validate(grant)`.
+
+    A field named as the row's attribute is copied; `Id` turns an integer id into text; a field whose
+    attribute has another name says so with `Field(validation_alias=...)` (the document shows the field's
+    own name). Only a field really computed (a URL, a count, a row from elsewhere) needs a mapper function.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class Page(BaseModel):

@@ -11,7 +11,16 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from tenants import roles
-from tenants.api import PAGINATION_PARAMS, QueryParam, api_blueprint, api_endpoint, openapi_document, paginate
+from tenants.api import (
+    PAGINATION_PARAMS,
+    Id,
+    QueryParam,
+    ResponseModel,
+    api_blueprint,
+    api_endpoint,
+    openapi_document,
+    paginate,
+)
 from tenants.context import current_tenant
 from tenants.models import AuditEvent
 
@@ -19,8 +28,8 @@ bp = api_blueprint("tenants_api")
 docs_bp = Blueprint("api_docs", __name__, url_prefix="/api/v1")
 
 
-class TenantOut(BaseModel):
-    id: str
+class TenantOut(ResponseModel):
+    id: Id
     slug: str
     name: str
     time_zone: str
@@ -36,8 +45,8 @@ class MeOut(BaseModel):
     tenant: TenantOut
 
 
-class AuditEventOut(BaseModel):
-    id: str
+class AuditEventOut(ResponseModel):
+    id: Id
     created_at: dt.datetime
     actor: str
     action: str
@@ -57,13 +66,7 @@ def me() -> MeOut:
         key_name=g.api_key.name,
         key_prefix=g.api_key.prefix,
         scopes=g.api_key.scopes,
-        tenant=TenantOut(
-            id=str(tenant.id),
-            slug=tenant.slug,
-            name=tenant.name,
-            time_zone=tenant.time_zone,
-            currency=tenant.currency,
-        ),
+        tenant=TenantOut.model_validate(tenant),
     )
 
 
@@ -84,20 +87,7 @@ def list_audit_events() -> tuple[list[AuditEventOut], str | None]:
     if action:
         statement = statement.where(AuditEvent.action.startswith(action))
     events, next_cursor = paginate(statement, AuditEvent.id)
-    return [
-        AuditEventOut(
-            id=str(e.id),
-            created_at=e.created_at,
-            actor=e.actor,
-            action=e.action,
-            object_type=e.object_type,
-            object_id=e.object_id,
-            ip=e.ip,
-            reason=e.reason,
-            details=e.details or {},
-        )
-        for e in events
-    ], next_cursor
+    return [AuditEventOut.model_validate(e) for e in events], next_cursor
 
 
 @docs_bp.route("/openapi.json")

@@ -61,14 +61,14 @@ def requires(permission: str) -> Callable[[F], F]:
 
 
 def bind_request_tenant(tenant: Tenant) -> None:
-    """Make `tenant` the request's tenant and scope every ORM read to it."""
+    """Make `tenant` the request's tenant and scope every read and write to it until the request ends.
+
+    Called once per request by whatever resolved the tenant: the URL's slug and the member
+    (`_resolve_tenant`), the API key (`tenants.api`), a customer's signed link (`orders.my_rights`,
+    `orders.subscriptions.customer`). The binding is undone at teardown (`_unbind`).
+    """
     g.tenant = tenant
-    bind_request_tenant_id(tenant.id)
-
-
-def bind_request_tenant_id(tenant_id: int) -> None:
-    """Scope the request's ORM reads to a tenant known only by id (the webhook endpoint: no pages)."""
-    g.tenant_token = bind_tenant(tenant_id)
+    g.tenant_token = bind_tenant(tenant.id)
 
 
 def bound_tenant_locale() -> str | None:

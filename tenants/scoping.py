@@ -10,6 +10,20 @@ There is no way around it from app code: work over many tenants binds each in tu
 the reads that start from no tenant (an API key by prefix, a channel by public id) use the narrow paths of
 `tenants.rls`. `tenant_unscoped()` only tells PostgreSQL that the tables' owner (migrations) may see every
 row; it widens nothing for the app's role and lifts no filter here.
+
+On the request path the tenant is bound once, by `tenants.context.bind_request_tenant`, from what the
+request carries; these are the only places that read before a tenant is bound, and each reads a global
+table or a narrow path, never a tenant table:
+
+- a back-office page: the tenant's slug in the URL and the signed-in user's membership (`user_bound`, so
+  PostgreSQL shows the user their own memberships) — `tenants.context._resolve_tenant`;
+- the API: the key's prefix through `rls.api_key_tenants` — `tenants.api.authenticate_request`;
+- a webhook: the channel's public id through `rls.channel_owner` — `integrations.hook_targets`;
+- a customer's page: the tenant and row ids inside a signed link — `orders.my_rights`,
+  `orders.subscriptions.customer`; a short link `/m/<code>` reads the global `short_links` table only;
+- the tenant switcher after login: the user's own memberships (`user_bound`) — `tenants.services.tenants_of`.
+
+Inside the bound tenant, `tenants.lookup.get_or_404` (pages) and `api_get_or_404` (API) fetch a row by id.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     g,
@@ -35,7 +34,8 @@ from tenants.forms import (
     SmsSettingsForm,
 )
 from tenants.jobruns import live_status, retry_job_run
-from tenants.models import ApiKey, AuditEvent, Invitation, JobRun
+from tenants.lookup import get_or_404
+from tenants.models import ApiKey, AuditEvent, Invitation, JobRun, Membership
 
 bp = Blueprint("tenants", __name__)
 tenant_bp = Blueprint("tenant", __name__, url_prefix="/t/<tenant_slug>")
@@ -151,22 +151,17 @@ def invite() -> ResponseReturnValue:
 @login_required
 @requires(roles.TEAM_MANAGE)
 def revoke_invitation(invitation_id: int) -> ResponseReturnValue:
-    invitation = db.session.get(Invitation, (current_tenant().id, invitation_id)) or abort(404)
+    invitation = get_or_404(Invitation, invitation_id)
     services.revoke_invitation(invitation)
     flash(_("Invitation revoked."), "info")
     return redirect(url_for("tenant.team"))
-
-
-def _member_or_404(user_id: int) -> None:
-    if services.get_membership(current_tenant(), user_id) is None:
-        abort(404)
 
 
 @tenant_bp.route("/team/<int:user_id>/role", methods=["POST"])
 @login_required
 @requires(roles.TEAM_MANAGE)
 def change_role(user_id: int) -> ResponseReturnValue:
-    _member_or_404(user_id)
+    get_or_404(Membership, user_id)
     form = RoleForm()
     try:
         services.change_role(
@@ -183,7 +178,7 @@ def change_role(user_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.TEAM_MANAGE)
 def remove_member(user_id: int) -> ResponseReturnValue:
-    _member_or_404(user_id)
+    get_or_404(Membership, user_id)
     form = ReasonForm()
     try:
         services.remove_member(current_tenant(), current_role(), user_id, form.reason.data)
@@ -217,7 +212,7 @@ def api_keys() -> ResponseReturnValue:
 @login_required
 @requires(roles.API_KEYS_MANAGE)
 def revoke_api_key(key_id: int) -> ResponseReturnValue:
-    key = db.session.get(ApiKey, (current_tenant().id, key_id)) or abort(404)
+    key = get_or_404(ApiKey, key_id)
     services.revoke_api_key(key)
     flash(_("API key revoked."), "info")
     return redirect(url_for("tenant.api_keys"))
@@ -298,18 +293,11 @@ def sms_settings() -> ResponseReturnValue:
     )
 
 
-def _job_run_or_404(job_id: int) -> JobRun:
-    run = db.session.get(JobRun, (current_tenant().id, job_id))
-    if run is None:
-        abort(404)
-    return run
-
-
 @tenant_bp.route("/jobs/<int:job_id>")
 @login_required
 @requires(roles.TENANT_VIEW)
 def job(job_id: int) -> ResponseReturnValue:
-    run = _job_run_or_404(job_id)
+    run = get_or_404(JobRun, job_id)
     return render_template("tenants/job.html", run=run, status=live_status(run))
 
 
@@ -317,7 +305,7 @@ def job(job_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.TENANT_VIEW)
 def retry_job(job_id: int) -> ResponseReturnValue:
-    run = _job_run_or_404(job_id)
+    run = get_or_404(JobRun, job_id)
     try:
         retry_job_run(run)
     except ValueError:
@@ -331,7 +319,7 @@ def retry_job(job_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.TENANT_VIEW)
 def job_status(job_id: int) -> ResponseReturnValue:
-    return jsonify(live_status(_job_run_or_404(job_id)))
+    return jsonify(live_status(get_or_404(JobRun, job_id)))
 
 
 def tenant_nav_permission(endpoint: str) -> str | None:

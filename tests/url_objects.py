@@ -18,9 +18,9 @@ from tests.catalog import factories as catalog_factories
 from tests.factories import PASSWORD, Shop
 from tests.integrations import factories as integration_factories
 from tests.orders import helpers as order_helpers
-from tests.reports import reconciliation_factories
-from tests.risk import factories as risk_factories
-from tests.subscriptions import factories as subscription_factories
+from tests.orders.risk import factories as risk_factories
+from tests.orders.subscriptions import factories as subscription_factories
+from tests.reports.reconciliation import factories as reconciliation_factories
 
 
 def _invitation(shop: Shop) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -15,23 +15,10 @@ from orders.risk.forms import RULE_LABELS, BlockForm, DecisionForm, RuleForm
 from orders.risk.models import RULE_KINDS, BlocklistEntry, RiskFlag
 from saas.extensions import db
 from tenants import roles
-from tenants.context import current_tenant, requires
+from tenants.context import requires
+from tenants.lookup import get_or_404
 
 bp = Blueprint("risk", __name__, url_prefix="/t/<tenant_slug>/risk")
-
-
-def _held_order_or_404(order_id: int) -> Order:
-    order = db.session.get(Order, (current_tenant().id, order_id))
-    if order is None:
-        abort(404)
-    return order
-
-
-def _flag_or_404(flag_id: int) -> RiskFlag:
-    flag = db.session.get(RiskFlag, (current_tenant().id, flag_id))
-    if flag is None:
-        abort(404)
-    return flag
 
 
 @bp.route("/")
@@ -60,7 +47,7 @@ def review_queue() -> ResponseReturnValue:
 @requires(roles.ORDERS_REFUND)
 def approve(held_order_id: int) -> ResponseReturnValue:
     """Approve a held order: fulfil it (paid) or let it be paid (unpaid)."""
-    _held_order_or_404(held_order_id)
+    get_or_404(Order, held_order_id)
     form = DecisionForm()
     try:
         result = services.approve(held_order_id, note=form.note.data or "")
@@ -76,7 +63,7 @@ def approve(held_order_id: int) -> ResponseReturnValue:
 @requires(roles.ORDERS_REFUND)
 def reject(held_order_id: int) -> ResponseReturnValue:
     """Reject a held order: refund it (paid) or cancel it (unpaid)."""
-    _held_order_or_404(held_order_id)
+    get_or_404(Order, held_order_id)
     form = DecisionForm()
     try:
         status = services.reject(held_order_id, note=form.note.data or "")
@@ -92,7 +79,7 @@ def reject(held_order_id: int) -> ResponseReturnValue:
 @requires(roles.ORDERS_REFUND)
 def resolve_flag(risk_flag_id: int) -> ResponseReturnValue:
     """Dismiss or confirm a flag with a note."""
-    _flag_or_404(risk_flag_id)
+    get_or_404(RiskFlag, risk_flag_id)
     form = DecisionForm()
     decision = "confirmed" if request.form.get("decision") == "confirmed" else "dismissed"
     try:
@@ -152,8 +139,7 @@ def add_block() -> ResponseReturnValue:
 @requires(roles.SETTINGS_MANAGE)
 def remove_block(block_entry_id: int) -> ResponseReturnValue:
     """Lift a block."""
-    if db.session.get(BlocklistEntry, (current_tenant().id, block_entry_id)) is None:
-        abort(404)
+    get_or_404(BlocklistEntry, block_entry_id)
     form = DecisionForm()
     try:
         services.remove_block(block_entry_id, reason=form.note.data or "")

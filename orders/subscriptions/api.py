@@ -8,25 +8,22 @@ from typing import Literal
 
 from flask import request
 from flask_babel import gettext as _
-from pydantic import BaseModel, Field
+from flask_babel import lazy_gettext as _l
+from pydantic import Field
 
 from orders.subscriptions import cancellation, reminders, services
 from orders.subscriptions.models import (
     Subscription,
-    SubscriptionCancellation,
-    SubscriptionPeriod,
-    SubscriptionReminder,
-    SubscriptionRenewal,
 )
 from orders.subscriptions.services import AlreadyRenewed, SubscriptionError
 from saas.errors import ApiError
-from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import roles
-from tenants.api import QueryParam, RequestModel, api_blueprint, api_endpoint, paginate
-from tenants.scoping import current_tenant_id
+from tenants.api import Id, QueryParam, RequestModel, ResponseModel, api_blueprint, api_endpoint, paginate
+from tenants.lookup import api_get_or_404
 
 bp = api_blueprint("subscriptions_api")
+NO_SUBSCRIPTION = _l("No such subscription.")
 TAG = "subscriptions"
 ReasonCode = Literal["no_longer_needed", "too_expensive", "unsatisfied", "other"]
 
@@ -34,13 +31,13 @@ ReasonCode = Literal["no_longer_needed", "too_expensive", "unsatisfied", "other"
 # ---------------------------------------------------------------- schemas
 
 
-class SubscriptionOut(BaseModel):
+class SubscriptionOut(ResponseModel):
     """A subscription; `current_period_*` is the latest paid period."""
 
-    id: str
-    customer_id: str | None
-    order_id: str
-    plan_id: str
+    id: Id
+    customer_id: Id | None
+    order_id: Id
+    plan_id: Id
     plan_name: str
     bundle_name: str
     period_unit: str
@@ -60,25 +57,25 @@ class SubscriptionOut(BaseModel):
     ended_at: dt.datetime | None
 
 
-class PeriodOut(BaseModel):
+class PeriodOut(ResponseModel):
     number: int
     kind: str
     starts_at: dt.datetime
     ends_at: dt.datetime
     amount: int
     currency: str
-    order_id: str | None
+    order_id: Id | None
     ended_early_at: dt.datetime | None
 
 
-class RenewalOut(BaseModel):
+class RenewalOut(ResponseModel):
     """A renewal payment; `days_from_due` is negative when paid before the period end."""
 
-    id: str
-    subscription_id: str
+    id: Id
+    subscription_id: Id
     period_number: int
     channel: str
-    plan_id: str
+    plan_id: Id
     amount: int
     currency: str
     paid_at: dt.datetime
@@ -88,11 +85,11 @@ class RenewalOut(BaseModel):
     reactivated: bool
     period_start: dt.datetime
     period_end: dt.datetime
-    order_id: str | None
+    order_id: Id | None
     created: bool = False
 
 
-class ReminderOut(BaseModel):
+class ReminderOut(ResponseModel):
     period_number: int
     offset_days: int
     due_at: dt.datetime
@@ -101,11 +98,11 @@ class ReminderOut(BaseModel):
     created_at: dt.datetime
 
 
-class CancellationOut(BaseModel):
+class CancellationOut(ResponseModel):
     """A cancellation receipt."""
 
-    id: str
-    subscription_id: str
+    id: Id
+    subscription_id: Id
     ticket_number: str
     kind: str
     source: str
@@ -117,7 +114,7 @@ class CancellationOut(BaseModel):
     refundable_amount: int
     currency: str
     refund_status: str
-    refund_order_id: str | None
+    refund_order_id: Id | None
     undone_at: dt.datetime | None
 
 
@@ -153,111 +150,6 @@ class RenewalIn(RequestModel):
 
 
 # ---------------------------------------------------------------- rendering
-
-
-def _sid(value: int | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def subscription_out(found: Subscription) -> SubscriptionOut:
-    """Render a subscription."""
-    return SubscriptionOut(
-        id=str(found.id),
-        customer_id=_sid(found.customer_id),
-        order_id=str(found.order_id),
-        plan_id=str(found.plan_id),
-        plan_name=found.plan_name,
-        bundle_name=found.bundle_name,
-        period_unit=found.period_unit,
-        period_days=found.period_days,
-        channel=found.channel,
-        external_id=found.external_id,
-        status=found.status,
-        auto_renew=found.auto_renew,
-        set_to_cancel=found.set_to_cancel,
-        price=found.price,
-        currency=found.currency,
-        time_zone=found.time_zone,
-        current_period_number=found.current_period_number,
-        current_period_start=found.current_period_start,
-        current_period_end=found.current_period_end,
-        started_at=found.started_at,
-        ended_at=found.ended_at,
-    )
-
-
-def _period_out(period: SubscriptionPeriod) -> PeriodOut:
-    return PeriodOut(
-        number=period.number,
-        kind=period.kind,
-        starts_at=period.starts_at,
-        ends_at=period.ends_at,
-        amount=period.amount,
-        currency=period.currency,
-        order_id=_sid(period.order_id),
-        ended_early_at=period.ended_early_at,
-    )
-
-
-def renewal_out(renewal: SubscriptionRenewal, created: bool = False) -> RenewalOut:
-    """Render a renewal."""
-    return RenewalOut(
-        id=str(renewal.id),
-        subscription_id=str(renewal.subscription_id),
-        period_number=renewal.period_number,
-        channel=renewal.channel,
-        plan_id=str(renewal.plan_id),
-        amount=renewal.amount,
-        currency=renewal.currency,
-        paid_at=renewal.paid_at,
-        due_at=renewal.due_at,
-        days_from_due=renewal.days_from_due,
-        timing=renewal.timing,
-        reactivated=renewal.reactivated,
-        period_start=renewal.period_start,
-        period_end=renewal.period_end,
-        order_id=_sid(renewal.order_id),
-        created=created,
-    )
-
-
-def _reminder_out(reminder: SubscriptionReminder) -> ReminderOut:
-    return ReminderOut(
-        period_number=reminder.period_number,
-        offset_days=reminder.offset_days,
-        due_at=reminder.due_at,
-        status=reminder.status,
-        note=reminder.note,
-        created_at=reminder.created_at,
-    )
-
-
-def cancellation_out(row: SubscriptionCancellation) -> CancellationOut:
-    """Render a cancellation receipt."""
-    return CancellationOut(
-        id=str(row.id),
-        subscription_id=str(row.subscription_id),
-        ticket_number=row.ticket_number,
-        kind=row.kind,
-        source=row.source,
-        reason_code=row.reason_code,
-        reason_text=row.reason_text,
-        requested_at=row.requested_at,
-        effective_at=row.effective_at,
-        refund_policy=row.refund_policy,
-        refundable_amount=row.refundable_amount,
-        currency=row.currency,
-        refund_status=row.refund_status,
-        refund_order_id=_sid(row.refund_order_id),
-        undone_at=row.undone_at,
-    )
-
-
-def _subscription_or_404(subscription_id: int) -> Subscription:
-    found = db.session.get(Subscription, (current_tenant_id(), subscription_id))
-    if found is None:
-        raise ApiError(404, "not_found", _("No such subscription."))
-    return found
 
 
 def _refused(error: SubscriptionError) -> ApiError:
@@ -303,7 +195,7 @@ def list_subscriptions() -> tuple[list[SubscriptionOut], str | None]:
         renewing_within_days=_int_query("renewing_within_days"),
     )
     rows, cursor = paginate(statement, Subscription.id)
-    return [subscription_out(row) for row in rows], cursor
+    return [SubscriptionOut.model_validate(row) for row in rows], cursor
 
 
 @api_endpoint(
@@ -317,13 +209,13 @@ def list_subscriptions() -> tuple[list[SubscriptionOut], str | None]:
     errors=(404,),
 )
 def get_subscription(subscription_id: int) -> SubscriptionDetailOut:
-    found = _subscription_or_404(subscription_id)
+    found = api_get_or_404(Subscription, subscription_id, NO_SUBSCRIPTION)
     return SubscriptionDetailOut(
-        **subscription_out(found).model_dump(),
-        periods=[_period_out(p) for p in services.periods_of(found.id)],
-        renewals=[renewal_out(r) for r in services.renewals_of(found.id)],
-        reminders=[_reminder_out(r) for r in reminders.reminders_of(found.id)],
-        cancellations=[cancellation_out(c) for c in cancellation.cancellations_of(found.id)],
+        **SubscriptionOut.model_validate(found).model_dump(),
+        periods=[PeriodOut.model_validate(p) for p in services.periods_of(found.id)],
+        renewals=[RenewalOut.model_validate(r) for r in services.renewals_of(found.id)],
+        reminders=[ReminderOut.model_validate(r) for r in reminders.reminders_of(found.id)],
+        cancellations=[CancellationOut.model_validate(c) for c in cancellation.cancellations_of(found.id)],
     )
 
 
@@ -340,13 +232,13 @@ def get_subscription(subscription_id: int) -> SubscriptionDetailOut:
     errors=(404, 409),
 )
 def cancel_subscription(subscription_id: int, body: CancelIn) -> CancellationOut:
-    found = _subscription_or_404(subscription_id)
+    found = api_get_or_404(Subscription, subscription_id, NO_SUBSCRIPTION)
     act = cancellation.cancel_now if body.when == "now" else cancellation.cancel_at_period_end
     try:
         row = act(found.id, source=body.source, reason_code=body.reason_code, reason_text=body.reason_text)
     except SubscriptionError as error:
         raise _refused(error) from error
-    return cancellation_out(row)
+    return CancellationOut.model_validate(row)
 
 
 @api_endpoint(
@@ -361,12 +253,12 @@ def cancel_subscription(subscription_id: int, body: CancelIn) -> CancellationOut
     errors=(404, 409),
 )
 def undo_cancellation(subscription_id: int, body: UndoIn) -> CancellationOut:
-    found = _subscription_or_404(subscription_id)
+    found = api_get_or_404(Subscription, subscription_id, NO_SUBSCRIPTION)
     try:
         row = cancellation.undo_cancel(found.id, source=body.source)
     except SubscriptionError as error:
         raise _refused(error) from error
-    return cancellation_out(row)
+    return CancellationOut.model_validate(row)
 
 
 @api_endpoint(
@@ -382,7 +274,7 @@ def undo_cancellation(subscription_id: int, body: UndoIn) -> CancellationOut:
     errors=(404, 409),
 )
 def renew_subscription(subscription_id: int, body: RenewalIn) -> RenewalOut:
-    found = _subscription_or_404(subscription_id)
+    found = api_get_or_404(Subscription, subscription_id, NO_SUBSCRIPTION)
     key = body.idempotency_key.strip() or request.headers.get("Idempotency-Key", "").strip()
     if not key:
         raise ApiError(422, "invalid", _("idempotency_key (or the Idempotency-Key header) is required."))
@@ -398,4 +290,6 @@ def renew_subscription(subscription_id: int, body: RenewalIn) -> RenewalOut:
         )
     except SubscriptionError as error:
         raise _refused(error) from error
-    return renewal_out(outcome.renewal, outcome.created)
+    renewal = RenewalOut.model_validate(outcome.renewal)
+    renewal.created = outcome.created
+    return renewal

@@ -17,6 +17,7 @@ from orders.subscriptions.services import SubscriptionError
 from saas.extensions import db
 from saas.security import customer_action_rate, customer_page_rate, limiter
 from tenants.context import bind_request_tenant
+from tenants.lookup import get_or_404
 from tenants.models import Tenant
 
 bp = Blueprint("my_subscriptions", __name__, url_prefix="/my/subscriptions")
@@ -33,10 +34,7 @@ def _subscription_from_token(token: str) -> Subscription:
     if tenant is None:
         abort(404)
     bind_request_tenant(tenant)
-    found = db.session.get(Subscription, (tenant_id, subscription_id))
-    if found is None:
-        abort(404)
-    return found
+    return get_or_404(Subscription, subscription_id)
 
 
 def _back(token: str) -> ResponseReturnValue:

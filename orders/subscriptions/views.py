@@ -3,7 +3,7 @@ renewals, and each renewable plan's policy. Thin: parse, call a service, render.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -18,25 +18,12 @@ from saas import money
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import roles
-from tenants.context import current_tenant, requires
+from tenants.context import requires
+from tenants.lookup import get_or_404
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/t/<tenant_slug>/subscriptions")
 PAGE_SIZE = 50
 WITHIN_CHOICES = (7, 14, 30, 90)
-
-
-def _subscription_or_404(subscription_id: int) -> Subscription:
-    found = db.session.get(Subscription, (current_tenant().id, subscription_id))
-    if found is None:
-        abort(404)
-    return found
-
-
-def _plan_or_404(plan_id: int) -> Plan:
-    found = db.session.get(Plan, (current_tenant().id, plan_id))
-    if found is None:
-        abort(404)
-    return found
 
 
 def _int_arg(name: str) -> int | None:
@@ -93,7 +80,7 @@ def subscriptions() -> ResponseReturnValue:
 @requires(roles.ORDERS_VIEW)
 def subscription(subscription_id: int) -> ResponseReturnValue:
     """Show a subscription: its periods and their rights, renewals, reminders and cancellation history."""
-    found = _subscription_or_404(subscription_id)
+    found = get_or_404(Subscription, subscription_id)
     periods = services.periods_of(found.id)
     return render_template(
         "subscriptions/subscription.html",
@@ -120,7 +107,7 @@ def subscription(subscription_id: int) -> ResponseReturnValue:
 @requires(roles.SUBSCRIPTIONS_CANCEL)
 def cancel(subscription_id: int) -> ResponseReturnValue:
     """Cancel on the customer's behalf (support), now or at the period end, with the reason."""
-    found = _subscription_or_404(subscription_id)
+    found = get_or_404(Subscription, subscription_id)
     form = CancelForm()
     if not form.validate_on_submit():
         _flash_form_errors(form)
@@ -145,7 +132,7 @@ def cancel(subscription_id: int) -> ResponseReturnValue:
 @requires(roles.SUBSCRIPTIONS_CANCEL)
 def undo(subscription_id: int) -> ResponseReturnValue:
     """Turn auto-renew back on before the period end (undo a cancel-at-period-end)."""
-    found = _subscription_or_404(subscription_id)
+    found = get_or_404(Subscription, subscription_id)
     try:
         cancellation.undo_cancel(found.id, source="support")
     except SubscriptionError as error:
@@ -160,7 +147,7 @@ def undo(subscription_id: int) -> ResponseReturnValue:
 @requires(roles.ORDERS_MANAGE)
 def renew(subscription_id: int) -> ResponseReturnValue:
     """Record a renewal payment received by hand; the rights come through a new paid order."""
-    found = _subscription_or_404(subscription_id)
+    found = get_or_404(Subscription, subscription_id)
     form = RenewForm()
     if not form.validate_on_submit():
         _flash_form_errors(form)
@@ -198,7 +185,7 @@ def policies() -> ResponseReturnValue:
 @requires(roles.CATALOG_MANAGE)
 def edit_policy(plan_id: int) -> ResponseReturnValue:
     """Edit one plan's subscription policy."""
-    plan = _plan_or_404(plan_id)
+    plan = get_or_404(Plan, plan_id)
     current = policy.policy_for(plan.id, plan.period_unit)
     form = PolicyForm(
         data={

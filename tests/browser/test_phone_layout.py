@@ -26,7 +26,7 @@ from orders.delivery import my_rights_token
 from orders.models import Customer, Order
 from orders.subscriptions.models import Subscription
 from orders.subscriptions.selfservice import self_service_token
-from reports.reconciliation_models import ReconciliationRun
+from reports.reconciliation.models import ReconciliationRun
 from saas.extensions import db
 from tenants.demo import DEMO_PASSWORD, create_demo_tenant, demo_email
 from tenants.roles import Role

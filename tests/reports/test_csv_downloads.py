@@ -13,9 +13,10 @@ from flask.testing import FlaskClient
 from catalog import inventory
 from catalog.fileformats import Rejection
 from catalog.importing import RejectionReport
-from reports import datasets, reconciliation
+from reports import datasets
 from reports.filters import Filters, Period
-from reports.reconciliation import RunRequest
+from reports.reconciliation import services
+from reports.reconciliation.services import RunRequest
 from saas.csvfile import FORMULA_TRIGGERS
 from saas.timeutil import frozen_time
 from tests.factories import Shop, login
@@ -115,8 +116,8 @@ def test_the_reconciliation_csv_download_defuses_names(client: FlaskClient, shop
         channel.name = INJECTION
         product = make_product(make_right("视频月卡"), price=1000)
         _paid_order([(product, 1)], INJECTION, channel.public_id, local(2026, 1, 5))
-        run = reconciliation.create_run(RunRequest(reconciliation.parse_month("2026-01", "Asia/Shanghai")))
-        found = {f.format: f for f in reconciliation.files_of(run.id)}["csv"]
+        run = services.create_run(RunRequest(services.parse_month("2026-01", "Asia/Shanghai")))
+        found = {f.format: f for f in services.files_of(run.id)}["csv"]
         run_id, file_id = run.id, found.id
     login(client, shop.members["finance"])
     response = client.get(f"/t/{shop.slug}/reconciliation/runs/{run_id}/files/{file_id}")

@@ -11,8 +11,8 @@ from reports import datasets
 from reports.filters import Filters, Period
 from saas.timeutil import frozen_time
 from tests.factories import Shop
+from tests.orders.subscriptions.factories import renew, renewable_plan, subscribe
 from tests.reports.dashboard_fixtures import at
-from tests.subscriptions.factories import renew, renewable_plan, subscribe
 
 WINTER = Period("custom", dt.date(2026, 1, 1), dt.date(2026, 2, 28), "Asia/Shanghai")
 

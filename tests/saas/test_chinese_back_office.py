@@ -13,7 +13,7 @@ from catalog.models import Bundle, CardKeyBatch, Right
 from integrations.models import Channel, ChannelSpend, WebhookEndpoint
 from orders.models import Customer, Order
 from orders.subscriptions.models import Subscription
-from reports.reconciliation_models import ReconciliationRun
+from reports.reconciliation.models import ReconciliationRun
 from saas.auth.models import User
 from saas.extensions import db
 from tenants.demo import DEMO_PASSWORD, demo_email

@@ -24,7 +24,7 @@ from orders.subscriptions.models import (
     REFUND_POLICIES,
     STATUSES,
 )
-from reports.reconciliation_models import MATCH_KINDS, RUN_STATUSES, SETTLEMENT_STATUSES
+from reports.reconciliation.models import MATCH_KINDS, RUN_STATUSES, SETTLEMENT_STATUSES
 from saas.labels import LABELS, label
 from tenants.roles import Role
 

@@ -14,9 +14,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from reports import reconciliation
-from reports.reconciliation import RunRequest
-from reports.reconciliation_models import ReconciliationRun
+from reports.reconciliation import services
+from reports.reconciliation.models import ReconciliationRun
+from reports.reconciliation.services import RunRequest
 from saas import jobs
 from saas.extensions import db
 from saas.periodic import PERIODIC_JOBS
@@ -56,8 +56,8 @@ def test_downloads_the_cli_and_the_periodic_jobs_write_at_once_without_a_lock_er
     app = sqlite_app
     with shop.bound():
         make_january_books(shop)
-        run = reconciliation.create_run(RunRequest(reconciliation.parse_month("2026-01", "Asia/Shanghai")))
-        files = [f.id for f in reconciliation.files_of(run.id)]
+        run = services.create_run(RunRequest(services.parse_month("2026-01", "Asia/Shanghai")))
+        files = [f.id for f in services.files_of(run.id)]
         run_url = f"/t/{shop.slug}/reconciliation/runs/{run.id}"
     db.session.commit()
 

@@ -14,16 +14,23 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from reports import reconciliation, settlement
-from reports.reconciliation import ReconciliationError, RunRequest
-from reports.reconciliation_forms import MappingForm, ResolveForm, RunForm, SettlementUploadForm
-from reports.reconciliation_models import MATCH_KINDS, ReconciliationRun, Settlement, SettlementMatch
-from reports.settlement import SettlementError
+from reports.reconciliation import services, settlement
+from reports.reconciliation.forms import MappingForm, ResolveForm, RunForm, SettlementUploadForm
+from reports.reconciliation.models import (
+    MATCH_KINDS,
+    ReconciliationFile,
+    ReconciliationRun,
+    Settlement,
+    SettlementMatch,
+)
+from reports.reconciliation.services import ReconciliationError, RunRequest
+from reports.reconciliation.settlement import SettlementError
 from saas.timeutil import utcnow
 from saas.uploads import read_capped
 from tenants import roles
 from tenants.context import current_tenant, requires
 from tenants.jobruns import live_status
+from tenants.lookup import find, get_or_404
 from tenants.models import JobRun
 
 bp = Blueprint("reconciliation", __name__, url_prefix="/t/<tenant_slug>/reconciliation")
@@ -34,33 +41,10 @@ MIME_TYPES = {
 }
 
 
-def _run_or_404(run_id: int) -> ReconciliationRun:
-    run = reconciliation.get_run(run_id)
-    if run is None:
-        abort(404)
-    return run
-
-
-def _settlement_or_404(run_id: int, settlement_id: int) -> Settlement:
-    found = settlement.get_settlement(run_id, settlement_id)
-    if found is None:
-        abort(404)
-    return found
-
-
-def _match_or_404(settlement_id: int, match_id: int) -> SettlementMatch:
-    found = settlement.get_match(settlement_id, match_id)
-    if found is None:
-        abort(404)
-    return found
-
-
 def _job_status(job_run_id: int | None) -> dict[str, object] | None:
     if job_run_id is None:
         return None
-    from saas.extensions import db
-
-    job = db.session.get(JobRun, (current_tenant().id, job_run_id))
+    job = find(JobRun, job_run_id)
     return None if job is None else live_status(job)
 
 
@@ -70,9 +54,9 @@ def _job_status(job_run_id: int | None) -> dict[str, object] | None:
 def _render_runs(form: RunForm) -> str:
     return render_template(
         "reports/reconciliation/runs.html",
-        runs=reconciliation.list_runs(),
+        runs=services.list_runs(),
         form=form,
-        channels=reconciliation.known_channels(),
+        channels=services.known_channels(),
     )
 
 
@@ -81,17 +65,17 @@ def _render_runs(form: RunForm) -> str:
 @requires(roles.REPORTS_EXPORT)
 def runs() -> ResponseReturnValue:
     form = RunForm(formdata=None)
-    form.month.data = reconciliation.previous_month(utcnow(), current_tenant().time_zone).label
+    form.month.data = services.previous_month(utcnow(), current_tenant().time_zone).label
     return _render_runs(form)
 
 
-def _period_from(form: RunForm) -> reconciliation.Period:
+def _period_from(form: RunForm) -> services.Period:
     zone = current_tenant().time_zone
     if form.period_kind.data == "range":
         if form.starts_on.data is None or form.ends_on.data is None:
             raise ReconciliationError(_("Choose the first and the last day."))
-        return reconciliation.range_period(form.starts_on.data, form.ends_on.data, zone)
-    return reconciliation.parse_month(form.month.data or "", zone)
+        return services.range_period(form.starts_on.data, form.ends_on.data, zone)
+    return services.parse_month(form.month.data or "", zone)
 
 
 @bp.route("/runs", methods=["POST"])
@@ -103,7 +87,7 @@ def create_run() -> ResponseReturnValue:
         return _render_runs(form), 400
     try:
         period = _period_from(form)
-        run = reconciliation.create_run(
+        run = services.create_run(
             RunRequest(period, (form.channel.data or "").strip() or None, tuple(form.formats.data or ())),
             created_by_id=current_user.id,
         )
@@ -117,11 +101,11 @@ def create_run() -> ResponseReturnValue:
 @login_required
 @requires(roles.REPORTS_EXPORT)
 def run(reconciliation_run_id: int) -> ResponseReturnValue:
-    found = _run_or_404(reconciliation_run_id)
+    found = get_or_404(ReconciliationRun, reconciliation_run_id)
     return render_template(
         "reports/reconciliation/run.html",
         run=found,
-        files=reconciliation.files_of(found.id),
+        files=services.files_of(found.id),
         settlements=settlement.settlements_of(found.id),
         job=_job_status(found.job_run_id),
         upload_form=SettlementUploadForm(formdata=None),
@@ -132,14 +116,12 @@ def run(reconciliation_run_id: int) -> ResponseReturnValue:
 @login_required
 @requires(roles.REPORTS_EXPORT)
 def download(reconciliation_run_id: int, reconciliation_file_id: int) -> ResponseReturnValue:
-    _run_or_404(reconciliation_run_id)
-    found = reconciliation.get_file(reconciliation_run_id, reconciliation_file_id)
-    if found is None:
-        abort(404)
+    get_or_404(ReconciliationRun, reconciliation_run_id)
+    found = get_or_404(ReconciliationFile, reconciliation_file_id, run_id=reconciliation_run_id)
     path = Path(current_app.config["FILES_DIR"]) / found.path
     if not path.is_file():
         abort(404)
-    reconciliation.record_download(found)
+    services.record_download(found)
     return send_file(
         path, mimetype=MIME_TYPES.get(found.format), as_attachment=True, download_name=found.filename
     )
@@ -152,7 +134,7 @@ def download(reconciliation_run_id: int, reconciliation_file_id: int) -> Respons
 @login_required
 @requires(roles.REPORTS_EXPORT)
 def upload_settlement(reconciliation_run_id: int) -> ResponseReturnValue:
-    found = _run_or_404(reconciliation_run_id)
+    found = get_or_404(ReconciliationRun, reconciliation_run_id)
     form = SettlementUploadForm()
     if not form.validate():
         flash(_("Choose a CSV file to upload."), "error")
@@ -193,8 +175,8 @@ def _mapping_form(found: Settlement, formdata: object = None) -> MappingForm:
 @login_required
 @requires(roles.REPORTS_EXPORT)
 def settlement_page(reconciliation_run_id: int, settlement_id: int) -> ResponseReturnValue:
-    found_run = _run_or_404(reconciliation_run_id)
-    found = _settlement_or_404(reconciliation_run_id, settlement_id)
+    found_run = get_or_404(ReconciliationRun, reconciliation_run_id)
+    found = get_or_404(Settlement, settlement_id, run_id=reconciliation_run_id)
     kind = request.args.get("kind") or None
     return render_template(
         "reports/reconciliation/settlement.html",
@@ -214,8 +196,8 @@ def settlement_page(reconciliation_run_id: int, settlement_id: int) -> ResponseR
 @login_required
 @requires(roles.REPORTS_EXPORT)
 def map_settlement(reconciliation_run_id: int, settlement_id: int) -> ResponseReturnValue:
-    _run_or_404(reconciliation_run_id)
-    found = _settlement_or_404(reconciliation_run_id, settlement_id)
+    get_or_404(ReconciliationRun, reconciliation_run_id)
+    found = get_or_404(Settlement, settlement_id, run_id=reconciliation_run_id)
     form = _mapping_form(found, request.form)
     back = url_for(
         "reconciliation.settlement", reconciliation_run_id=reconciliation_run_id, settlement_id=found.id
@@ -241,9 +223,9 @@ def map_settlement(reconciliation_run_id: int, settlement_id: int) -> ResponseRe
 @login_required
 @requires(roles.REPORTS_EXPORT)
 def resolve(reconciliation_run_id: int, settlement_id: int, settlement_match_id: int) -> ResponseReturnValue:
-    _run_or_404(reconciliation_run_id)
-    found = _settlement_or_404(reconciliation_run_id, settlement_id)
-    match = _match_or_404(found.id, settlement_match_id)
+    get_or_404(ReconciliationRun, reconciliation_run_id)
+    found = get_or_404(Settlement, settlement_id, run_id=reconciliation_run_id)
+    match = get_or_404(SettlementMatch, settlement_match_id, settlement_id=found.id)
     form = ResolveForm()
     back = url_for(
         "reconciliation.settlement", reconciliation_run_id=reconciliation_run_id, settlement_id=found.id

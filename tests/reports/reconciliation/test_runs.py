@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from reports import reconciliation
-from reports.reconciliation import ReconciliationError, RunRequest
-from reports.reconciliation_models import ReconciliationRun
+from reports.reconciliation import services
+from reports.reconciliation.models import ReconciliationRun
+from reports.reconciliation.services import ReconciliationError, RunRequest
 from tests.factories import Shop
 from tests.reports.books import FEBRUARY, JANUARY, SHANGHAI, make_january_books
 
@@ -20,22 +20,22 @@ def totals_of(run: ReconciliationRun) -> dict[str, int]:
 
 
 def run_month(month: str, channel: str | None = None) -> ReconciliationRun:
-    period = reconciliation.parse_month(month, "Asia/Shanghai")
-    return reconciliation.create_run(RunRequest(period, channel))
+    period = services.parse_month(month, "Asia/Shanghai")
+    return services.create_run(RunRequest(period, channel))
 
 
 def test_a_month_is_the_tenants_month_from_local_midnight_to_local_midnight() -> None:
-    january = reconciliation.parse_month("2026-01", "Asia/Shanghai")
+    january = services.parse_month("2026-01", "Asia/Shanghai")
     assert january.start == dt.datetime(2025, 12, 31, 16, 0, tzinfo=dt.UTC)
     assert january.end == dt.datetime(2026, 1, 31, 16, 0, tzinfo=dt.UTC)
     assert (january.starts_on, january.ends_on) == (dt.date(2026, 1, 1), dt.date(2026, 1, 31))
-    new_york = reconciliation.parse_month("2026-03", "America/New_York")  # DST starts on 8 March
+    new_york = services.parse_month("2026-03", "America/New_York")  # DST starts on 8 March
     assert new_york.start == dt.datetime(2026, 3, 1, 5, 0, tzinfo=dt.UTC)
     assert new_york.end == dt.datetime(2026, 4, 1, 4, 0, tzinfo=dt.UTC)
     with pytest.raises(ReconciliationError):
-        reconciliation.parse_month("2026-13", "Asia/Shanghai")
+        services.parse_month("2026-13", "Asia/Shanghai")
     with pytest.raises(ReconciliationError):
-        reconciliation.range_period(dt.date(2026, 2, 1), dt.date(2026, 1, 1), "Asia/Shanghai")
+        services.range_period(dt.date(2026, 2, 1), dt.date(2026, 1, 1), "Asia/Shanghai")
 
 
 def test_a_january_run_adds_up_to_the_books_built_by_hand(shop: Shop) -> None:
@@ -53,7 +53,7 @@ def test_an_order_at_2330_on_the_last_day_in_shanghai_belongs_to_that_month(shop
     with shop.bound():
         books = make_january_books(shop)
         run = run_month("2026-01")
-        lines = list(reconciliation.stream_detail(run))
+        lines = list(services.stream_detail(run))
         sold = {(line.external_id, line.kind) for line in lines}
         assert ("B-2", "sale") in sold  # paid 2026-01-31 23:30 in Shanghai = 15:30 UTC
         assert ("C-3", "sale") not in sold  # paid 2026-02-01 00:10 in Shanghai = 16:10 UTC on 31 January
@@ -67,10 +67,10 @@ def test_a_refund_in_a_later_month_is_in_that_months_run_not_the_sales(shop: Sho
         make_january_books(shop)
         january, february = run_month("2026-01"), run_month("2026-02")
         january_refunds = [
-            line.external_id for line in reconciliation.stream_detail(january) if line.kind == "refund"
+            line.external_id for line in services.stream_detail(january) if line.kind == "refund"
         ]
         february_refunds = [
-            line.external_id for line in reconciliation.stream_detail(february) if line.kind == "refund"
+            line.external_id for line in services.stream_detail(february) if line.kind == "refund"
         ]
         assert january_refunds == ["D-4"]  # paid in December, refunded in January
         assert february_refunds == ["A-1"]  # paid in January, refunded in February
@@ -81,7 +81,7 @@ def test_an_orders_fee_is_percent_of_gross_plus_fixed_spread_over_its_lines(shop
     with shop.bound():
         make_january_books(shop)
         run = run_month("2026-01")
-        lines = [line for line in reconciliation.stream_detail(run) if line.kind == "sale"]
+        lines = [line for line in services.stream_detail(run) if line.kind == "sale"]
         fees = {(line.external_id, line.line_no): line.fee for line in lines}
         # 2.5 % of 19.90 = 0.4975 → 0.50, + 0.30. B-2: 2.5 % of 49.70 = 1.2425 → 1.24, + 0.30 = 1.54,
         # spread 39.80 : 9.90 over its lines → 1.23 and 0.31.
@@ -104,10 +104,8 @@ def test_a_run_for_one_channel_leaves_the_others_out(shop: Shop) -> None:
 def test_a_custom_range_takes_whole_local_days_both_ends_included(shop: Shop) -> None:
     with shop.bound():
         make_january_books(shop)
-        period = reconciliation.range_period(dt.date(2026, 1, 31), dt.date(2026, 2, 1), "Asia/Shanghai")
-        run = reconciliation.create_run(RunRequest(period))
-        sales = sorted(
-            {line.external_id for line in reconciliation.stream_detail(run) if line.kind == "sale"}
-        )
+        period = services.range_period(dt.date(2026, 1, 31), dt.date(2026, 2, 1), "Asia/Shanghai")
+        run = services.create_run(RunRequest(period))
+        sales = sorted({line.external_id for line in services.stream_detail(run) if line.kind == "sale"})
         assert sales == ["B-2", "C-3"]
         assert run.period_label == "2026-01-31 – 2026-02-01"

@@ -18,8 +18,8 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from reports import exports, reconciliation
-from reports.reconciliation_models import EXPORT_FORMATS, ReconciliationFile, ReconciliationRun
+from reports.reconciliation import exports, services
+from reports.reconciliation.models import EXPORT_FORMATS, ReconciliationFile, ReconciliationRun
 from saas.auth.models import User
 from saas.extensions import db, is_postgres
 from saas.links import public_url
@@ -61,7 +61,7 @@ def _export_context(tenant: Tenant, run: ReconciliationRun) -> exports.ExportCon
 def build_run(run_id: int, formats: list[str] | None = None) -> dict[str, Any]:
     """Job: stream the run's detail once into its files, sum it, store totals and files; mail if scheduled."""
     tenant_id = current_tenant_id()
-    run = reconciliation.get_run(run_id)
+    run = services.get_run(run_id)
     if run is None or run.is_finished:
         return {"run_id": str(run_id), "skipped": True}
     run.status, run.started_at, run.error = "running", utcnow(), None
@@ -71,12 +71,12 @@ def build_run(run_id: int, formats: list[str] | None = None) -> dict[str, Any]:
     except Exception as error:
         db.session.rollback()
         shutil.rmtree(run_folder(tenant_id, run_id), ignore_errors=True)
-        failed = reconciliation.get_run(run_id)
+        failed = services.get_run(run_id)
         if failed is not None:
             failed.status, failed.finished_at, failed.error = "failed", utcnow(), str(error)[:2000]
             db.session.commit()
         raise
-    finished = reconciliation.get_run(run_id)
+    finished = services.get_run(run_id)
     if finished is not None and finished.schedule_key:
         notify_finance(tenant_id, run_id)
     return outcome
@@ -85,7 +85,7 @@ def build_run(run_id: int, formats: list[str] | None = None) -> dict[str, Any]:
 def _build(tenant_id: int, run_id: int, formats: list[str]) -> dict[str, Any]:
     if is_postgres():  # one snapshot for the detail, the batches and the counts
         db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    run = reconciliation.get_run(run_id)
+    run = services.get_run(run_id)
     tenant = db.session.get(Tenant, tenant_id)
     assert run is not None and tenant is not None
     folder = run_folder(tenant_id, run_id)
@@ -93,11 +93,11 @@ def _build(tenant_id: int, run_id: int, formats: list[str]) -> dict[str, Any]:
     folder.mkdir(parents=True)
     context = _export_context(tenant, run)
     writers = [exports.EXPORTERS[fmt](folder / _file_name(tenant, run, fmt), context) for fmt in formats]
-    expected = max(1, reconciliation.count_detail_rows(run))
+    expected = max(1, services.count_detail_rows(run))
     report_progress(1, _("%(rows)d lines to write", rows=expected))
-    totals = reconciliation.Totals()
+    totals = services.Totals()
     try:
-        for line in reconciliation.stream_detail(run):
+        for line in services.stream_detail(run):
             totals.add(line)
             for writer in writers:
                 writer.add(line)
@@ -105,8 +105,8 @@ def _build(tenant_id: int, run_id: int, formats: list[str]) -> dict[str, Any]:
                 report_progress(
                     90 * totals.line_count / expected, _("%(rows)d lines written", rows=totals.line_count)
                 )
-        keys_by_batch = reconciliation.keys_delivered_by_batch(run)
-        other_currency = reconciliation.other_currency_orders(run)
+        keys_by_batch = services.keys_delivered_by_batch(run)
+        other_currency = services.other_currency_orders(run)
         report_progress(92, _("Finishing the files"))
         skipped: list[str] = []
         for writer in writers:
@@ -135,7 +135,7 @@ def _store(
     tenant_id: int,
     run_id: int,
     writers: list[Any],
-    totals: reconciliation.Totals,
+    totals: services.Totals,
     keys_by_batch: list[dict[str, Any]],
     other_currency: int,
 ) -> None:
@@ -154,7 +154,7 @@ def _store(
                 row_count=writer.rows,
             )
         )
-    run = reconciliation.get_run(run_id)
+    run = services.get_run(run_id)
     assert run is not None
     for name, value in totals.as_dict().items():
         setattr(run, name, value)
@@ -189,7 +189,7 @@ def run_url(tenant: Tenant, run_id: int) -> str:
 def notify_finance(tenant_id: int, run_id: int) -> None:
     """Mail finance a link to the finished run (never the file: it stays behind the login)."""
     tenant = db.session.get(Tenant, tenant_id)
-    run = reconciliation.get_run(run_id)
+    run = services.get_run(run_id)
     if tenant is None or run is None:
         return
     link = run_url(tenant, run_id)
@@ -213,11 +213,11 @@ def notify_finance(tenant_id: int, run_id: int) -> None:
 # ---------------------------------------------------------------- the monthly schedule
 
 
-def _due_period(tenant: Tenant, now: dt.datetime) -> reconciliation.Period | None:
+def _due_period(tenant: Tenant, now: dt.datetime) -> services.Period | None:
     local = now.astimezone(ZoneInfo(tenant.time_zone))
     if local.day > SCHEDULE_DAYS:
         return None
-    period = reconciliation.previous_month(now, tenant.time_zone)
+    period = services.previous_month(now, tenant.time_zone)
     if tenant.created_at >= period.end:
         return None  # the tenant did not exist during that month
     return period
@@ -240,8 +240,8 @@ def schedule_monthly_reconciliation(tenant_id: int, now: dt.datetime | None = No
         if exists is not None:
             return None
         try:
-            run = reconciliation.create_run(
-                reconciliation.RunRequest(period, None, EXPORT_FORMATS, schedule_key=key),
+            run = services.create_run(
+                services.RunRequest(period, None, EXPORT_FORMATS, schedule_key=key),
                 created_by="system (monthly schedule)",
             )
         except IntegrityError:

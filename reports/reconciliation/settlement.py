@@ -31,8 +31,8 @@ from sqlalchemy import func, select
 
 from catalog.fileformats import FileFormatError, detect_encoding
 from orders.models import Order
-from reports import reconciliation
-from reports.reconciliation_models import (
+from reports.reconciliation import services
+from reports.reconciliation.models import (
     DIFFERENCE_KINDS,
     MATCH_KINDS,
     ReconciliationRun,
@@ -455,7 +455,7 @@ def start_matching(settlement: Settlement) -> Settlement:
     job = start_job_run(
         "settlement",
         _("Match %(file)s", file=settlement.filename),
-        "reports.settlement.match_settlement_job",
+        "reports.reconciliation.settlement.match_settlement_job",
         settlement_id,
         queue="reports",
         timeout=3600,
@@ -497,7 +497,7 @@ class _Ours:
 def our_records(run: ReconciliationRun, channel: str | None) -> _Ours:
     """Return the run's orders (gross and fee summed over their lines) and refunds, by channel order id."""
     ours = _Ours()
-    for line in reconciliation.stream_detail(run, channel=channel):
+    for line in services.stream_detail(run, channel=channel):
         if line.kind == "sale":
             order = ours.orders.get(line.external_id)
             if order is None:
@@ -634,7 +634,7 @@ def match_settlement(settlement_id: int) -> dict[str, Any]:
     settlement = db.session.get(Settlement, (current_tenant_id(), settlement_id))
     if settlement is None:
         return {}
-    run = reconciliation.get_run(settlement.run_id)
+    run = services.get_run(settlement.run_id)
     assert run is not None
     mapping = settlement.mapping
     matcher = _Matcher(settlement, run, our_records(run, settlement.channel))
@@ -723,12 +723,6 @@ def settlements_of(run_id: int) -> list[Settlement]:
     )
 
 
-def get_settlement(run_id: int, settlement_id: int) -> Settlement | None:
-    """Return one settlement of one of the bound tenant's runs."""
-    found = db.session.get(Settlement, (current_tenant_id(), settlement_id))
-    return found if found is not None and found.run_id == run_id else None
-
-
 def differences_of(settlement_id: int, kind: str | None = None, limit: int = 500) -> list[SettlementMatch]:
     """Return a settlement's differences (or one kind of them, or its matches), unresolved first."""
     statement = select(SettlementMatch).where(SettlementMatch.settlement_id == settlement_id)
@@ -756,12 +750,6 @@ def open_difference_count(settlement_id: int) -> int:
         )
         or 0
     )
-
-
-def get_match(settlement_id: int, match_id: int) -> SettlementMatch | None:
-    """Return one match row of one settlement."""
-    found = db.session.get(SettlementMatch, (current_tenant_id(), match_id))
-    return found if found is not None and found.settlement_id == settlement_id else None
 
 
 def resolve_difference(match: SettlementMatch, note: str) -> SettlementMatch:

@@ -6,8 +6,8 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from reports.reconciliation_models import ReconciliationRun
-from reports.reconciliation_tasks import schedule_monthly_reconciliation_everywhere
+from reports.reconciliation.models import ReconciliationRun
+from reports.reconciliation.tasks import schedule_monthly_reconciliation_everywhere
 from saas.extensions import db
 from saas.timeutil import frozen_time
 from tests.factories import Outbox, Shop

@@ -18,8 +18,8 @@ from orders.subscriptions.models import SubscriptionReminder, SubscriptionRenewa
 from saas.extensions import db
 from saas.timeutil import frozen_time
 from tests.factories import Outbox, Shop
+from tests.orders.subscriptions.factories import fresh, local, renewable_plan, subscribe
 from tests.orders.test_concurrency import run_together
-from tests.subscriptions.factories import fresh, local, renewable_plan, subscribe
 
 
 def renew_call(subscription_id: int, key: str) -> Callable[[], Any]:

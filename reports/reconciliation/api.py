@@ -8,13 +8,14 @@ from flask_babel import gettext as _
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from reports import reconciliation
-from reports.reconciliation import ReconciliationError, RunRequest
-from reports.reconciliation_models import EXPORT_FORMATS, ReconciliationFile, ReconciliationRun
+from reports.reconciliation import services
+from reports.reconciliation.models import EXPORT_FORMATS, ReconciliationRun
+from reports.reconciliation.services import ReconciliationError, RunRequest
 from saas.errors import ApiError
 from saas.extensions import db
 from tenants import roles
-from tenants.api import RequestModel, api_blueprint, api_endpoint, paginate
+from tenants.api import Id, RequestModel, ResponseModel, api_blueprint, api_endpoint, paginate
+from tenants.lookup import api_get_or_404
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("reconciliation_api")
@@ -31,7 +32,7 @@ class RunIn(RequestModel):
     formats: list[str] = Field(list(EXPORT_FORMATS), description="files to write: csv, xlsx, pdf")
 
 
-class BatchOut(BaseModel):
+class BatchOut(ResponseModel):
     batch_id: str | None
     supplier: str
     right_name: str
@@ -40,10 +41,10 @@ class BatchOut(BaseModel):
     cost: int
 
 
-class RunOut(BaseModel):
+class RunOut(ResponseModel):
     """A run and its totals; money in minor units of `currency`."""
 
-    id: str
+    id: Id
     status: str
     period_kind: str
     period_label: str
@@ -64,19 +65,19 @@ class RunOut(BaseModel):
     cost_of_goods: int
     gross_profit: int
     keys_by_batch: list[BatchOut]
-    job_id: str | None
+    job_id: Id | None = Field(validation_alias="job_run_id")
     created_at: dt.datetime
     finished_at: dt.datetime | None
     error: str | None
 
 
-class FileOut(BaseModel):
-    id: str
+class FileOut(ResponseModel):
+    id: Id
     format: str
     filename: str
     size: int
     sha256: str
-    rows: int
+    rows: int = Field(validation_alias="row_count")
     created_at: dt.datetime
 
 
@@ -84,65 +85,15 @@ class FileList(BaseModel):
     items: list[FileOut]
 
 
-def run_out(run: ReconciliationRun) -> RunOut:
-    """Describe a run for the API."""
-    return RunOut(
-        id=str(run.id),
-        status=run.status,
-        period_kind=run.period_kind,
-        period_label=run.period_label,
-        starts_on=run.starts_on,
-        ends_on=run.ends_on,
-        period_start=run.period_start,
-        period_end=run.period_end,
-        time_zone=run.time_zone,
-        channel=run.channel,
-        currency=run.currency,
-        order_count=run.order_count,
-        line_count=run.line_count,
-        refund_count=run.refund_count,
-        gross=run.gross,
-        refunds=run.refunds,
-        fees=run.fees,
-        net=run.net,
-        cost_of_goods=run.cost_of_goods,
-        gross_profit=run.gross_profit,
-        keys_by_batch=[BatchOut(**batch) for batch in run.keys_by_batch or []],
-        job_id=None if run.job_run_id is None else str(run.job_run_id),
-        created_at=run.created_at,
-        finished_at=run.finished_at,
-        error=run.error,
-    )
-
-
-def _file_out(export: ReconciliationFile) -> FileOut:
-    return FileOut(
-        id=str(export.id),
-        format=export.format,
-        filename=export.filename,
-        size=export.size,
-        sha256=export.sha256,
-        rows=export.row_count,
-        created_at=export.created_at,
-    )
-
-
-def _run_or_404(run_id: int) -> ReconciliationRun:
-    run = reconciliation.get_run(run_id)
-    if run is None:
-        raise ApiError(404, "not_found", _("No such reconciliation run."))
-    return run
-
-
-def _period(body: RunIn) -> reconciliation.Period:
+def _period(body: RunIn) -> services.Period:
     from tenants.models import Tenant
 
     tenant = db.session.get(Tenant, current_tenant_id())
     assert tenant is not None
     if body.month:
-        return reconciliation.parse_month(body.month, tenant.time_zone)
+        return services.parse_month(body.month, tenant.time_zone)
     if body.starts_on and body.ends_on:
-        return reconciliation.range_period(body.starts_on, body.ends_on, tenant.time_zone)
+        return services.range_period(body.starts_on, body.ends_on, tenant.time_zone)
     raise ReconciliationError("give month (YYYY-MM) or both starts_on and ends_on")
 
 
@@ -159,12 +110,12 @@ def _period(body: RunIn) -> reconciliation.Period:
 )
 def create_run(body: RunIn) -> RunOut:
     try:
-        run = reconciliation.create_run(
+        run = services.create_run(
             RunRequest(_period(body), (body.channel or "").strip() or None, tuple(body.formats))
         )
     except ReconciliationError as error:
         raise ApiError(422, "invalid", str(error)) from error
-    return run_out(run)
+    return RunOut.model_validate(run)
 
 
 @api_endpoint(
@@ -179,7 +130,7 @@ def create_run(body: RunIn) -> RunOut:
 )
 def list_runs() -> tuple[list[RunOut], str | None]:
     rows, next_cursor = paginate(select(ReconciliationRun), ReconciliationRun.id)
-    return [run_out(run) for run in rows], next_cursor
+    return [RunOut.model_validate(run) for run in rows], next_cursor
 
 
 @api_endpoint(
@@ -193,7 +144,9 @@ def list_runs() -> tuple[list[RunOut], str | None]:
     errors=(404,),
 )
 def get_run(reconciliation_run_id: int) -> RunOut:
-    return run_out(_run_or_404(reconciliation_run_id))
+    return RunOut.model_validate(
+        api_get_or_404(ReconciliationRun, reconciliation_run_id, _("No such reconciliation run."))
+    )
 
 
 @api_endpoint(
@@ -207,5 +160,5 @@ def get_run(reconciliation_run_id: int) -> RunOut:
     errors=(404,),
 )
 def list_files(reconciliation_run_id: int) -> FileList:
-    run = _run_or_404(reconciliation_run_id)
-    return FileList(items=[_file_out(f) for f in reconciliation.files_of(run.id)])
+    run = api_get_or_404(ReconciliationRun, reconciliation_run_id, _("No such reconciliation run."))
+    return FileList(items=[FileOut.model_validate(f) for f in services.files_of(run.id)])

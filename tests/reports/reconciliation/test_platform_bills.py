@@ -9,9 +9,9 @@ from pathlib import Path
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from reports import reconciliation, settlement
-from reports.reconciliation import RunRequest
-from reports.reconciliation_models import Settlement, SettlementMatch
+from reports.reconciliation import services, settlement
+from reports.reconciliation.models import Settlement, SettlementMatch
+from reports.reconciliation.services import RunRequest
 from saas.extensions import db
 from tests.factories import Shop, login
 from tests.reports.books import make_january_books
@@ -87,9 +87,7 @@ def alipay_bill() -> bytes:
 def upload(client: FlaskClient, shop: Shop, data: bytes, name: str) -> Settlement:
     with shop.bound():
         make_january_books(shop)
-        run_id = reconciliation.create_run(
-            RunRequest(reconciliation.parse_month("2026-01", "Asia/Shanghai"))
-        ).id
+        run_id = services.create_run(RunRequest(services.parse_month("2026-01", "Asia/Shanghai"))).id
     login(client, shop.members["finance"])
     response = client.post(
         f"/t/{shop.slug}/reconciliation/runs/{run_id}/settlements",

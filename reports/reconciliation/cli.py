@@ -8,8 +8,8 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from reports import reconciliation, reconciliation_tasks
-from reports.reconciliation import ReconciliationError, RunRequest
+from reports.reconciliation import services, tasks
+from reports.reconciliation.services import ReconciliationError, RunRequest
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants.models import Tenant
@@ -47,14 +47,14 @@ def run_command(
             if starts_on or ends_on:
                 if not (starts_on and ends_on):
                     raise ReconciliationError("give both --from and --to")
-                period = reconciliation.range_period(
+                period = services.range_period(
                     dt.date.fromisoformat(starts_on), dt.date.fromisoformat(ends_on), zone
                 )
             elif month:
-                period = reconciliation.parse_month(month, zone)
+                period = services.parse_month(month, zone)
             else:
-                period = reconciliation.previous_month(utcnow(), zone)
-            run = reconciliation.create_run(
+                period = services.previous_month(utcnow(), zone)
+            run = services.create_run(
                 RunRequest(period, channel, formats or ("csv", "xlsx", "pdf")), created_by="cli"
             )
         except (ReconciliationError, ValueError) as error:
@@ -65,7 +65,7 @@ def run_command(
                 f"orders={run.order_count} lines={run.line_count} gross={run.gross} refunds={run.refunds}"
                 f" fees={run.fees} net={run.net} cost={run.cost_of_goods} profit={run.gross_profit}"
             )
-            for export in reconciliation.files_of(run.id):
+            for export in services.files_of(run.id):
                 click.echo(f"{export.format}: {export.path} sha256={export.sha256}")
 
 
@@ -73,5 +73,5 @@ def run_command(
 @with_appcontext
 def schedule_command() -> None:
     """Make every monthly run that is due now (what the periodic job does)."""
-    made = reconciliation_tasks.schedule_monthly_reconciliation_everywhere()
+    made = tasks.schedule_monthly_reconciliation_everywhere()
     click.echo(f"{made} monthly run(s) made")

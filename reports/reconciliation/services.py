@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.sql.elements import TextClause
 
-from reports.reconciliation_models import EXPORT_FORMATS, ReconciliationFile, ReconciliationRun
+from reports.reconciliation.models import EXPORT_FORMATS, ReconciliationFile, ReconciliationRun
 from saas.extensions import UTCDateTime, db
 from tenants import audit
 from tenants.jobruns import start_job_run
@@ -494,12 +494,6 @@ def files_of(run_id: int) -> list[ReconciliationFile]:
     return sorted(rows, key=lambda f: order.get(f.format, 99))
 
 
-def get_file(run_id: int, file_id: int) -> ReconciliationFile | None:
-    """Return one export file of one of the bound tenant's runs."""
-    found = db.session.get(ReconciliationFile, (current_tenant_id(), file_id))
-    return found if found is not None and found.run_id == run_id else None
-
-
 def record_download(export: ReconciliationFile) -> None:
     """Note in the audit log who downloaded which export; commit."""
     audit.record(
@@ -590,7 +584,7 @@ def create_run(
     job = start_job_run(
         "reconciliation",
         title,
-        "reports.reconciliation_tasks.build_run",
+        "reports.reconciliation.tasks.build_run",
         run_id,
         list(request.formats),
         queue="reports",

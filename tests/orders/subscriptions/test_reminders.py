@@ -10,7 +10,7 @@ from orders.subscriptions.tasks import send_reminders_everywhere
 from saas.extensions import db
 from saas.timeutil import frozen_time
 from tests.factories import Outbox, Shop, make_shop
-from tests.subscriptions.factories import local, renew, renewable_plan, subscribe
+from tests.orders.subscriptions.factories import local, renew, renewable_plan, subscribe
 
 EMAIL = "li.lei@example.com"
 

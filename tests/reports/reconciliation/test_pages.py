@@ -6,7 +6,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from reports.reconciliation_models import ReconciliationRun
+from reports.reconciliation.models import ReconciliationRun
 from saas.extensions import db
 from tenants import services
 from tenants.models import AuditEvent
@@ -54,7 +54,7 @@ def test_finance_runs_a_month_sees_the_summary_and_downloads_every_file(
     with shop.bound():
         run = db.session.scalars(select(ReconciliationRun)).one()
         run_id, created_by = run.id, run.created_by
-        from reports.reconciliation import files_of
+        from reports.reconciliation.services import files_of
 
         files = [(f.id, f.format, f.filename, f.size) for f in files_of(run.id)]
     assert created_by == "finance@acme.test"

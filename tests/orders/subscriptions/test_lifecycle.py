@@ -16,7 +16,7 @@ from saas.extensions import db
 from saas.timeutil import frozen_time
 from tenants.models import AuditEvent
 from tests.factories import Shop
-from tests.subscriptions.factories import (
+from tests.orders.subscriptions.factories import (
     buy,
     fresh,
     grants_of_order,

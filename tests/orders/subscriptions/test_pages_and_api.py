@@ -12,7 +12,7 @@ from saas.timeutil import frozen_time
 from tenants import services as tenant_services
 from tenants.roles import PERMISSIONS, Role
 from tests.factories import Shop, login
-from tests.subscriptions.factories import fresh, local, renew, renewable_plan, subscribe
+from tests.orders.subscriptions.factories import fresh, local, renew, renewable_plan, subscribe
 
 
 def three_subscriptions(shop: Shop) -> dict[str, int]:

@@ -23,12 +23,12 @@ from zoneinfo import ZoneInfo
 
 from flask import render_template
 
-from reports.reconciliation import MONEY_TOTALS, DetailLine, Totals
+from reports.reconciliation.services import MONEY_TOTALS, DetailLine, Totals
 from saas.csvfile import SafeCsvWriter, open_csv
 from saas.money import minor_unit, to_decimal, to_text
 
 PDF_MAX_LINES = 5000
-PDF_FONTS_DIR = Path(__file__).resolve().parent / "fonts"
+PDF_FONTS_DIR = Path(__file__).resolve().parents[1] / "fonts"  # reports/fonts/, shipped as package data
 PDF_FONTS = {
     "regular": PDF_FONTS_DIR / "NotoSansSC-Regular-GB2312.ttf",
     "bold": PDF_FONTS_DIR / "NotoSansSC-Bold-GB2312.ttf",

@@ -15,7 +15,14 @@ from saas.extensions import db
 from saas.timeutil import frozen_time
 from tenants.models import AuditEvent
 from tests.factories import Outbox, Shop
-from tests.subscriptions.factories import fresh, grants_of_order, local, renew, renewable_plan, subscribe
+from tests.orders.subscriptions.factories import (
+    fresh,
+    grants_of_order,
+    local,
+    renew,
+    renewable_plan,
+    subscribe,
+)
 
 EMAIL = "li.lei@example.com"
 

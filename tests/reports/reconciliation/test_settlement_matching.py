@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from reports import reconciliation, settlement
-from reports.reconciliation import RunRequest
-from reports.reconciliation_models import ReconciliationRun, Settlement, SettlementMatch
+from reports.reconciliation import services, settlement
+from reports.reconciliation.models import ReconciliationRun, Settlement, SettlementMatch
+from reports.reconciliation.services import RunRequest
 from saas.extensions import db
 from tenants.models import AuditEvent
 from tests.factories import Shop, login
@@ -38,7 +38,7 @@ def settlement_bytes(encoding: str) -> bytes:
 def january_books_with_e5(shop: Shop) -> ReconciliationRun:
     books = make_january_books(shop)
     paid_order([(books.video, 1)], "E-5", books.channel_public_id, local(2026, 1, 20, 10))
-    return reconciliation.create_run(RunRequest(reconciliation.parse_month("2026-01", "Asia/Shanghai")))
+    return services.create_run(RunRequest(services.parse_month("2026-01", "Asia/Shanghai")))
 
 
 def upload_and_match(

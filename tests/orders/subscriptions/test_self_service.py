@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from orders.subscriptions import selfservice
 from saas.timeutil import frozen_time
 from tests.factories import Outbox, Shop
-from tests.subscriptions.factories import fresh, local, renewable_plan, subscribe
+from tests.orders.subscriptions.factories import fresh, local, renewable_plan, subscribe
 
 EMAIL = "li.lei@example.com"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import select
 
-from reports.reconciliation_models import ReconciliationFile, ReconciliationRun, Settlement, SettlementMatch
+from reports.reconciliation.models import ReconciliationFile, ReconciliationRun, Settlement, SettlementMatch
 from saas.extensions import db
 
 

@@ -18,9 +18,9 @@ from flask import Flask
 from fontTools.ttLib import TTFont
 
 from catalog.models import Bundle
-from reports import exports, reconciliation
-from reports.reconciliation import RunRequest
-from reports.reconciliation_models import ReconciliationFile, ReconciliationRun
+from reports.reconciliation import exports, services
+from reports.reconciliation.models import ReconciliationFile, ReconciliationRun
+from reports.reconciliation.services import RunRequest
 from saas import csvfile, money
 from saas.extensions import db
 from scripts import subset_cjk_font
@@ -42,11 +42,11 @@ INJECTIONS = ['=HYPERLINK("http://evil.test","x")', "+1+1", "-2+3", "@SUM(A1:A9)
 
 
 def january_run() -> ReconciliationRun:
-    return reconciliation.create_run(RunRequest(reconciliation.parse_month("2026-01", "Asia/Shanghai")))
+    return services.create_run(RunRequest(services.parse_month("2026-01", "Asia/Shanghai")))
 
 
 def file_of(app: Flask, run: ReconciliationRun, fmt: str) -> tuple[ReconciliationFile, Path]:
-    found = {f.format: f for f in reconciliation.files_of(run.id)}[fmt]
+    found = {f.format: f for f in services.files_of(run.id)}[fmt]
     return found, Path(app.config["FILES_DIR"]) / found.path
 
 
@@ -162,7 +162,7 @@ def test_files_are_kept_per_tenant_with_their_sha256(app: Flask, shop: Shop) -> 
     with shop.bound():
         make_january_books(shop)
         run = january_run()
-        files = reconciliation.files_of(run.id)
+        files = services.files_of(run.id)
         assert [f.format for f in files] == ["csv", "xlsx", "pdf"]
         for record in files:
             path = Path(app.config["FILES_DIR"]) / record.path
@@ -182,7 +182,7 @@ def test_a_run_too_big_for_a_pdf_gets_csv_and_xlsx_only(
         make_january_books(shop)
         run = january_run()
         assert run.status == "succeeded"
-        assert [f.format for f in reconciliation.files_of(run.id)] == ["csv", "xlsx"]
+        assert [f.format for f in services.files_of(run.id)] == ["csv", "xlsx"]
 
 
 def test_text_that_a_spreadsheet_would_run_is_defused_in_csv_and_xlsx(app: Flask, shop: Shop) -> None:
