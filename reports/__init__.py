@@ -13,7 +13,8 @@ RECONCILIATION_SETUP = Path(__file__).resolve().parent / "reconciliation_setup.p
 def init_app(app: Flask) -> None:
     """Register the dashboards (pages, API, plotly asset, CLI, demo step) and the reconciliation half."""
     from reports import api, cli, dashboards, demo, models  # noqa: F401  (models: tables for create_all)
-    from tenants.demo import DEMO_STEPS
+    from saas.periodic import PeriodicJob, register_periodic_job
+    from tenants.demo import register_demo_step
 
     app.register_blueprint(dashboards.bp)
     app.register_blueprint(dashboards.assets)
@@ -23,8 +24,13 @@ def init_app(app: Flask) -> None:
 
         reconciliation_setup.init_app(app)
     _add_cli(app)
-    if demo.rebuild_demo_rollups not in DEMO_STEPS:
-        DEMO_STEPS.append(demo.rebuild_demo_rollups)
+    register_periodic_job(
+        app,
+        PeriodicJob(
+            "refresh-dashboard-rollups", "reports.rollup_tasks.refresh_rollups_everywhere", 300, "reports"
+        ),
+    )
+    register_demo_step(app, demo.rebuild_demo_rollups)
 
 
 def _add_cli(app: Flask) -> None:

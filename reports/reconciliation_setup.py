@@ -14,11 +14,20 @@ def init_app(app: Flask) -> None:
     from reports.reconciliation_cli import reconciliation_group
     from reports.reconciliation_demo import add_demo_reconciliation
     from reports.reconciliation_views import bp as views_bp
-    from tenants.demo import DEMO_STEPS
+    from saas.periodic import PeriodicJob, register_periodic_job
+    from tenants.demo import register_demo_step
 
     if "reconciliation" not in app.blueprints:
         app.register_blueprint(views_bp)
         app.register_blueprint(api_bp)
         app.cli.add_command(reconciliation_group)
-    if add_demo_reconciliation not in DEMO_STEPS:
-        DEMO_STEPS.append(add_demo_reconciliation)
+    register_periodic_job(
+        app,
+        PeriodicJob(
+            "monthly-reconciliation",
+            "reports.reconciliation_tasks.schedule_monthly_reconciliation_everywhere",
+            3600,
+            "reports",
+        ),
+    )
+    register_demo_step(app, add_demo_reconciliation)
