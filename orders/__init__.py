@@ -6,17 +6,18 @@ from typing import Any
 
 from flask import Flask
 
-from catalog.signals import card_keys_arrived
+from catalog.inventory import CARD_KEYS_ARRIVED
 from orders import api, demo, my_rights, risk, subscriptions, views
 from orders.fulfilment import has_backorders
-from saas import jobs
+from saas import events, jobs
 from saas.periodic import PeriodicJob, register_periodic_job
 from tenants.demo import register_demo_step
 from tenants.scoping import tenant_bound
 
 
-def on_card_keys_arrived(sender: Any, *, tenant_id: int, right_id: int, **_: Any) -> None:
+def on_card_keys_arrived(sender: Any, *, tenant_id: int, payload: dict[str, Any], **_: Any) -> None:
     """When keys arrive for a right that has backorders, fill them in the background."""
+    right_id = int(payload["right_id"])
     with tenant_bound(tenant_id):
         if not has_backorders(right_id):
             return
@@ -30,7 +31,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(my_rights.bp)
     app.register_blueprint(api.bp)
-    card_keys_arrived.connect(on_card_keys_arrived)
+    events.subscribe(CARD_KEYS_ARRIVED, on_card_keys_arrived)
     register_periodic_job(
         app,
         PeriodicJob(

@@ -156,3 +156,21 @@ def _circles(edges: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return circles
+
+
+def test_signals_are_sent_one_way_through_saas_events() -> None:
+    """Only `saas.events` touches blinker; every other package publishes and subscribes through it."""
+    offenders = []
+    for module, path in app_modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name.split(".")[0] == "blinker" for name in names) and module != "saas.events":
+                offenders.append(f"{module}:{node.lineno}")
+    assert offenders == []
