@@ -1,5 +1,5 @@
-"""WSGI entry point of a checkout (`gunicorn wsgi:app`); an install serves `saas.wsgi:app`, the same app."""
+"""WSGI entry point of a checkout (`gunicorn wsgi:app`); an install serves `quanyi.wsgi:app`, the same app."""
 
-from saas.wsgi import app
+from quanyi.wsgi import app
 
 __all__ = ["app"]

@@ -54,7 +54,7 @@ def database_urls(base: str) -> tuple[str, str, str]:
 
 def bench_app(url: str) -> Any:
     """Create the app on the bench database (testing config: fixed keys, jobs inline)."""
-    from saas.app import create_app
+    from quanyi.app import create_app
 
     os.environ.setdefault("QUANYI_INSTANCE_PATH", "/tmp/quanyi-bench-instance")
     return create_app(

@@ -19,7 +19,7 @@ def peak_rss_mb() -> int:
 
 
 def make_app(database_url: str) -> Any:
-    from saas.app import create_app
+    from quanyi.app import create_app
 
     os.environ.setdefault("QUANYI_INSTANCE_PATH", str(OUT / "instance"))
     return create_app(

@@ -82,9 +82,9 @@ def reference_app() -> Any:
 WORKER = """
 from rq import Queue, SimpleWorker
 from saas import jobs
-from saas.app import create_app
+from quanyi.app import create_app
 app = create_app()
-jobs._worker_app.append(app)
+jobs.register_worker_app(app)
 with app.app_context():
     connection = jobs.redis_connection(app)
     names = ("integrations", "fulfilment", "mail", "default")

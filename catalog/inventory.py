@@ -20,6 +20,7 @@ from catalog.models import KEY_STATUSES, CardKey, CardKeyBatch, Right
 from catalog.services import CatalogError, read_amount
 from catalog.stock import check_low_stock
 from catalog.uploads import Upload
+from saas import events
 from saas.crypto import CryptoError
 from saas.extensions import db
 from saas.timeutil import utcnow
@@ -32,6 +33,9 @@ PREVIEW_SAMPLE_ROWS = 10
 IMPORT_TIMEOUT = 4 * 3600
 ON_REJECT = ("skip", "abort")
 OPTION_KEYS = ("encoding", "delimiter", "has_header", "mapping", "sheet", "on_reject")
+
+# Published after keys are committed to stock, payload {"right_id": …}: `orders` fills backorders.
+CARD_KEYS_ARRIVED = "card_keys.arrived"
 
 
 def inline_row_limit() -> int:
@@ -363,13 +367,8 @@ def run_upload_import(token: str, progress: Callable[[float, str], None] | None 
 
 def keys_arrived(right_id: int) -> None:
     """After an import commits: re-check the low-stock alert and tell outer packages (backorders)."""
-    from flask import current_app
-
-    from catalog.signals import card_keys_arrived
-
     check_low_stock(right_id)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    card_keys_arrived.send(app, tenant_id=current_tenant_id(), right_id=right_id)
+    events.publish(CARD_KEYS_ARRIVED, current_tenant_id(), {"right_id": right_id})
 
 
 def _finish_upload(upload: Upload, state: str, outcome: importing.ImportOutcome | None, message: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
@@ -11,11 +11,8 @@ from catalog import inventory
 from catalog.models import CardKey
 from saas.extensions import db
 from saas.timeutil import utcnow
+from tenants.fanout import for_each_tenant
 from tenants.jobruns import current_job_run_id
-from tenants.models import Tenant
-from tenants.scoping import tenant_bound
-
-log = logging.getLogger(__name__)
 
 
 def import_upload(token: str) -> dict[str, Any]:
@@ -32,33 +29,18 @@ def tenants_with_keys_to_expire() -> list[int]:
 
     Each tenant is asked in turn (one indexed probe each): no read spans tenants.
     """
-    now, found = utcnow(), []
-    for tenant_id in db.session.scalars(select(Tenant.id).order_by(Tenant.id)).all():
-        with tenant_bound(tenant_id):
-            due = select(CardKey.id).where(CardKey.status == "available", CardKey.expires_at <= now).limit(1)
-            if db.session.scalar(due) is not None:
-                found.append(tenant_id)
+    now = utcnow()
+    due = for_each_tenant(lambda: _has_keys_expired_by(now), "looking for keys to expire")
     db.session.rollback()  # end the read transaction
-    return found
+    return [tenant_id for tenant_id, has_keys in due.items() if has_keys]
+
+
+def _has_keys_expired_by(now: dt.datetime) -> bool:
+    due = select(CardKey.id).where(CardKey.status == "available", CardKey.expires_at <= now).limit(1)
+    return db.session.scalar(due) is not None
 
 
 def expire_card_keys_everywhere() -> dict[str, int]:
-    """Periodic job (hourly): in each tenant, mark available keys past expiry as expired.
-
-    One tenant's failure does not stop the others; it is logged, and the job fails at the end so the
-    failure is visible.
-    """
-    expired, failures = 0, []
-    for tenant_id in tenants_with_keys_to_expire():
-        with tenant_bound(tenant_id):
-            try:
-                expired += inventory.expire_card_keys()
-            except Exception as error:
-                db.session.rollback()
-                log.exception("expiring card keys failed for tenant %s", tenant_id)
-                failures.append((tenant_id, error))
-    if failures:
-        raise RuntimeError(
-            f"expiring card keys failed for tenants {[t for t, _e in failures]}"
-        ) from failures[0][1]
-    return {"expired": expired}
+    """Periodic job (hourly): in each tenant holding keys past expiry, mark those keys expired."""
+    expired = for_each_tenant(inventory.expire_card_keys, "expiring card keys", tenants_with_keys_to_expire())
+    return {"expired": sum(expired.values())}

@@ -6,7 +6,7 @@ secret (the same scheme our inbound webhook accepts; docs/webhooks.md). Retries 
 `DISABLE_AFTER_FAILURES` attempts in a row is disabled and its tenant's owners are mailed.
 
 `emit(event_type, payload, key=…)` is the one entry point. Inner packages trigger it without importing
-this package by sending the named blinker signals listed in `integrations.receivers`.
+this package by publishing the event (`saas.events.publish`); `integrations.receivers` subscribes.
 """
 
 from __future__ import annotations

@@ -1,13 +1,18 @@
-"""Outbound events triggered by inner packages through named blinker signals (no import of integrations).
+"""Outbound webhooks for the events inner packages publish (they never import integrations).
 
-An inner package sends, after its commit:
+There is one way to send a signal in Quanyi, `saas.events`. An inner package publishes after its commit:
 
-    from blinker import signal
-    signal("quanyi.order.fulfilled").send(
-        None, tenant_id=order.tenant_id, payload={...}, key="order.fulfilled:42"
-    )
+    from saas import events
 
-`key` (optional) makes the event reach each endpoint once. Signal names are "quanyi." + the event type.
+    events.publish("order.fulfilled", order.tenant_id, {...}, key="order.fulfilled:42")
+
+and an outer package subscribes in its `init_app`, as `connect_signals` does here for every outbound
+event type:
+
+    events.subscribe("order.fulfilled", receiver)  # receiver(sender, *, tenant_id, payload, key=None)
+
+`key` (optional) makes the event reach each endpoint once. A receiver runs in the sender's thread and
+must never break the sender's use case: the one below catches and logs its own errors.
 """
 
 from __future__ import annotations
@@ -15,14 +20,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from blinker import signal
-
+from integrations import outbound
 from integrations.outbound import EVENT_TYPES
+from saas import events
 from tenants.scoping import bound_tenant_id, tenant_bound
 
 log = logging.getLogger(__name__)
 
-SIGNAL_PREFIX = "quanyi."
 SIGNALLED_EVENTS = tuple(e for e in EVENT_TYPES if e != "webhook.test")
 
 
@@ -30,8 +34,6 @@ def _receiver(event_type: str) -> Any:
     def receive(
         sender: Any, *, tenant_id: int, payload: dict[str, Any], key: str | None = None, **_: Any
     ) -> None:
-        from integrations import outbound
-
         try:
             if bound_tenant_id() == tenant_id:
                 outbound.emit(event_type, payload, key=key)
@@ -49,6 +51,6 @@ _RECEIVERS = {event_type: _receiver(event_type) for event_type in SIGNALLED_EVEN
 
 
 def connect_signals() -> None:
-    """Connect a receiver to `quanyi.<event type>` for every outbound event type (idempotent)."""
+    """Subscribe a receiver to every outbound event type (idempotent)."""
     for event_type, receiver in _RECEIVERS.items():
-        signal(SIGNAL_PREFIX + event_type).connect(receiver)
+        events.subscribe(event_type, receiver)

@@ -6,10 +6,10 @@ import logging
 import time
 
 from flask import current_app
-from sqlalchemy import select
 
-from saas.extensions import db, is_postgres
-from tenants.models import Tenant
+from integrations import inbox, outbound
+from saas.extensions import is_postgres
+from tenants.fanout import for_each_tenant
 from tenants.scoping import tenant_bound
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,6 @@ DRAIN_BUDGET_SECONDS = 240  # then the drain hands over to a new job (its timeou
 
 def process_delivery(tenant_id: int, delivery_id: int) -> str:
     """Process one inbox delivery (nothing happens if another job has it or it is finished)."""
-    from integrations import inbox
-
     with tenant_bound(tenant_id):
         return inbox.process_delivery(delivery_id)
 
@@ -50,35 +48,21 @@ def drain_inbox(tenant_id: int) -> int:
 
 def send_outbound(tenant_id: int, delivery_id: int, manual: bool = False) -> str:
     """Send one outbound webhook delivery."""
-    from integrations import outbound
-
     with tenant_bound(tenant_id):
         return outbound.send(delivery_id, manual=manual)
 
 
 def process_pending_inbox_everywhere() -> dict[str, int]:
     """Periodic (every 60 s): in every tenant, process inbox rows left pending (Redis was down, a worker
-    died) or due for a retry, and send outbound deliveries due for a retry.
-
-    Loops over the global tenants table and binds each tenant in turn; one tenant's failure does not stop
-    the others, and is raised at the end so the job shows as failed.
+    died) or due for a retry, and send outbound deliveries due for a retry (`tenants.fanout`).
     """
-    from integrations import inbox, outbound
+    results = for_each_tenant(_process_pending, "sweeping the webhook inbox")
+    return {
+        "tenants": len(results),
+        "inbox": sum(inbox_count for inbox_count, _ in results.values()),
+        "outbound": sum(outbound_count for _, outbound_count in results.values()),
+    }
 
-    totals = {"tenants": 0, "inbox": 0, "outbound": 0}
-    failed: list[int] = []
-    tenant_ids = list(db.session.scalars(select(Tenant.id).order_by(Tenant.id)))
-    db.session.commit()
-    for tenant_id in tenant_ids:
-        with tenant_bound(tenant_id):
-            try:
-                totals["inbox"] += inbox.process_due()
-                totals["outbound"] += outbound.send_due()
-                totals["tenants"] += 1
-            except Exception:
-                db.session.rollback()
-                log.exception("sweeping the webhook inbox of tenant %s failed", tenant_id)
-                failed.append(tenant_id)
-    if failed:
-        raise RuntimeError(f"sweeping the webhook inbox failed for tenants {failed}")
-    return totals
+
+def _process_pending() -> tuple[int, int]:
+    return inbox.process_due(), outbound.send_due()

@@ -6,14 +6,18 @@ from typing import Any
 
 from flask import Flask
 
-from saas import jobs
+from catalog.inventory import CARD_KEYS_ARRIVED
+from orders import api, demo, my_rights, risk, subscriptions, views
+from orders.fulfilment import has_backorders
+from saas import events, jobs
+from saas.periodic import PeriodicJob, register_periodic_job
+from tenants.demo import register_demo_step
+from tenants.scoping import tenant_bound
 
 
-def on_card_keys_arrived(sender: Any, *, tenant_id: int, right_id: int, **_: Any) -> None:
+def on_card_keys_arrived(sender: Any, *, tenant_id: int, payload: dict[str, Any], **_: Any) -> None:
     """When keys arrive for a right that has backorders, fill them in the background."""
-    from orders.fulfilment import has_backorders
-    from tenants.scoping import tenant_bound
-
+    right_id = int(payload["right_id"])
     with tenant_bound(tenant_id):
         if not has_backorders(right_id):
             return
@@ -23,20 +27,17 @@ def on_card_keys_arrived(sender: Any, *, tenant_id: int, right_id: int, **_: Any
 
 
 def init_app(app: Flask) -> None:
-    """Register the back office, the customer pages, the API, the stock signal receiver and the demo step."""
-    from catalog.signals import card_keys_arrived
-    from orders import api, demo, my_rights, views
-    from tenants.demo import DEMO_STEPS
-
+    """Register the back office, customer pages, API, stock signal receiver, periodic job and demo step."""
     app.register_blueprint(views.bp)
     app.register_blueprint(my_rights.bp)
     app.register_blueprint(api.bp)
-    card_keys_arrived.connect(on_card_keys_arrived)
-    if demo.add_demo_orders not in DEMO_STEPS:
-        DEMO_STEPS.append(demo.add_demo_orders)
-    from orders import subscriptions
-
+    events.subscribe(CARD_KEYS_ARRIVED, on_card_keys_arrived)
+    register_periodic_job(
+        app,
+        PeriodicJob(
+            "release-expired-reservations", "orders.tasks.release_expired_reservations_everywhere", 60
+        ),
+    )
+    register_demo_step(app, demo.add_demo_orders)
     subscriptions.init_app(app)
-    from orders import risk
-
     risk.init_app(app)

@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
-from sqlalchemy import select
-
 from reports import rollups
-from saas.extensions import db
-from tenants.models import Tenant
+from tenants.fanout import for_each_tenant
 from tenants.scoping import tenant_bound
-
-log = logging.getLogger(__name__)
 
 
 def refresh_rollups_everywhere() -> dict[str, int]:
-    """Periodic: in every tenant, fold the changes since the last run into the daily rollups.
-
-    One tenant's failure does not stop the others; it is raised at the end so the job shows as failed.
-    """
-    totals = {"tenants": 0, "days": 0}
-    failed: list[int] = []
-    tenant_ids = list(db.session.scalars(select(Tenant.id).order_by(Tenant.id)))
-    db.session.commit()
-    for tenant_id in tenant_ids:
-        with tenant_bound(tenant_id):
-            try:
-                result = rollups.refresh_rollups()
-            except Exception:
-                db.session.rollback()
-                log.exception("refreshing the rollups of tenant %s failed", tenant_id)
-                failed.append(tenant_id)
-                continue
-        totals["tenants"] += 1
-        totals["days"] += result.days
-    if failed:
-        raise RuntimeError(f"refreshing rollups failed for tenants {failed}")
-    return totals
+    """Periodic: in every tenant, fold the changes since the last run into the daily rollups."""
+    results = for_each_tenant(rollups.refresh_rollups, "refreshing rollups")
+    return {"tenants": len(results), "days": sum(result.days for result in results.values())}
 
 
 def rebuild_tenant_rollups(tenant_id: int) -> int:

@@ -1,4 +1,8 @@
-"""The application factory: the one place that knows every package."""
+"""The platform shell of the app: config, extensions, auth, jobs, messaging, layout, the platform CLI.
+
+It knows no domain package: `quanyi.app.create_app`, the composition root, builds this shell and then
+hands it to each domain package's `init_app`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from saas import bounds, errors, i18n, jobs, mail, periodic, security, sms
+from saas import auth, bounds, cli, errors, i18n, jobs, layout, mail, periodic, security, sms
 from saas.config import load_config
 from saas.extensions import csrf, db, login_manager, migrate, retry_reads_that_write
 
@@ -20,8 +24,8 @@ STATIC_DIR = PACKAGE_DIR / "static"
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Create the Quanyi app. Mode from `QUANYI_ENV` (development, testing, production)."""
+def create_shell_app(config: dict[str, Any] | None = None) -> Flask:
+    """Create the app with the platform shell only. Mode from `QUANYI_ENV` (development, testing, …)."""
     app = Flask(
         "quanyi",
         # `./instance` of the working directory (the checkout for `make run`), not of the install folder.
@@ -46,19 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     periodic.init_app(app)
     security.init_app(app)
 
-    from saas import auth, cli, layout
-
     auth.init_app(app)
     layout.init_app(app)
     cli.init_app(app)
-
-    import catalog
-    import integrations
-    import orders
-    import reports
-    import tenants
-
-    for package in (tenants, catalog, orders, integrations, reports):
-        package.init_app(app)
-    security.trust_proxies(app)  # last: the outermost middleware
     return app

@@ -1,23 +1,19 @@
-"""The `quanyi` console script: the Flask CLI of the app, with the platform commands."""
+"""The platform CLI: the `quanyi` command group (handed the factory by `quanyi.cli`), `quanyi worker`."""
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from rq import Queue
 
 from saas import jobs
-
-
-def _create_app() -> Flask:
-    from saas.app import create_app
-
-    return create_app()
+from saas.extensions import write_intent
+from saas.periodic import start_in_process_scheduler
 
 
 class QuanyiGroup(FlaskGroup):
@@ -30,15 +26,18 @@ class QuanyiGroup(FlaskGroup):
         fail with "database is locked". `quanyi run` serves pages from threads of its own, which start
         without the intent.
         """
-        from saas.extensions import write_intent
-
         with write_intent():
             return super().invoke(ctx)
 
 
-@click.group(cls=QuanyiGroup, create_app=_create_app, add_version_option=False)
-def cli() -> None:
-    """Quanyi: the back office for merchants who sell digital rights."""
+def make_cli(create_app: Callable[[], Flask]) -> click.Group:
+    """Return the `quanyi` command group, which builds its app with `create_app` (the composition root)."""
+    return QuanyiGroup(
+        name="quanyi",
+        help="Quanyi: the back office for merchants who sell digital rights.",
+        create_app=create_app,
+        add_version_option=False,
+    )
 
 
 @click.command("worker")
@@ -50,16 +49,12 @@ def cli() -> None:
 @with_appcontext
 def worker_command(queues: str, burst: bool, no_periodic: bool) -> None:
     """Run an RQ worker (needs REDIS_URL); it also schedules the periodic jobs."""
-    from rq import Queue
-
-    from saas.periodic import start_in_process_scheduler
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config["JOBS_MODE"] != "rq":
         raise click.ClickException(
             "set REDIS_URL to run a worker; without it jobs run inside the web process"
         )
-    jobs._worker_app.append(app)
+    jobs.register_worker_app(app)  # the work horses RQ forks run their jobs in this app
     connection = jobs.redis_connection(app)
     stop: threading.Event | None = None
     if not no_periodic and not burst:
@@ -76,9 +71,3 @@ def worker_command(queues: str, burst: bool, no_periodic: bool) -> None:
 def init_app(app: Flask) -> None:
     """Attach the platform commands to the app's CLI."""
     app.cli.add_command(worker_command)
-
-
-def main() -> None:
-    """Entry point of the `quanyi` console script."""
-    os.environ.setdefault("FLASK_APP", "saas.app:create_app")
-    sys.exit(cli())

@@ -13,16 +13,23 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import importlib
 import logging
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
+from redis import Redis
+from rq import Queue, Retry, Worker
+
+from saas.extensions import write_intent
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +88,6 @@ def run_job(
 
     `coalesce` is the key of an RQ job enqueued with one: it is released as the job starts.
     """
-    from flask import has_app_context
-
     if has_app_context():
         return _run_started(func_path, args, kwargs, coalesce)
     with worker_app().app_context():
@@ -90,8 +95,6 @@ def run_job(
 
 
 def _run_started(func_path: str, args: tuple[Any, ...], kwargs: dict[str, Any], coalesce: str | None) -> Any:
-    from saas.extensions import write_intent
-
     if coalesce is not None:  # from now on a new caller needs a new job: this one may have read already
         redis_connection().delete(waiting_key(coalesce))
     with write_intent():
@@ -101,12 +104,15 @@ def _run_started(func_path: str, args: tuple[Any, ...], kwargs: dict[str, Any], 
 _worker_app: list[Flask] = []
 
 
-def worker_app() -> Flask:
-    """Return the app an RQ worker process runs its jobs in (created once per process)."""
-    if not _worker_app:
-        from saas.app import create_app
+def register_worker_app(app: Flask) -> None:
+    """Make `app` the one this process's RQ jobs run in (`quanyi worker` registers the app it was handed)."""
+    _worker_app[:] = [app]
 
-        _worker_app.append(create_app())
+
+def worker_app() -> Flask:
+    """Return the app registered for this worker process; nothing here builds one (no factory import)."""
+    if not _worker_app:
+        raise RuntimeError("no app registered for RQ jobs: run them with `quanyi worker`")
     return _worker_app[0]
 
 
@@ -212,8 +218,6 @@ class RQRunner(JobRunner):
             threading.Event().wait(COALESCE_TICK)
 
     def _enqueue(self, spec: JobSpec) -> None:
-        from rq import Queue, Retry
-
         connection = redis_connection(self.app)
         waiting = waiting_key(spec.coalesce or "")
         if spec.coalesce is not None and not connection.set(waiting, 1, nx=True, ex=COALESCE_SECONDS):
@@ -256,8 +260,6 @@ def flush(app: Flask | None = None) -> None:
 
 def redis_connection(app: Flask | None = None) -> Any:
     """Return the app's Redis connection (one per app)."""
-    from redis import Redis
-
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     conn = app.extensions.get("quanyi.redis")
     if conn is None:
@@ -313,9 +315,6 @@ def progress_store() -> ProgressStore:
 
 def _die_with_parent(parent_pid: int) -> None:
     """In a work horse: ask Linux to SIGKILL this process when its worker dies, even by SIGKILL."""
-    import ctypes
-    import signal
-
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except OSError:  # not Linux: SIGTERM/SIGINT still stop the horse (below)
@@ -331,10 +330,6 @@ def stopping_worker_class() -> type[Any]:
     Here SIGTERM/SIGINT stop the horse with the worker (its job run's lease then marks the run failed, and
     the job's transaction rolls back), and a SIGKILLed worker takes its horse down (PR_SET_PDEATHSIG).
     """
-    import signal
-    import time
-
-    from rq import Worker
 
     class StoppingWorker(Worker):
         def fork_work_horse(self, job: Any, queue: Any) -> None:

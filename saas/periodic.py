@@ -1,4 +1,8 @@
-"""Periodic jobs, declared as data in this one place, and the loop that enqueues them when due."""
+"""Periodic jobs, declared as data by the package that owns each, and the loop that enqueues them when due.
+
+Each package registers its jobs in its `init_app` (`register_periodic_job(app, PeriodicJob(...))`); the
+scheduler enqueues what is registered on the app it runs in. The shell names no domain job.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from flask import Flask
 
 from saas import jobs
 from saas.extensions import write_intent
+from saas.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -25,34 +30,20 @@ class PeriodicJob:
     queue: str = "default"
 
 
-PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
-    PeriodicJob("forget-stale-login-attempts", "saas.auth.tasks.forget_stale_login_attempts", 3600),
-    PeriodicJob("expire-card-keys", "catalog.tasks.expire_card_keys_everywhere", 3600),
-    PeriodicJob("release-expired-reservations", "orders.tasks.release_expired_reservations_everywhere", 60),
-    PeriodicJob("subscription-reminders", "orders.subscriptions.tasks.send_reminders_everywhere", 900),
-    PeriodicJob("subscription-lifecycle", "orders.subscriptions.tasks.expire_subscriptions_everywhere", 900),
-    PeriodicJob(
-        "webhook-inbox-and-outbound-retries", "integrations.tasks.process_pending_inbox_everywhere", 60
-    ),
-    PeriodicJob("outbox-sweep", "tenants.outbox.sweep_everywhere", 60, "mail"),
-    PeriodicJob("job-run-leases", "tenants.jobruns.reap_dead_runs_everywhere", 60),
-    PeriodicJob(
-        "refresh-dashboard-rollups", "reports.rollup_tasks.refresh_rollups_everywhere", 300, "reports"
-    ),
-    PeriodicJob(
-        "monthly-reconciliation",
-        "reports.reconciliation.tasks.schedule_monthly_reconciliation_everywhere",
-        3600,
-        "reports",
-    ),
-)
+PERIODIC_JOBS: Registry[PeriodicJob] = Registry("quanyi.periodic_jobs")
 
 
-def known_periodic_jobs() -> list[PeriodicJob]:
-    """Return the periodic jobs; a path that does not resolve is a bug and raises here (tested)."""
-    for job in PERIODIC_JOBS:
+def register_periodic_job(app: Flask, job: PeriodicJob) -> None:
+    """Have the scheduler enqueue `job` on `app` every `job.every_seconds`."""
+    PERIODIC_JOBS.register(app, job.name, job)
+
+
+def known_periodic_jobs(app: Flask | None = None) -> list[PeriodicJob]:
+    """Return the periodic jobs of `app` (default: the current one); a path that does not resolve raises."""
+    registered = PERIODIC_JOBS.all(app)
+    for job in registered:
         jobs.resolve(job.func_path)
-    return list(PERIODIC_JOBS)
+    return registered
 
 
 def due_slot(job: PeriodicJob, now: float) -> int:
@@ -69,7 +60,7 @@ def run_scheduler(app: Flask, stop: threading.Event, tick_seconds: float = 15.0)
     while not stop.is_set():
         now = time.time()
         with app.app_context(), write_intent():  # enqueueing may record the job: a writer on SQLite
-            for job in known_periodic_jobs():
+            for job in known_periodic_jobs(app):
                 slot = due_slot(job, now)
                 if last_slot.get(job.name) == slot:
                     continue
@@ -95,7 +86,10 @@ def start_in_process_scheduler(app: Flask) -> threading.Event:
 
 
 def init_app(app: Flask) -> None:
-    """In the embedded default, start the periodic scheduler with the first request."""
+    """Register the shell's periodic job; embedded default: start the scheduler on the first request."""
+    register_periodic_job(
+        app, PeriodicJob("forget-stale-login-attempts", "saas.auth.tasks.forget_stale_login_attempts", 3600)
+    )
     if app.config["JOBS_MODE"] != "thread" or not app.config["PERIODIC_JOBS_ENABLED"]:
         return
     started: list[threading.Event] = []

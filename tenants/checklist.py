@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flask import Flask
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from saas.extensions import db
+from saas.registry import Registry
 from tenants.models import Invitation, Membership
 from tenants.scoping import current_tenant_id
 
@@ -33,7 +35,8 @@ def _team_invited() -> bool:
     return members > 1 or invited > 0
 
 
-# Packages replace the placeholders with real checks in their init_app (`register_checklist_item`).
+# The steps, in order. Packages replace the placeholders with real checks on the app they are given
+# (`register_checklist_item` in their init_app).
 CHECKLIST: dict[str, ChecklistItem] = {
     "bundle": ChecklistItem("bundle", _l("Create a rights bundle"), None, _never),
     "keys": ChecklistItem("keys", _l("Import card keys"), None, _never),
@@ -42,11 +45,15 @@ CHECKLIST: dict[str, ChecklistItem] = {
 }
 
 
-def register_checklist_item(key: str, endpoint: str, is_done: Callable[[], bool]) -> None:
-    """Let a package say where a step is done and how to tell it is."""
-    CHECKLIST[key] = ChecklistItem(key, CHECKLIST[key].label, endpoint, is_done)
+CHECKLIST_ITEMS: Registry[ChecklistItem] = Registry("quanyi.checklist")
+
+
+def register_checklist_item(app: Flask, key: str, endpoint: str, is_done: Callable[[], bool]) -> None:
+    """Let a package say, on `app`, where a step is done and how to tell it is."""
+    CHECKLIST_ITEMS.register(app, key, ChecklistItem(key, CHECKLIST[key].label, endpoint, is_done))
 
 
 def checklist_status() -> list[tuple[ChecklistItem, bool]]:
     """Return each step with whether it is done, for the current tenant."""
-    return [(item, item.is_done()) for item in CHECKLIST.values()]
+    items = [CHECKLIST_ITEMS.get(key) or placeholder for key, placeholder in CHECKLIST.items()]
+    return [(item, item.is_done()) for item in items]

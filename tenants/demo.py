@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from flask import Flask
 from sqlalchemy import select
 
 from saas.auth.models import User
 from saas.auth.services import create_user, find_user
 from saas.extensions import db
+from saas.registry import Registry
 from tenants.models import Membership, Tenant
 from tenants.roles import Role
 from tenants.scoping import tenant_bound
@@ -16,8 +18,15 @@ from tenants.scoping import tenant_bound
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "quanyi-demo-2026"
 
-# Steps packages add in their init_app; each runs once with the demo tenant bound and commits itself.
-DEMO_STEPS: list[Callable[[Tenant], None]] = []
+DemoStep = Callable[[Tenant], None]
+# Steps packages register on the app in their init_app; each runs once with the demo tenant bound and
+# commits itself, in registration order (inner packages first).
+DEMO_STEPS: Registry[DemoStep] = Registry("quanyi.demo_steps")
+
+
+def register_demo_step(app: Flask, step: DemoStep) -> None:
+    """Have `quanyi demo` run `step` on a new demo tenant of `app`."""
+    DEMO_STEPS.register(app, f"{step.__module__}.{step.__qualname__}", step)
 
 
 DemoLogin = tuple[str, str, str | None]  # role, email, password (None: the user kept its own)
@@ -72,6 +81,6 @@ def create_demo_tenant(
     db.session.commit()
     if created:
         with tenant_bound(tenant.id):
-            for step in DEMO_STEPS:
+            for step in DEMO_STEPS.all():
                 step(tenant)
     return tenant, logins, created

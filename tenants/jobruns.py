@@ -20,13 +20,14 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 
 from saas import jobs
 from saas.extensions import db
 from saas.labels import label
 from saas.timeutil import utcnow
-from tenants.models import JobRun, Tenant
+from tenants.fanout import for_each_tenant
+from tenants.models import JobRun
 from tenants.scoping import current_tenant_id, tenant_bound
 
 WORKER_LOST = "worker lost: no heartbeat within the lease"
@@ -205,13 +206,7 @@ def _requeue_lost(before: dt.datetime, now: dt.datetime) -> None:
 
 def reap_dead_runs_everywhere(now: dt.datetime | None = None) -> int:
     """Periodic: mark dead job runs failed in every tenant; return how many."""
-    tenant_ids = list(db.session.scalars(select(Tenant.id).order_by(Tenant.id)))
-    db.session.commit()
-    total = 0
-    for tenant_id in tenant_ids:
-        with tenant_bound(tenant_id):
-            total += reap_dead_runs(now)
-    return total
+    return sum(for_each_tenant(lambda: reap_dead_runs(now), "reaping dead job runs").values())
 
 
 def error_text(error: str | None) -> str | None:

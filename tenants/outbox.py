@@ -14,6 +14,7 @@ from saas import outbox, shortlinks, sms
 from saas.extensions import db
 from saas.phones import normalise_phone
 from saas.timeutil import utcnow
+from tenants.fanout import for_each_tenant
 from tenants.models import OutboxMessage, Tenant
 from tenants.scoping import current_tenant_id, tenant_bound
 
@@ -184,20 +185,10 @@ def sweep_everywhere(now: dt.datetime | None = None) -> dict[str, int]:
     stop the others; it is raised at the end so the job shows as failed.
     """
     moment = now or utcnow()
-    totals = {"tenants": 0, "sent": outbox.sweep_platform(moment)}
-    tenant_ids = list(db.session.scalars(select(Tenant.id).order_by(Tenant.id)))
-    db.session.commit()
-    failed: list[int] = []
-    for tenant_id in tenant_ids:
-        with tenant_bound(tenant_id):
-            try:
-                for kind in outbox.kinds(tenant_owned=True):
-                    totals["sent"] += outbox.sweep_kind(kind.name, moment)
-                totals["tenants"] += 1
-            except Exception:
-                db.session.rollback()
-                log.exception("sweeping the outbox of tenant %s failed", tenant_id)
-                failed.append(tenant_id)
-    if failed:
-        raise RuntimeError(f"sweeping the outbox failed for tenants {failed}")
-    return totals
+    sent_by_platform = outbox.sweep_platform(moment)
+    sent = for_each_tenant(lambda: _sweep_tenant(moment), "sweeping the outbox")
+    return {"tenants": len(sent), "sent": sent_by_platform + sum(sent.values())}
+
+
+def _sweep_tenant(moment: dt.datetime) -> int:
+    return sum(outbox.sweep_kind(kind.name, moment) for kind in outbox.kinds(tenant_owned=True))

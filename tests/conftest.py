@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from saas.app import create_app
+from quanyi.app import create_app
 from saas.config import sqlalchemy_url
 from saas.extensions import db
 from tenants.rls import apply_row_level_security, ensure_app_role

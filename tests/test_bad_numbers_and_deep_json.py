@@ -33,7 +33,7 @@ _VARIABLE = re.compile(r"<(?:(int):)?([a-z_]+)>")
 
 
 def app_for_routes() -> Flask:
-    from saas.app import create_app
+    from quanyi.app import create_app
 
     return create_app({"ENV_NAME": "testing", "DATABASE_URL": "sqlite://"})
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
+from orders.risk import views
+
 
 def init_app(app: Flask) -> None:
     """Register the risk back office."""
-    from orders.risk import views
-
     app.register_blueprint(views.bp)

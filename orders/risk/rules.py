@@ -11,7 +11,6 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from blinker import signal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, func, or_, select, tuple_
@@ -20,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from catalog.models import Plan
 from orders.models import Customer, CustomerExternalId, Order, OrderLine, Redemption
 from orders.risk.models import BlocklistEntry, RiskFlag, RiskRule, RiskTrace
+from saas import events
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants.scoping import current_tenant_id
@@ -467,11 +467,9 @@ def flag_payload(flag: RiskFlag) -> dict[str, Any]:
 
 
 def announce(tenant_id: int, payloads: list[dict[str, Any]]) -> None:
-    """After the commit: send `quanyi.risk.flagged` for each new flag (outbound webhooks listen)."""
+    """After the commit: publish `risk.flagged` for each new flag (outbound webhooks listen)."""
     for payload in payloads:
-        signal("quanyi.risk.flagged").send(
-            None, tenant_id=tenant_id, payload=payload, key=f"risk.flagged:{payload['flag_id']}"
-        )
+        events.publish("risk.flagged", tenant_id, payload, key=f"risk.flagged:{payload['flag_id']}")
 
 
 def held_payload(order: Order, reason: str) -> dict[str, Any]:

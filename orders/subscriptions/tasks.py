@@ -1,57 +1,30 @@
 """Periodic jobs of subscriptions: fan out over every tenant, bind each, and do its work.
 
-`send_reminders_everywhere` and `expire_subscriptions_everywhere` are declared in `saas/periodic.py`. One
-tenant's failure does not stop the others; it is raised at the end so the job shows as failed.
+`send_reminders_everywhere` and `expire_subscriptions_everywhere` are registered as periodic jobs by
+`orders.subscriptions.init_app`; `tenants.fanout.for_each_tenant` runs them tenant by tenant.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
-from sqlalchemy import select
-
-from saas.extensions import db
-from tenants.models import Tenant
+from orders.subscriptions.cancellation import end_refunded_subscriptions
+from orders.subscriptions.reminders import send_due_reminders
+from orders.subscriptions.services import (
+    advance_lifecycles,
+    start_missing_subscriptions,
+    start_subscription_for_order,
+)
+from tenants.fanout import for_each_tenant
 from tenants.scoping import tenant_bound
-
-log = logging.getLogger(__name__)
-
-
-def _every_tenant(work: Callable[[], int | dict[str, int]], what: str) -> dict[str, int]:
-    totals: dict[str, int] = {"tenants": 0}
-    failed: list[int] = []
-    tenant_ids = list(db.session.scalars(select(Tenant.id).order_by(Tenant.id)))
-    db.session.commit()
-    for tenant_id in tenant_ids:
-        with tenant_bound(tenant_id):
-            try:
-                result = work()
-            except Exception:
-                db.session.rollback()
-                log.exception("%s failed for tenant %s", what, tenant_id)
-                failed.append(tenant_id)
-                continue
-        totals["tenants"] += 1
-        for key, value in result.items() if isinstance(result, dict) else [(what, result)]:
-            totals[key] = totals.get(key, 0) + value
-    if failed:
-        raise RuntimeError(f"{what} failed for tenants {failed}")
-    return totals
 
 
 def send_reminders_everywhere() -> dict[str, int]:
     """Periodic: send every tenant's due renewal reminders (exactly once per subscription, period, offset)."""
-    from orders.subscriptions.reminders import send_due_reminders
-
-    return _every_tenant(send_due_reminders, "reminders")
+    results = for_each_tenant(send_due_reminders, "reminders")
+    return {"tenants": len(results), "reminders": sum(results.values())}
 
 
 def run_lifecycle() -> dict[str, int]:
     """In the bound tenant: start missed subscriptions, end refunded ones, move those whose period ended."""
-    from orders.subscriptions.cancellation import end_refunded_subscriptions
-    from orders.subscriptions.services import advance_lifecycles, start_missing_subscriptions
-
     counts = {"started": start_missing_subscriptions(), "ended_by_refund": end_refunded_subscriptions()}
     counts.update(advance_lifecycles())
     return counts
@@ -59,12 +32,15 @@ def run_lifecycle() -> dict[str, int]:
 
 def expire_subscriptions_everywhere() -> dict[str, int]:
     """Periodic: in every tenant, move subscriptions past their period end (past due, expired, canceled)."""
-    return _every_tenant(run_lifecycle, "lifecycle")
+    totals = {"tenants": 0}
+    for counts in for_each_tenant(run_lifecycle, "lifecycle").values():
+        totals["tenants"] += 1
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+    return totals
 
 
 def start_subscriptions(tenant_id: int, order_id: int) -> int:
     """Job: start the subscriptions of a paid order (for a payment path that prefers enqueueing a job)."""
-    from orders.subscriptions.services import start_subscription_for_order
-
     with tenant_bound(tenant_id):
         return len(start_subscription_for_order(order_id))

@@ -25,6 +25,7 @@ from saas.extensions import db, is_postgres
 from saas.links import public_url
 from saas.money import to_text
 from saas.timeutil import utcnow
+from tenants.fanout import for_each_tenant
 from tenants.jobruns import report_progress
 from tenants.models import Membership, Tenant
 from tenants.outbox import queue_mail
@@ -253,13 +254,7 @@ def schedule_monthly_reconciliation(tenant_id: int, now: dt.datetime | None = No
 def schedule_monthly_reconciliation_everywhere() -> int:
     """Periodic job: make every tenant's monthly run that is due; return how many were made."""
     now = utcnow()
-    tenant_ids = db.session.scalars(select(Tenant.id).order_by(Tenant.id)).all()
-    made = 0
-    for tenant_id in tenant_ids:
-        try:
-            if schedule_monthly_reconciliation(tenant_id, now) is not None:
-                made += 1
-        except Exception:
-            db.session.rollback()
-            log.exception("monthly reconciliation failed for tenant %s", tenant_id)
-    return made
+    made = for_each_tenant(
+        lambda: schedule_monthly_reconciliation(current_tenant_id(), now), "monthly reconciliation"
+    )
+    return sum(1 for run_id in made.values() if run_id is not None)

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from saas.app import create_app
+from quanyi.app import create_app
 from saas.extensions import db
 
 CHROMIUM = "/usr/bin/chromium"

@@ -46,7 +46,7 @@ WORKER = textwrap.dedent(
 
     from orders.fulfilment import fulfil_orders
     from orders.models import Order
-    from saas.app import create_app
+    from quanyi.app import create_app
     from saas.extensions import db
     from tenants.scoping import tenant_bound
 

@@ -8,11 +8,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from catalog.signals import card_keys_arrived
+from catalog.inventory import CARD_KEYS_ARRIVED
 from orders import services
 from orders.events import OrderError
 from orders.fulfilment import fulfil_order
 from orders.models import Grant, Order, OrderEvent
+from saas import events
 from saas.extensions import db
 from saas.timeutil import frozen_time
 from tenants.models import AuditEvent
@@ -108,7 +109,7 @@ def test_no_stock_is_a_backorder_filled_in_payment_order_when_keys_arrive(app: F
         statuses = [db.session.get(Order, (shop.tenant.id, o.id)).status for o in orders]  # type: ignore[union-attr]
         assert statuses == ["fulfilled", "backordered", "backordered", "backordered"]
         add_keys(product.right, 2, prefix="NEW")
-        card_keys_arrived.send(app, tenant_id=shop.tenant.id, right_id=product.right.id)
+        events.publish(CARD_KEYS_ARRIVED, shop.tenant.id, {"right_id": product.right.id})
         db.session.expire_all()
         statuses = [db.session.get(Order, (shop.tenant.id, o.id)).status for o in orders]  # type: ignore[union-attr]
         assert statuses == ["fulfilled", "fulfilled", "fulfilled", "backordered"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from saas.app import create_app
+from quanyi.app import create_app
 from saas.config import ConfigError
 
 

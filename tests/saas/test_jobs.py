@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from saas import jobs
 from saas.extensions import db
-from saas.periodic import PERIODIC_JOBS, known_periodic_jobs
+from saas.periodic import known_periodic_jobs
 from tenants.jobruns import report_progress, start_job_run
 from tenants.models import JobRun
 from tests.conftest import jobs_through_test_redis
@@ -149,13 +149,29 @@ def test_a_coalesced_job_reaches_redis_from_the_enqueuer_thread(app: Flask) -> N
     assert queue.count == 1
 
 
-def test_every_periodic_job_is_declared_with_a_known_queue() -> None:
-    assert len({job.name for job in PERIODIC_JOBS}) == len(PERIODIC_JOBS)
-    assert all(job.queue in jobs.QUEUES and job.every_seconds >= 60 for job in PERIODIC_JOBS)
+def test_every_periodic_job_is_declared_with_a_known_queue(app: Flask) -> None:
+    registered = known_periodic_jobs(app)
+    assert len({job.name for job in registered}) == len(registered)
+    assert all(job.queue in jobs.QUEUES and job.every_seconds >= 60 for job in registered)
+
+
+def test_each_package_registers_its_periodic_jobs_on_the_app(app: Flask) -> None:
+    assert {job.name for job in known_periodic_jobs(app)} == {
+        "forget-stale-login-attempts",
+        "expire-card-keys",
+        "release-expired-reservations",
+        "subscription-reminders",
+        "subscription-lifecycle",
+        "webhook-inbox-and-outbound-retries",
+        "outbox-sweep",
+        "job-run-leases",
+        "refresh-dashboard-rollups",
+        "monthly-reconciliation",
+    }
 
 
 def test_every_periodic_job_names_a_function_that_exists(app: Flask) -> None:
-    for job in known_periodic_jobs():
+    for job in known_periodic_jobs(app):
         assert callable(jobs.resolve(job.func_path))
 
 

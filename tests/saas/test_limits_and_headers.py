@@ -122,8 +122,8 @@ def test_the_gunicorn_entry_point_trusts_forwarded_for_only_when_told(
     monkeypatch.delenv("TRUSTED_PROXY_COUNT", raising=False)
     if count is not None:
         monkeypatch.setenv("TRUSTED_PROXY_COUNT", count)
-    monkeypatch.delitem(sys.modules, "saas.wsgi", raising=False)  # the entry point the README serves
-    served = importlib.import_module("saas.wsgi").app
+    monkeypatch.delitem(sys.modules, "quanyi.wsgi", raising=False)  # the entry point the README serves
+    served = importlib.import_module("quanyi.wsgi").app
     served.add_url_rule("/__peer", "peer", lambda: request.remote_addr or "")
     with served.app_context():
         answer = served.test_client().get(

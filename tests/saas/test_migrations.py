@@ -13,7 +13,8 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import upgrade
 
-from saas.app import MIGRATIONS_DIR, create_app
+from quanyi.app import create_app
+from saas.app import MIGRATIONS_DIR
 from saas.extensions import db
 from tests.conftest import prepare_schema
 

@@ -112,7 +112,7 @@ def test_the_webhook_url_a_setup_page_shows_is_on_public_base_url(
 
 
 def test_production_refuses_to_start_without_public_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    from saas.app import create_app
+    from quanyi.app import create_app
     from saas.config import ConfigError
 
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)

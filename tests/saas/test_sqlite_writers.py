@@ -19,7 +19,7 @@ from reports.reconciliation.models import ReconciliationRun
 from reports.reconciliation.services import RunRequest
 from saas import jobs
 from saas.extensions import db
-from saas.periodic import PERIODIC_JOBS
+from saas.periodic import known_periodic_jobs
 from tenants.models import AuditEvent
 from tests.factories import PASSWORD, Shop
 from tests.reports.books import make_january_books
@@ -40,7 +40,7 @@ def _run_periodic_jobs_until(app: Flask, stop: threading.Event, errors: list[str
     """Run every periodic job, one after another as the in-process runner does, until `stop`; count rounds."""
     rounds = 0
     while not stop.is_set():
-        for job in PERIODIC_JOBS:
+        for job in known_periodic_jobs(app):
             try:
                 with app.app_context():
                     jobs.run_job(job.func_path, (), {})

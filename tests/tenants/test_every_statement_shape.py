@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import delete, exists, func, insert, select, true, update
 from sqlalchemy.orm import aliased
 
-from saas.app import create_app
+from quanyi.app import create_app
 from saas.extensions import db
 from saas.ids import new_id
 from tenants.scoping import TenantNotBound, TenantOwned, tenant_bound

@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 
 import orders.subscriptions.models  # noqa: F401
-from saas.app import create_app
+from quanyi.app import create_app
 
 # Every package's tables must be in the metadata before the PostgreSQL schema is created for the session;
 # packages import their models in init_app, so build an app once (run alone, this directory would otherwise
