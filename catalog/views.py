@@ -40,7 +40,7 @@ from saas.extensions import db
 from tenants import roles
 from tenants.context import current_tenant, requires
 from tenants.jobruns import live_status
-from tenants.lookup import get_or_404
+from tenants.lookup import find, get_or_404
 from tenants.models import JobRun
 
 bp = Blueprint("catalog", __name__, url_prefix="/t/<tenant_slug>/catalog")
@@ -479,8 +479,8 @@ def _render_import_state(upload: uploads.Upload) -> ResponseReturnValue:
             preview = inventory.preview_import(upload)
         except (CatalogError, FileFormatError) as error:
             problem = str(error)
-    run = db.session.get(JobRun, (current_tenant().id, upload.job_id)) if upload.job_id else None
-    right_found = db.session.get(Right, (current_tenant().id, upload.right_id))
+    run = find(JobRun, upload.job_id) if upload.job_id else None
+    right_found = find(Right, upload.right_id)
     return render_template(
         "catalog/import_preview.html",
         upload=upload,

@@ -33,7 +33,7 @@ from saas.ids import new_id
 from saas.uploads import read_capped
 from tenants import roles
 from tenants.context import current_tenant, requires
-from tenants.lookup import get_or_404
+from tenants.lookup import find, get_or_404
 
 bp = Blueprint("orders", __name__, url_prefix="/t/<tenant_slug>/orders")
 PAGE_SIZE = 50
@@ -95,7 +95,7 @@ def _plan_choices() -> list[tuple[int, str]]:
 def _plan_currency(plan_id: int | str | None) -> str:
     """Return the currency a plan's price is in (the tenant's when the plan is unknown)."""
     text = str(plan_id or "")
-    plan = db.session.get(Plan, (current_tenant().id, int(text))) if text.isdigit() else None
+    plan = find(Plan, int(text)) if text.isdigit() else None
     return plan.currency if plan is not None else current_tenant().currency
 
 
@@ -381,7 +381,7 @@ def merge_customer(customer_id: int) -> ResponseReturnValue:
     keep = get_or_404(Customer, customer_id)
     form = MergeForm()
     other_id = (form.other_id.data or "").strip()
-    other = db.session.get(Customer, (current_tenant().id, int(other_id))) if other_id.isdigit() else None
+    other = find(Customer, int(other_id)) if other_id.isdigit() else None
     if other is None:
         flash(_("No customer with that id."), "error")
         return redirect(url_for("orders.customer", customer_id=customer_id))
