@@ -18,6 +18,7 @@ from saas import money
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import roles
+from tenants.audit import current_actor
 from tenants.context import current_tenant, requires
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/t/<tenant_slug>/subscriptions")
@@ -226,6 +227,4 @@ def edit_policy(plan_id: int) -> ResponseReturnValue:
 
 
 def _actor() -> str:
-    from tenants.audit import current_actor
-
     return current_actor()[1]
