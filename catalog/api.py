@@ -6,6 +6,7 @@ shown masked here: there is no plaintext export.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from typing import Any, Literal
 
@@ -789,8 +790,6 @@ def confirm_import(upload_token: str, body: ImportOptionsIn) -> ImportOut:
     errors=(404,),
 )
 def get_import_rejections(upload_token: str) -> RejectionReportOut:
-    import csv
-
     upload = _upload(upload_token)
     items: list[RejectionOut] = []
     total = 0

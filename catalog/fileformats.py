@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from charset_normalizer import from_bytes
 from flask_babel import lazy_gettext as _l
 
 SAMPLE_BYTES = 256 * 1024
@@ -256,7 +257,6 @@ def _looks_like_text(head: bytes) -> bool:
         except UnicodeDecodeError:
             continue
         return not any((ord(c) < 32 and c not in _TEXT_CONTROLS) or c == "\x7f" for c in text)
-    from charset_normalizer import from_bytes
 
     return from_bytes(sample).best() is not None
 
@@ -280,7 +280,6 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8"
     if _decodes(sample, "gb18030"):
         return "gb18030"
-    from charset_normalizer import from_bytes
 
     best = from_bytes(sample).best()
     if best is None:

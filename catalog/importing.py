@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask_babel import gettext as _
+from psycopg import errors
 
 from catalog import fileformats, keyring
 from catalog.fileformats import ImportFormat, Rejection, RowChecker
@@ -31,6 +32,7 @@ from saas.extensions import db, immediate_transaction
 from saas.ids import new_id
 from saas.timeutil import utcnow
 from tenants import audit
+from tenants.models import Tenant
 from tenants.scoping import current_tenant_id, tenant_sql
 
 ProgressCallback = Callable[[float, str], None]
@@ -199,8 +201,6 @@ def _raw_connection() -> Any:
 
 def _copy_straight_into_stock(run: _Run) -> None:
     """PostgreSQL fast path: COPY the keys into card_keys; _DuplicatesFound if any key is not new."""
-    from psycopg import errors
-
     max_deliveries = run.right.max_deliveries if run.right.reusable else 1
     fixed_head = (run.batch.tenant_id,)
     right_id, batch_id, now = run.right.id, run.batch.id, run.now
@@ -455,7 +455,5 @@ def _record_counts(batch: CardKeyBatch, outcome: ImportOutcome) -> None:
 
 
 def _tenant_zone() -> str:
-    from tenants.models import Tenant
-
     tenant = db.session.get(Tenant, current_tenant_id())
     return tenant.time_zone if tenant else "UTC"

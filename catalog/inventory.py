@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from flask import current_app
@@ -538,8 +539,6 @@ def import_local_file(
     Raises ImportFailed (nothing written) when the import is refused, FileFormatError when the file
     cannot be read at all.
     """
-    from pathlib import Path
-
     path = Path(path)
     right = _card_key_right(right_id)
     supplier = (supplier or "").strip()

@@ -25,6 +25,7 @@ from catalog.models import (
     Plan,
     Right,
 )
+from catalog.stock import check_low_stock
 from saas import money
 from saas.extensions import db
 from saas.timeutil import utcnow
@@ -227,8 +228,6 @@ def update_right(right: Right, fields: dict[str, Any]) -> Right:
 
 def set_low_stock_threshold(right: Right, threshold: int | None) -> str | None:
     """Set (or clear, with None) the stock level below which the right raises an alert."""
-    from catalog.stock import check_low_stock
-
     if right.kind != "card_key":
         raise CatalogError(_("Only card-key rights have stock."))
     right.low_stock_threshold = _check_optional_whole(threshold, _("Threshold"), maximum=10**9)

@@ -22,6 +22,8 @@ from flask import current_app
 from saas.extensions import db
 from saas.timeutil import utcnow
 from saas.uploads import capped
+from tenants.jobruns import error_text
+from tenants.models import JobRun
 from tenants.scoping import current_tenant_id
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
@@ -133,9 +135,6 @@ def _follow_lost_run(upload: Upload) -> None:
 
     The import is one transaction, so a dead worker left nothing behind; the upload opens again.
     """
-    from tenants.jobruns import error_text
-    from tenants.models import JobRun
-
     if upload.state != "importing" or upload.job_id is None:
         return
     run = db.session.get(JobRun, (current_tenant_id(), upload.job_id))

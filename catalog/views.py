@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_t
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog import fileformats, inventory, services, stock, uploads
 from catalog.fileformats import FileFormatError
@@ -516,7 +516,6 @@ def import_rejections(upload_token: str) -> ResponseReturnValue:
 def batch(batch_id: int) -> ResponseReturnValue:
     found = get_or_404(CardKeyBatch, batch_id)
     counts = dict.fromkeys(KEY_STATUSES, 0)
-    from sqlalchemy import func
 
     for status, count in db.session.execute(
         select(CardKey.status, func.count()).where(CardKey.batch_id == found.id).group_by(CardKey.status)

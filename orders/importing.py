@@ -1,4 +1,10 @@
-"""CSV upload of orders (a marketplace export, a distributor's list): one order per row, idempotent."""
+"""CSV upload of orders (a marketplace export, a distributor's list): one order per row, idempotent.
+
+Rows name a plan by its id and are created here, directly, as back-office orders. Its sibling is
+`integrations.csv_orders`, the CSV channel: rows name a SKU, several rows make one order, and each order
+goes through the webhook inbox like any channel's delivery (SKU mapping, prices held for review). The two
+are separate for now; a change to one should look at the other.
+"""
 
 from __future__ import annotations
 

@@ -24,8 +24,9 @@ from orders.forms import (
     RefundForm,
     UploadForm,
 )
+from orders.fulfilment import fulfil_order
 from orders.models import ORDER_STATUSES, Customer, Grant, Order, Redemption
-from orders.queries import order_page_data
+from orders.queries import customer_page_data, order_page_data
 from saas import labels, money
 from saas.bounds import in_bigint_range
 from saas.extensions import db
@@ -186,7 +187,6 @@ def pay(order_id: int) -> ResponseReturnValue:
 @requires(roles.ORDERS_MANAGE)
 def fulfil(order_id: int) -> ResponseReturnValue:
     get_or_404(Order, order_id)
-    from orders.fulfilment import fulfil_order
 
     result = fulfil_order(order_id, reason=_("fulfilled from the back office"))
     flash(_("Fulfilled.") if result.acted else _("Nothing to fulfil."), "info")
@@ -338,8 +338,6 @@ def customers() -> ResponseReturnValue:
 @login_required
 @requires(roles.ORDERS_VIEW)
 def customer(customer_id: int) -> ResponseReturnValue:
-    from orders.queries import customer_page_data
-
     record = get_or_404(Customer, customer_id)
     return render_template(
         "orders/customer.html",

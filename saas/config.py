@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -195,7 +196,6 @@ def _instance_secret(instance_path: Path, name: str) -> str:
     if path.exists():
         return path.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
-    import base64
 
     value = base64.b64encode(secrets.token_bytes(32)).decode()
     path.write_text(value + "\n")

@@ -106,26 +106,56 @@ def _sqlite_begin(conn: Any) -> None:
         conn.info["sqlite_immediate"] = immediate  # what this transaction holds, for immediate_transaction
 
 
+class UncommittedWrites(RuntimeError):
+    """A use case asked for the write lock while writes of an earlier step were still uncommitted."""
+
+
+_WROTE = "quanyi.wrote"  # Session.info flag: this transaction flushed a write
+
+
+@event.listens_for(Session, "after_flush")
+def _note_the_write(session: Session, flush_context: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_the_write(session: Session) -> None:
+    session.info.pop(_WROTE, None)
+
+
+def has_uncommitted_writes(session: Session) -> bool:
+    """Tell whether `session`'s transaction holds writes not yet committed (flushed or pending)."""
+    return bool(session.info.get(_WROTE) or session.new or session.dirty or session.deleted)
+
+
 @contextmanager
 def immediate_transaction(session: Session | None = None) -> Iterator[Session]:
     """Run the block in a transaction that holds the write lock from its first statement.
 
-    On SQLite this is `BEGIN IMMEDIATE` (a deferred transaction that upgrades to a writer fails with
-    "database is locked" under concurrency); on PostgreSQL it is an ordinary transaction, where the
-    statements themselves lock rows (`FOR UPDATE SKIP LOCKED`). The caller commits.
+    The one transaction helper of a use case that allocates or claims. On SQLite this is `BEGIN IMMEDIATE`
+    (a deferred transaction that upgrades to a writer fails with "database is locked" under concurrency);
+    on PostgreSQL it is the ordinary transaction, where the statements themselves lock rows (`FOR UPDATE
+    SKIP LOCKED`). The caller, a service, commits: see "Services own the commit" in the README.
 
-    Nesting-aware: inside a transaction that already holds SQLite's write lock (a request, job or command
-    under `write_intent`, or an enclosing `immediate_transaction`) the block joins it. Otherwise an open
-    transaction is committed first, since a deferred one cannot safely become a writer.
+    Nesting-aware: inside a transaction that holds the write lock already (a request, job or command under
+    `write_intent`, an enclosing `immediate_transaction`, any transaction on PostgreSQL) the block joins it.
+    An open SQLite transaction that only read is ended first (a deferred one cannot safely become a writer);
+    one that wrote raises `UncommittedWrites` rather than committing another step's work unseen.
     """
     active: Any = session if session is not None else db.session
     if hasattr(active, "registry"):  # a scoped_session: act on the current session itself
         active = active()
     if active.in_transaction():
-        if active.connection().info.get("sqlite_immediate"):
+        connection = active.connection()
+        if connection.dialect.name != "sqlite" or connection.info.get("sqlite_immediate"):
             yield active
             return
-        active.commit()
+        if has_uncommitted_writes(active):
+            raise UncommittedWrites(
+                "commit (or roll back) the earlier step before this one takes the write lock"
+            )
+        active.commit()  # ends a read: nothing is written
     active.connection(execution_options={"sqlite_immediate": True})
     yield active
 

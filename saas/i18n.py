@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
-from flask_babel import refresh
+from flask_babel import get_locale, refresh
 from flask_login import current_user
 
 from saas.extensions import babel
@@ -75,6 +75,5 @@ def init_app(app: Flask) -> None:
     """Bind Flask-Babel with our selector and translation folder."""
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
     babel.init_app(app, locale_selector=select_locale)
-    from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale

@@ -35,7 +35,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from saas import outbox
+from saas import outbox, shortlinks
 from saas.ids import new_id
 from saas.phones import national_number, phone_or_none
 
@@ -376,8 +376,6 @@ class SmsTransport:
 
 def init_app(app: Flask) -> None:
     """Register SMS as the outbox's `sms` transport and the short links' `/m/<code>`."""
-    from saas import shortlinks
-
     app.config.setdefault("SMS_DIR", str(Path(app.instance_path) / "sms"))
     if app.config.get("SMS_URL"):
         parse_sms_url(app.config["SMS_URL"])  # a wrong SMS_URL stops the start, not the first delivery

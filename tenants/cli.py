@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from saas.jobs import InlineRunner
 from tenants import demo, services
 
 
@@ -20,10 +21,6 @@ from tenants import demo, services
 @with_appcontext
 def demo_command(in_production: bool) -> None:
     """Create the demo tenant with a member of each role (idempotent) and print the logins."""
-    from flask import current_app
-
-    from saas.jobs import InlineRunner
-
     production = current_app.config["ENV_NAME"] == "production"
     if production and not in_production:
         raise click.ClickException(

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, flash, g, redirect, request, url_for
+from flask import Flask, abort, current_app, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -104,11 +104,12 @@ def _pull_tenant_slug(endpoint: str | None, values: dict[str, Any] | None) -> No
 
 def _add_tenant_slug(endpoint: str, values: dict[str, Any]) -> None:
     tenant = g.get("tenant")
-    if tenant is not None and "tenant_slug" not in values:
-        from flask import current_app
-
-        if current_app.url_map.is_endpoint_expecting(endpoint, "tenant_slug"):
-            values["tenant_slug"] = tenant.slug
+    if (
+        tenant is not None
+        and "tenant_slug" not in values
+        and current_app.url_map.is_endpoint_expecting(endpoint, "tenant_slug")
+    ):
+        values["tenant_slug"] = tenant.slug
 
 
 def _resolve_tenant() -> Any:

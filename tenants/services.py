@@ -9,6 +9,7 @@ from zoneinfo import available_timezones
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_login import current_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
@@ -222,8 +223,6 @@ def invite(tenant: Tenant, actor_role: str, email: str, role: str) -> Invitation
 
 
 def _current_user_id() -> int | None:
-    from flask_login import current_user
-
     return current_user.id if current_user and current_user.is_authenticated else None
 
 

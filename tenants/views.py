@@ -22,7 +22,7 @@ from saas import sms
 from saas.extensions import db
 from tenants import roles, services
 from tenants.checklist import checklist_status
-from tenants.context import current_role, current_tenant, requires
+from tenants.context import can, current_role, current_tenant, requires
 from tenants.forms import (
     AcceptInvitationForm,
     ApiKeyForm,
@@ -324,16 +324,12 @@ def job_status(job_id: int) -> ResponseReturnValue:
 
 def tenant_nav_permission(endpoint: str) -> str | None:
     """Return the permission an endpoint needs (for hiding navigation a role cannot use)."""
-    from flask import current_app
-
     view = current_app.view_functions.get(endpoint)
     return getattr(view, "required_permission", None)
 
 
 @tenant_bp.app_context_processor
 def _inject_tenant() -> dict[str, object]:
-    from tenants.context import can
-
     return {
         "tenant": g.get("tenant"),
         "membership": g.get("membership"),

@@ -174,3 +174,91 @@ def test_signals_are_sent_one_way_through_saas_events() -> None:
             if any(name.split(".")[0] == "blinker" for name in names) and module != "saas.events":
                 offenders.append(f"{module}:{node.lineno}")
     assert offenders == []
+
+
+# ---------------------------------------------------------------- services own the commit
+
+# Where a commit belongs (by file name ending): a use case (`services.py`), a job (`tasks.py`,
+# `rollup_tasks.py`), a command (`cli.py`), demo data
+# (`demo.py`), the transaction helper itself and the fan-out over tenants.
+COMMITTING_ROLES = ("services.py", "tasks.py", "cli.py", "demo.py")
+COMMITTING_MODULES = {"saas.extensions", "tenants.fanout"}
+# Modules that commit although they are none of the above, each with the reason. A module that stops
+# committing must leave this list (tested), so it only ever shrinks.
+COMMITS_ALLOWED_ELSEWHERE = {
+    # Use-case modules of a sub-domain: each is the services layer of its part, named after it.
+    "catalog.inventory": "use cases of card-key inventory (imports, void, reveal)",
+    "catalog.importing": "the card-key import's batch transaction (BEGIN IMMEDIATE, one commit per import)",
+    "catalog.stock": "the low-stock alert fires once: its conditional UPDATE is committed before the mail",
+    "catalog.keyring": "a tenant's data keys are committed before the long transaction that needs them",
+    "orders.fulfilment": "use case: fulfil an order, fill backorders",
+    "orders.redemption": "use case: redeem a grant",
+    "orders.refunds": "use case: refund an order",
+    "orders.delivery": "use case: deliver and resend",
+    "orders.topup": "use case: a direct top-up, committed around the supplier call",
+    "orders.customers": "use case: customers and their contact details",
+    "orders.subscriptions.cancellation": "use case: cancel a subscription",
+    "orders.subscriptions.reminders": "use case: send renewal reminders, once each",
+    "orders.subscriptions.policy": "use case: save a plan's subscription policy",
+    "orders.subscriptions.selfservice": "use case: the customer's own renewals and cancellation",
+    "integrations.channels": "use cases of channels and SKU mappings",
+    "integrations.outbound": "use cases of outbound webhooks (endpoints, deliveries, attempts)",
+    "integrations.inbox": "the inbox drain: a batch per transaction, a savepoint per failed delivery",
+    "integrations.receiving": "the webhook endpoint stores a delivery before it answers the platform",
+    "integrations.csv_orders": "use case: a CSV upload of orders through the inbox",
+    "reports.reconciliation": "use case: create a reconciliation run",
+    "reports.settlement": "use case: import a channel's settlement file",
+    "reports.rollups": "the rollup rebuild and refresh commit the rows they fold",
+    # The platform's plumbing: these commit for a reason of their own.
+    "saas.outbox": "the outbox claims and settles each message around the network call",
+    "saas.shortlinks": "the outbox composes an SMS in a read it rolls back: the link must be durable first",
+    "tenants.outbox": "`queue_mail` / `queue_sms`: record, commit and send a message (its own use case)",
+    "tenants.jobruns": "a job run's status and heartbeat are committed while its job works",
+    "integrations.hook_targets": "TO FIX: commits a read to end it before the delivery's own transaction",
+}
+
+
+def _commit_lines(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "commit"
+        and not node.args
+    ]
+
+
+def _may_commit(module: str, path: Path) -> bool:
+    return (
+        path.name.endswith(COMMITTING_ROLES)
+        or module in COMMITTING_MODULES
+        or module in COMMITS_ALLOWED_ELSEWHERE
+    )
+
+
+def test_services_own_the_commit() -> None:
+    """A commit outside a service, job, command or the transaction helper is a bug or needs its reason."""
+    offenders = [
+        f"{module}:{line}"
+        for module, path in app_modules().items()
+        if not _may_commit(module, path)
+        for line in _commit_lines(path)
+    ]
+    assert offenders == []
+
+
+def test_every_module_allowed_to_commit_elsewhere_still_does() -> None:
+    modules = app_modules()
+    stale = [module for module in COMMITS_ALLOWED_ELSEWHERE if not _commit_lines(modules[module])]
+    assert stale == []
+
+
+def test_no_view_or_api_module_commits() -> None:
+    committing = [
+        module
+        for module, path in app_modules().items()
+        if path.name in ("views.py", "api.py", "models.py", "forms.py") and _commit_lines(path)
+    ]
+    assert committing == []

@@ -22,8 +22,10 @@ from sqlalchemy import Select, and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Plan
+from orders.customers import surviving
 from orders.events import OrderError, actor_label
 from orders.models import Customer, CustomerExternalId, Grant, Order, OrderLine
+from orders.services import CustomerInfo, LineRequest, OrderRequest, create_order
 from orders.subscriptions.models import (
     LIVE_STATUSES,
     Subscription,
@@ -157,8 +159,6 @@ def period_grants(period: SubscriptionPeriod) -> list[Grant]:
 
 def customer_of(subscription: Subscription) -> Customer | None:
     """Return the subscription's customer (following merges)."""
-    from orders.customers import surviving
-
     if subscription.customer_id is None:
         return None
     customer = db.session.get(Customer, (subscription.tenant_id, subscription.customer_id))
@@ -614,9 +614,7 @@ def _check_renewal_order(subscription: Subscription, order_id: int) -> None:
         raise SubscriptionError(_("That order started a subscription of its own; it cannot pay a renewal."))
 
 
-def _customer_info(subscription: Subscription, channel: str) -> object:
-    from orders.services import CustomerInfo
-
+def _customer_info(subscription: Subscription, channel: str) -> CustomerInfo:
     customer = customer_of(subscription)
     if customer is None:
         raise SubscriptionError(_("The subscription has no customer to deliver to."))
@@ -628,16 +626,14 @@ def _customer_info(subscription: Subscription, channel: str) -> object:
     return CustomerInfo(email=customer.email, phone=customer.phone, name=customer.name, external_id=external)
 
 
-def _renewal_order_request(renewal: SubscriptionRenewal) -> object:
-    from orders.services import LineRequest, OrderRequest
-
+def _renewal_order_request(renewal: SubscriptionRenewal) -> OrderRequest:
     subscription = get_subscription(renewal.subscription_id)
     assert subscription is not None
     return OrderRequest(
         channel=renewal.order_channel,
         external_id=renewal.order_external_id,
         source=ORDER_SOURCE_OF_CHANNEL.get(renewal.order_channel, "channel"),
-        customer=_customer_info(subscription, renewal.order_channel),  # type: ignore[arg-type]
+        customer=_customer_info(subscription, renewal.order_channel),
         lines=[
             LineRequest(
                 subscription.plan_id,
@@ -659,12 +655,10 @@ def _ensure_renewal_order(renewal: SubscriptionRenewal) -> None:
     The order is created (and paid, fulfilled, delivered) by the orders services in their own transactions;
     creating it again for the same renewal returns the same order (its channel and external id are fixed).
     """
-    from orders.services import create_order
-
     renewal_id, order_id = renewal.id, renewal.order_id
     if order_id is None:
         try:
-            order_id = create_order(_renewal_order_request(renewal)).order.id  # type: ignore[arg-type]
+            order_id = create_order(_renewal_order_request(renewal)).order.id
         except OrderError as error:
             audit.record(
                 "subscription.renewal_order_failed",

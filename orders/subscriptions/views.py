@@ -18,6 +18,7 @@ from saas import money
 from saas.extensions import db
 from saas.timeutil import utcnow
 from tenants import roles
+from tenants.audit import current_actor
 from tenants.context import requires
 from tenants.lookup import get_or_404
 
@@ -213,6 +214,4 @@ def edit_policy(plan_id: int) -> ResponseReturnValue:
 
 
 def _actor() -> str:
-    from tenants.audit import current_actor
-
     return current_actor()[1]

@@ -17,6 +17,7 @@ negative, so the differences are typed the same way.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import shutil
 from collections.abc import Iterator
@@ -348,8 +349,6 @@ def upload_settlement(
 
 
 def _copy(stream: IO[bytes], target: Path) -> tuple[str, int]:
-    import hashlib
-
     digest, size = hashlib.sha256(), 0
     with target.open("wb") as out:
         while chunk := stream.read(1 << 20):

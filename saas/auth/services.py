@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from saas import outbox
+from saas.auth import two_factor
 from saas.auth.models import LoginAttempts, User, normalise_email
 from saas.extensions import db, immediate_transaction, is_postgres
 from saas.links import public_url
@@ -217,8 +218,6 @@ def check_login_code(user: User, code: str) -> bool:
 
     AccountLocked when the account has no attempt left, whatever address the codes come from.
     """
-    from saas.auth import two_factor
-
     claim_login_attempt(user.email)
     accepted = two_factor.verify_code(user, code)
     if accepted:
@@ -232,8 +231,6 @@ def check_login_code(user: User, code: str) -> bool:
 
 def turn_on_two_factor(user: User, secret: str, code: str) -> bool:
     """Enable two-factor once the user's app shows the right code for `secret`."""
-    from saas.auth import two_factor
-
     if not two_factor.enable(user, secret, code):
         return False
     db.session.commit()
@@ -242,8 +239,6 @@ def turn_on_two_factor(user: User, secret: str, code: str) -> bool:
 
 def turn_off_two_factor(user: User, code: str) -> bool:
     """Disable two-factor after checking a current code (counted like login codes: AccountLocked)."""
-    from saas.auth import two_factor
-
     claim_login_attempt(user.email)  # a stolen session may not guess its way past the second factor
     if not two_factor.verify_code(user, code):
         db.session.rollback()
