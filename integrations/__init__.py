@@ -7,12 +7,13 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the back office, the public webhook route, the API, the outbound signals and the demo step."""
-    from integrations import api, channels, demo, hooks, receivers, views
+    from integrations import api, channels, demo, receivers, views
+    from integrations.inbound import webhooks
     from tenants.checklist import register_checklist_item
     from tenants.demo import DEMO_STEPS
 
     app.register_blueprint(views.bp)
-    hooks.init_app(app)
+    webhooks.init_app(app)
     app.register_blueprint(api.bp)
     receivers.connect_signals()
     register_checklist_item("channel", "integrations.channels", lambda: channels.channel_count() > 0)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from catalog.models import Bundle, Plan
 from integrations import channels as channel_service
-from integrations import csv_orders, inbox, outbound
+from integrations import inbox, outbound
 from integrations.adapters import ADAPTERS, adapter_for, channel_kinds
 from integrations.channels import ChannelError, ChannelSettings, SpendEntry
 from integrations.forms import (
@@ -29,6 +29,7 @@ from integrations.forms import (
     SpendUploadForm,
     UploadForm,
 )
+from integrations.inbound import csv_upload
 from integrations.models import (
     INBOX_STATUSES,
     Channel,
@@ -361,7 +362,7 @@ def upload_orders(channel_id: int) -> ResponseReturnValue:
         flash(_("Choose a CSV file."), "error")
         return redirect(url_for("integrations.channel", channel_id=channel_id))
     try:
-        result = csv_orders.upload_orders_csv(found, read_capped(form.file.data.stream, "order_csv"))
+        result = csv_upload.upload_orders_csv(found, read_capped(form.file.data.stream, "order_csv"))
     except ChannelError as error:
         flash(str(error), "error")
     else:
