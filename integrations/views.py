@@ -30,6 +30,7 @@ from integrations.forms import (
     UploadForm,
 )
 from integrations.inbound import csv_upload
+from integrations.inbound.progress import inbox_progress
 from integrations.models import (
     INBOX_STATUSES,
     Channel,
@@ -176,6 +177,7 @@ def channel(channel_id: int) -> ResponseReturnValue:
         credentials_form=CredentialsForm(),
         upload_form=UploadForm(),
         counts=channel_service.inbox_counts(found.id),
+        progress=inbox_progress(found.id).as_json(),
         attention=attention,
         recent=recent,
         orders=_orders_of(attention + recent),
@@ -183,6 +185,15 @@ def channel(channel_id: int) -> ResponseReturnValue:
         spend=channel_service.spend_rows(found.id, limit=14),
         categories=CATEGORY_LABELS,
     )
+
+
+@bp.route("/<int:channel_id>/progress")
+@login_required
+@requires(roles.CHANNELS_VIEW)
+def channel_progress(channel_id: int) -> ResponseReturnValue:
+    """The channel page's live figures: backlog, drain rate, oldest waiting delivery (polled as JSON)."""
+    found = _get_or_404(Channel, channel_id)
+    return jsonify(inbox_progress(found.id).as_json())
 
 
 def _orders_of(rows: list[InboxDelivery]) -> dict[int, Order]:
