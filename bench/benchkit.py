@@ -119,6 +119,8 @@ class Children:
         atexit.register(self.stop_all)
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _exit_on_signal)
+        # A shell without job control starts a background command with SIGINT ignored: take it back.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def start(self, args: list[str], **options: Any) -> subprocess.Popen[bytes]:
         process: subprocess.Popen[bytes] = subprocess.Popen(args, start_new_session=True, **options)
