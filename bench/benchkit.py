@@ -141,6 +141,9 @@ class Children:
         _signal_session(process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=5)
+        deadline = time.monotonic() + 5  # a killed process takes a moment to be gone
+        while session_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def stop_all(self) -> None:
         while self.processes:
