@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchkit, also when gunicorn imports this module
-from benchkit import MASTER_KEY, OUT, ROOT, make_app
+from benchkit import MASTER_KEY, OUT, ROOT, Children, make_app
 
 sys.path.insert(0, str(ROOT))
 
@@ -179,8 +179,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gunicorn(target: str, env: dict[str, str], port: int, threads: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
+def start_gunicorn(
+    children: Children, target: str, env: dict[str, str], port: int, threads: int
+) -> subprocess.Popen[bytes]:
+    process = children.start(
         [
             str(BIN / "gunicorn"),
             "-w",
@@ -210,16 +212,8 @@ def start_gunicorn(target: str, env: dict[str, str], port: int, threads: int) ->
                 return process
         except OSError:
             time.sleep(0.2)
-    process.kill()
+    children.stop(process)
     raise SystemExit(f"gunicorn did not start: {process.stderr.read().decode() if process.stderr else ''}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 # ---------------------------------------------------------------- load
@@ -398,9 +392,9 @@ def inbox_and_orders(
     return keys, {str(k): int(v) for k, v in statuses.items()}, fulfilled
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_worker(children: Children, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = (OUT / "webhooks-worker.log").open("wb")
-    return subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=log, stderr=subprocess.STDOUT)
+    return children.start([sys.executable, "-c", WORKER], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def main() -> None:
@@ -427,7 +421,7 @@ def main() -> None:
     name = f"quanyi_bench_webhooks_{uuid.uuid4().hex[:8]}"
     admin_execute(base, f'CREATE DATABASE "{name}"')
     url = database_url(base, name)
-    processes: list[subprocess.Popen[bytes]] = []
+    children = Children()  # every process started below is stopped with its descendants, whatever happens
     try:
         env = app_env(url, redis_url)
         subprocess.run([str(BIN / "quanyi"), "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -445,11 +439,11 @@ def main() -> None:
         servers = {}
         for app, target in (("ref", "bench.webhooks:reference_app()"), ("ours", "wsgi:app")):
             servers[app] = free_port()  # taken by this gunicorn before the next port is picked
-            processes.append(start_gunicorn(target, env, servers[app], options.server_threads))
+            start_gunicorn(children, target, env, servers[app], options.server_threads)
         ref_port, our_port = servers["ref"], servers["ours"]
         warmed = {"ref": warm_up(ref_port, path), "ours": warm_up(our_port, path)}
         if options.worker_during_load and redis_url and not options.no_worker:
-            processes.append(start_worker(env))
+            start_worker(children, env)
         turns: dict[str, list[dict[str, Any]]] = {"ref": [], "ours": []}
         seconds = options.seconds / options.rounds
         for round_index in range(options.rounds):
@@ -469,7 +463,7 @@ def main() -> None:
         keys, _statuses, _done = inbox_and_orders(url, tenant_id, channel_id, public_id)
         lost = len(acknowledged - keys)
         if redis_url and not options.no_worker and not options.worker_during_load:
-            processes.append(start_worker(env))
+            start_worker(children, env)
         wanted = {str(order_id) for order_id in ours["acknowledged"]}
         deadline = time.monotonic() + (0 if options.no_worker else options.drain_timeout)
         drain_started = last_analyzed = time.monotonic()
@@ -496,8 +490,7 @@ def main() -> None:
             flush=True,
         )
     finally:
-        for process in processes:
-            stop(process)
+        children.stop_all()
         if not options.keep:
             admin_execute(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from integrations import api, channels, demo, hooks, receivers, views
+from integrations import api, channels, demo, receivers, views
+from integrations.inbound import webhooks
 from saas.periodic import PeriodicJob, register_periodic_job
 from tenants.checklist import register_checklist_item
 from tenants.demo import register_demo_step
@@ -13,7 +14,7 @@ from tenants.demo import register_demo_step
 def init_app(app: Flask) -> None:
     """Register the back office, the webhook route, the API, the signal receivers, periodic job, demo step."""
     app.register_blueprint(views.bp)
-    hooks.init_app(app)
+    webhooks.init_app(app)
     app.register_blueprint(api.bp)
     receivers.connect_signals()
     register_periodic_job(

@@ -21,9 +21,10 @@ from sqlalchemy import func, select
 
 from catalog import keyring
 from catalog.models import Plan
-from integrations import hook_targets, secretbox
+from integrations import secretbox
 from integrations.adapters import ADAPTERS, adapter_for, platform_keys
 from integrations.adapters.base import InvalidCredentials
+from integrations.inbound import targets as webhook_targets
 from integrations.models import (
     CHANNEL_STATUSES,
     INBOX_STATUSES,
@@ -311,7 +312,7 @@ def update_channel(channel: Channel, values: ChannelSettings) -> None:
 
 def _tell_webhook_endpoint(channel: Channel) -> None:
     """Make this process's webhook endpoint read the channel again (status or secrets changed)."""
-    hook_targets.forget(channel.public_id)
+    webhook_targets.forget(channel.public_id)
 
 
 def order_fee(channel: Channel, total: int) -> int:

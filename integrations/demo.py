@@ -12,8 +12,8 @@ from catalog.models import Bundle, Plan
 from integrations import channels, inbox
 from integrations.adapters.base import Envelope
 from integrations.channels import ChannelSettings, SpendEntry
+from integrations.inbound.store import store
 from integrations.models import Channel
-from integrations.receiving import store
 from saas import money
 from saas.extensions import db
 from saas.timeutil import to_zone, utcnow

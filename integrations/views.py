@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from catalog.models import Bundle, Plan
 from integrations import channels as channel_service
-from integrations import csv_orders, inbox, outbound
+from integrations import inbox, outbound
 from integrations.adapters import ADAPTERS, adapter_for, channel_kinds
 from integrations.channels import ChannelError, ChannelSettings, SpendEntry
 from integrations.forms import (
@@ -29,6 +29,8 @@ from integrations.forms import (
     SpendUploadForm,
     UploadForm,
 )
+from integrations.inbound import csv_upload
+from integrations.inbound.progress import inbox_progress
 from integrations.models import (
     INBOX_STATUSES,
     Channel,
@@ -169,6 +171,7 @@ def channel(channel_id: int) -> ResponseReturnValue:
         credentials_form=CredentialsForm(),
         upload_form=UploadForm(),
         counts=channel_service.inbox_counts(found.id),
+        progress=inbox_progress(found.id).as_json(),
         attention=attention,
         recent=recent,
         orders=_orders_of(attention + recent),
@@ -176,6 +179,15 @@ def channel(channel_id: int) -> ResponseReturnValue:
         spend=channel_service.spend_rows(found.id, limit=14),
         categories=CATEGORY_LABELS,
     )
+
+
+@bp.route("/<int:channel_id>/progress")
+@login_required
+@requires(roles.CHANNELS_VIEW)
+def channel_progress(channel_id: int) -> ResponseReturnValue:
+    """The channel page's live figures: backlog, drain rate, oldest waiting delivery (polled as JSON)."""
+    found = _get_or_404(Channel, channel_id)
+    return jsonify(inbox_progress(found.id).as_json())
 
 
 def _orders_of(rows: list[InboxDelivery]) -> dict[int, Order]:
@@ -355,7 +367,7 @@ def upload_orders(channel_id: int) -> ResponseReturnValue:
         flash(_("Choose a CSV file."), "error")
         return redirect(url_for("integrations.channel", channel_id=channel_id))
     try:
-        result = csv_orders.upload_orders_csv(found, read_capped(form.file.data.stream, "order_csv"))
+        result = csv_upload.upload_orders_csv(found, read_capped(form.file.data.stream, "order_csv"))
     except ChannelError as error:
         flash(str(error), "error")
     else:

@@ -43,7 +43,7 @@ def test_after_the_connections_are_terminated_the_next_requests_succeed(
     channel_id, public_id = connected(shop)
     login(client, shop.owner)
     assert client.get("/t/acme/orders/").status_code == 200
-    # The webhook endpoint's own connection (integrations.hook_inbox) is open too, and will die.
+    # The webhook endpoint stores through the pool like every request: its connection will die too.
     assert f.shopify(f.shopify_order(9399)).post(client, f"/hooks/{public_id}").status_code == 200
     db.session.commit()  # the test's own connection goes back to the pool, where it will die too
     assert terminate_app_connections(app) >= 2

@@ -7,19 +7,20 @@ import json
 import threading
 from typing import Any
 
-import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
+from sqlalchemy.exc import DataError
 
-from integrations import channels, hook_inbox, hook_targets, receiving
+from integrations import channels
+from integrations.adapters.base import Envelope
 from integrations.channels import ChannelSettings
+from integrations.inbound import store, targets
 from integrations.models import Channel
 from saas import jobs
 from saas.extensions import db
-from saas.ids import new_id
-from saas.timeutil import frozen_time, utcnow
+from saas.timeutil import frozen_time
 from tests.conftest import jobs_through_test_redis
 from tests.factories import Shop
 from tests.integrations import factories as f
@@ -59,15 +60,15 @@ def test_a_channel_paused_by_another_server_process_is_refused_within_the_target
         db.session.execute(update(Channel).where(Channel.id == channel_id).values(status="paused"))
         db.session.commit()
     assert f.shopify(f.shopify_order(6201)).post(client, f"/hooks/{public_id}").status_code == 200
-    later = hook_targets.time.monotonic() + app.config["WEBHOOK_TARGET_SECONDS"] + 0.1
-    monkeypatch.setattr(hook_targets.time, "monotonic", lambda: later)
+    later = targets.time.monotonic() + app.config["WEBHOOK_TARGET_SECONDS"] + 0.1
+    monkeypatch.setattr(targets.time, "monotonic", lambda: later)
     assert f.shopify(f.shopify_order(6202)).post(client, f"/hooks/{public_id}").status_code == 503
 
 
 def test_an_unknown_channel_is_not_remembered(client: FlaskClient, shop: Shop) -> None:
     """A 404 for a URL must not stick once the channel exists (and must not fill memory)."""
     assert f.shopify(f.shopify_order(6300)).post(client, "/hooks/shopify_notyetthere").status_code == 404
-    assert hook_targets.lookup("shopify_notyetthere") is None
+    assert targets.lookup("shopify_notyetthere") is None
 
 
 @pytest.mark.postgres
@@ -165,7 +166,7 @@ def test_a_delivery_that_fails_unexpectedly_is_answered_500_and_not_acknowledged
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("the inbox is unwell")
 
-    monkeypatch.setattr("integrations.receiving.new_id", broken)
+    monkeypatch.setattr("integrations.inbound.store.new_id", broken)
     failed = f.shopify(f.shopify_order(6950)).post(client, f"/hooks/{public_id}")
     assert failed.status_code == 500 and failed.json["code"] == "internal_error"
     assert statuses(shop, channel_id) == []
@@ -196,29 +197,22 @@ def test_a_delivery_is_stored_exactly_as_it_was_sent(client: FlaskClient, shop: 
 def test_a_row_the_database_refuses_raises_its_error_and_the_next_one_is_stored(
     app: Flask, shop: Shop, on_postgres: None
 ) -> None:
-    """The inbox's own connection raises what the driver would, and stays usable for the next delivery."""
+    """The store raises what the database refused, stores the next delivery, and counts its copy."""
     channel_id, _public_id = connected(shop)
-    dsn = receiving.postgres_dsn()
-    assert dsn is not None
+    with shop.bound():
+        channel = db.session.get(Channel, (shop.tenant.id, channel_id))
+        assert channel is not None
 
-    def row(dedupe_key: str) -> dict[str, Any]:
-        return {
-            **{column: None for column in hook_inbox.COLUMNS},
-            **{
-                "tenant_id": shop.tenant.id,
-                "id": new_id(),
-                "channel_id": channel_id,
-                "dedupe_key": dedupe_key,
-            },
-            **{"topic": "orders/paid", "status": "pending", "headers": {}, "body": b"{}", "content_type": ""},
-            **{"note": "", "attempts": 0, "duplicates": 0, "received_at": utcnow()},
-        }
+        def stored(dedupe_key: str) -> tuple[int | None, bool]:
+            envelope = Envelope("orders/paid", dedupe_key, "2025-07", "1")
+            return store.store(channel, envelope, {}, b"{}", "application/json")
 
-    with pytest.raises(psycopg.errors.StringDataRightTruncation):
-        hook_inbox.store(dsn, row("x" * 201), mark_channel=False)
-    stored = hook_inbox.store(dsn, row("shopify:fine"), mark_channel=True)
-    assert stored.new and stored.id is not None
-    assert hook_inbox.store(dsn, row("shopify:fine"), mark_channel=False) == hook_inbox.Stored(
-        stored.id, False
-    )
+        with pytest.raises(DataError):
+            stored("x" * 201)
+        db.session.rollback()
+        first_id, new = stored("shopify:fine")
+        assert new and first_id is not None
+        assert stored("shopify:fine") == (first_id, False)
+        (row,) = f.inbox_of(channel)
+        assert row.duplicates == 1
     assert statuses(shop, channel_id) == ["pending"]

@@ -57,6 +57,23 @@
       })
       .catch(function () { setTimeout(function () { poll(box); }, 3000); });
   }
+  // Live figures (a channel's inbox): every [data-field] takes the value of the same name, every 3 s.
+  function refresh(box) {
+    if (document.hidden) { setTimeout(function () { refresh(box); }, 3000); return; }
+    fetch(box.getAttribute("data-progress-url"), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (figures) {
+        box.querySelectorAll("[data-field]").forEach(function (cell) {
+          var value = figures[cell.getAttribute("data-field")];
+          if (value !== undefined && value !== null) { cell.textContent = value; }
+        });
+        setTimeout(function () { refresh(box); }, 3000);
+      })
+      .catch(function () { setTimeout(function () { refresh(box); }, 10000); });
+  }
+  document.querySelectorAll("[data-progress-url]").forEach(function (box) {
+    setTimeout(function () { refresh(box); }, 3000);
+  });
   document.querySelectorAll(".job-progress[data-poll-url]").forEach(function (box) {
     var status = box.getAttribute("data-status");
     if (status !== "succeeded" && status !== "failed") { poll(box); }

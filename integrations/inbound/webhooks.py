@@ -1,8 +1,10 @@
 """The public webhook endpoint `/hooks/<public_id>`: no login, no CSRF; the channel names the tenant.
 
 This is the hot path of a flash sale, so it does only what acknowledging needs: find the channel (kept in
-memory for a few seconds, see hook_targets), verify, store the raw delivery with one insert and commit, and
-make sure a job will drain the tenant's inbox. Rejected deliveries count against the channel's rejection
+memory for a few seconds, see `targets`), verify, store the raw delivery in the inbox (`store`) and commit,
+and make sure a job will drain the tenant's inbox. A bad signature changes nothing and is logged without
+the body. Signed deliveries we cannot use (too large, wrong content type, malformed) are answered 4xx and
+kept, status `invalid`, for someone to look at. Rejected deliveries count against the channel's rejection
 limit; accepted ones are never refused for rate.
 
 It is a small WSGI layer in front of Flask (`WebhookEndpoint`, installed by `init_app`), not a Flask view:
@@ -15,18 +17,31 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from werkzeug.wsgi import get_input_stream
 
-from integrations import hook_targets
-from integrations.receiving import HARD_LIMIT_BYTES, Receipt, postgres_dsn, receive
-from saas.extensions import write_intent
+from integrations.adapters import adapter_for
+from integrations.adapters.base import Envelope, InvalidDelivery, body_digest
+from integrations.inbound import targets
+from integrations.inbound.store import (
+    HARD_LIMIT_BYTES,
+    MAX_BODY_BYTES,
+    inbox_row,
+    last_delivery_due,
+    request_inbox_drain,
+    store_row,
+    stored_headers,
+)
+from integrations.inbound.targets import HookTarget
+from saas.extensions import is_postgres, write_intent
 from saas.security import RejectionLimit
+from saas.timeutil import utcnow
 from tenants.scoping import bind_tenant, unbind_tenant
 
 if TYPE_CHECKING:
@@ -38,6 +53,17 @@ PREFIX = "/hooks/"
 ENDPOINT = "hooks.receive_delivery"
 
 rejections = RejectionLimit("WEBHOOK_REJECTION_LIMIT", scope="hooks")
+
+
+@dataclass
+class Receipt:
+    """The answer to a delivery: HTTP status and JSON body, or the platform's own form of it (`raw`)."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+    raw: tuple[str, bytes] | None = None  # (content type, body) when the platform wants its own answer
+
+
 NO_CHANNEL = Receipt(404, {"code": "not_found", "message": "no channel has this webhook URL"})
 
 
@@ -85,7 +111,7 @@ def _answer(environ: WSGIEnvironment, public_id: str) -> tuple[Receipt, list[tup
 
 
 def _receive(environ: WSGIEnvironment, public_id: str) -> Receipt:
-    target = hook_targets.lookup(public_id)
+    target = targets.lookup(public_id)
     if target is None:
         return NO_CHANNEL
     if not target.active:
@@ -101,13 +127,113 @@ def _receive(environ: WSGIEnvironment, public_id: str) -> Receipt:
     body = stream.read() if declared is not None else stream.read(HARD_LIMIT_BYTES + 1)
     content_type = environ.get("CONTENT_TYPE", "")
     # SQLite takes its write lock up front, like every writing request; PostgreSQL has nothing to take.
-    writing: AbstractContextManager[None] = nullcontext() if postgres_dsn() is not None else write_intent()
+    writing: AbstractContextManager[None] = nullcontext() if is_postgres() else write_intent()
     token = bind_tenant(target.tenant_id)
     try:
         with writing:
             return receive(target, request_headers(environ), body, content_type, declared)
     finally:
         unbind_tenant(token)
+
+
+def receive(
+    channel: HookTarget,
+    raw_headers: Mapping[str, str],
+    body: bytes,
+    content_type: str,
+    declared_length: int | None,
+) -> Receipt:
+    """Verify, store and acknowledge one delivery for `channel` (its tenant is bound), answered in the
+    platform's own form where it has one (Alipay reads the word `success`)."""
+    receipt = _verify_and_store(channel, raw_headers, body, content_type, declared_length)
+    answer = adapter_for(channel.kind).reply(receipt.status, receipt.body)
+    if answer is None:
+        return receipt
+    status, answer_type, answer_body = answer
+    return Receipt(status, receipt.body, (answer_type, answer_body))
+
+
+def _verify_and_store(
+    channel: HookTarget,
+    raw_headers: Mapping[str, str],
+    body: bytes,
+    content_type: str,
+    declared_length: int | None,
+) -> Receipt:
+    adapter = adapter_for(channel.kind)
+    headers = stored_headers(raw_headers)
+    if adapter.is_unsigned_ping(headers, body):
+        return Receipt(200, {"ok": True, "ping": True})
+    now = utcnow()
+    secrets = channel.secrets_at(now)
+    if not adapter.verify(headers, body, secrets, now.timestamp()):
+        log.warning(
+            "rejected a delivery with a bad signature: channel %s, %d bytes, signature header %s",
+            channel.public_id,
+            len(body),
+            "present" if adapter.signature_header.lower() in headers else "missing",
+        )
+        return Receipt(401, {"code": "bad_signature", "message": "the signature does not match this channel"})
+    too_large = len(body) > MAX_BODY_BYTES or (declared_length or 0) > MAX_BODY_BYTES
+    if too_large:
+        delivery_id = _keep_invalid(
+            channel,
+            headers,
+            body,
+            content_type,
+            f"body of {len(body)} bytes exceeds the limit of {MAX_BODY_BYTES}",
+        )
+        return Receipt(
+            413,
+            {
+                "code": "payload_too_large",
+                "message": f"bodies are at most {MAX_BODY_BYTES} bytes",
+                "kept": str(delivery_id),
+            },
+        )
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type not in adapter.content_types:
+        delivery_id = _keep_invalid(
+            channel, headers, body, content_type, f"content type {media_type or 'none'}"
+        )
+        return Receipt(
+            415,
+            {
+                "code": "unsupported_media_type",
+                "message": f"send {' or '.join(adapter.content_types)}",
+                "kept": str(delivery_id),
+            },
+        )
+    try:
+        envelope = adapter.describe_with(headers, body, secrets)
+    except InvalidDelivery as error:
+        delivery_id = _keep_invalid(channel, headers, body, content_type, str(error))
+        return Receipt(
+            error.status, {"code": "invalid_delivery", "message": str(error), "kept": str(delivery_id)}
+        )
+    delivery_id, new = _store(channel, inbox_row(channel, envelope, headers, body, content_type))
+    if new:
+        request_inbox_drain(channel.tenant_id)
+    return Receipt(200, {"received": str(delivery_id), "duplicate": not new})
+
+
+def _store(target: HookTarget, values: dict[str, Any]) -> tuple[int | None, bool]:
+    """Store an inbox row for the endpoint; remember when the channel's last delivery time was written."""
+    due = last_delivery_due(target.last_delivery_at, values["received_at"])
+    stored = store_row(target, values)
+    if due:  # written with the delivery: not again from this process for a while
+        targets.remember_delivery(target, values["received_at"])
+    return stored
+
+
+def _keep_invalid(
+    channel: HookTarget, headers: dict[str, str], body: bytes, content_type: str, why: str, topic: str = ""
+) -> int | None:
+    envelope = Envelope(topic or "invalid", f"invalid:{body_digest(body)}")
+    delivery_id, _new = _store(
+        channel, inbox_row(channel, envelope, headers, body, content_type, status="invalid", note=why)
+    )
+    return delivery_id
 
 
 def request_headers(environ: WSGIEnvironment) -> dict[str, str]:

@@ -17,8 +17,8 @@ from flask_babel import gettext as _
 
 from integrations.adapters.base import Envelope
 from integrations.channels import ChannelError, read_amount
+from integrations.inbound.store import enqueue_processing, store
 from integrations.models import Channel
-from integrations.receiving import enqueue_processing, store
 from tenants import audit
 from tenants.scoping import current_tenant_id
 
