@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import current_app
 from sqlalchemy import select
 
-from saas.extensions import db, is_postgres
+from integrations import drain, inbox
+from integrations.receiving import request_inbox_drain
+from saas.extensions import db
 from tenants.models import Tenant
 from tenants.scoping import tenant_bound
 
@@ -19,31 +20,30 @@ DRAIN_BUDGET_SECONDS = 240  # then the drain hands over to a new job (its timeou
 
 def process_delivery(tenant_id: int, delivery_id: int) -> str:
     """Process one inbox delivery (nothing happens if another job has it or it is finished)."""
-    from integrations import inbox
-
     with tenant_bound(tenant_id):
         return inbox.process_delivery(delivery_id)
 
 
 def drain_inbox(tenant_id: int) -> int:
-    """Process the tenant's pending deliveries, oldest first, until none are left; return how many.
+    """Process the tenant's due deliveries in batches, oldest first, until none are left; return how many.
 
     The webhook endpoint's job: one drain serves every delivery that arrived while it waited in the queue.
-    On PostgreSQL it works in INBOX_DRAIN_LANES threads (a delivery waits on the database about half the
-    time); the deliveries of one order stay in one lane, in the order received.
+    Each batch (`integrations.drain`) is claimed with one statement and applied in one transaction. A full
+    batch asks for another drain first, so a second worker process joins while there is more (on PostgreSQL
+    the drains claim different rows; requests coalesce, so at most one waits in the queue).
     After DRAIN_BUDGET_SECONDS it asks for a new drain and stops: a flash sale does not outlive the timeout.
     """
-    from integrations import inbox
-    from integrations.receiving import request_inbox_drain
-
     started = time.monotonic()
     total = 0
-    lanes = int(current_app.config["INBOX_DRAIN_LANES"]) if is_postgres() else 1  # SQLite: one writer
+    cache = drain.DrainCache()
     with tenant_bound(tenant_id):
-        while (done := inbox.process_due(include_fresh=True, lanes=lanes)) > 0:
+        while True:
+            done = drain.drain_batch(cache)
             total += done
+            if done < drain.BATCH_SIZE:
+                break
+            request_inbox_drain(tenant_id)  # more to do: let another worker share it
             if time.monotonic() - started > DRAIN_BUDGET_SECONDS:
-                request_inbox_drain(tenant_id)
                 break
     return total
 

@@ -558,8 +558,11 @@ def _lock_backorder_candidates(right_id: int) -> list[Grant]:
     return list(db.session.scalars(statement))
 
 
-def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool]:
-    """Fill one batch of backorders in one transaction; return (filled, delivery ids, more to do)."""
+def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool, list[FulfilmentResult]]:
+    """Fill one batch of backorders in one transaction.
+
+    Return (filled, delivery ids, more to do, the orders this fill completed, to announce after the commit).
+    """
     from orders.delivery import queue_delivery
 
     now = utcnow()
@@ -567,7 +570,7 @@ def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool]:
         grants = _lock_backorder_candidates(right_id)
         if not grants:
             db.session.commit()
-            return 0, [], False
+            return 0, [], False, []
         keys = allocate_card_keys(right_id, len(grants))
         filled = grants[: len(keys)]
         right_cache: dict[int, Any] = {}
@@ -579,20 +582,29 @@ def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool]:
             assert line is not None
             assign_key(grant, key, now, line.rights_per_unit()[grant.item_index], reserve=False)
         deliveries = []
+        completed: list[FulfilmentResult] = []
         per_order: dict[int, int] = defaultdict(int)
         for grant in filled:
             per_order[grant.order_id] += 1
         for order_id, count in per_order.items():
             order = db.session.get(Order, (current_tenant_id(), order_id), populate_existing=True)
             assert order is not None
-            settle(order, order_grants(order_id), now, actor=actor, reason="backorder filled")
+            grants_now = order_grants(order_id)
+            settle(order, grants_now, now, actor=actor, reason="backorder filled")
+            if order.status == "fulfilled":
+                done = [g.id for g in grants_now if g.status in DELIVERED]
+                completed.append(
+                    FulfilmentResult(
+                        order_id, True, order.status, announcement=_fulfilled_payload(order, done)
+                    )
+                )
             audit.record("order.backorder_filled", "order", order_id, delivered=count, right_id=str(right_id))
             customer = (
                 db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
             )
             deliveries.append(queue_delivery(order, customer, count, kind="backorder", actor=actor))
         db.session.commit()
-    return len(filled), [d for d in deliveries if d is not None], len(keys) == len(grants)
+    return len(filled), [d for d in deliveries if d is not None], len(keys) == len(grants), completed
 
 
 def fill_backorders(right_id: int, *, actor: str = "system: stock arrived") -> int:
@@ -601,8 +613,9 @@ def fill_backorders(right_id: int, *, actor: str = "system: stock arrived") -> i
 
     total = 0
     while has_backorders(right_id):
-        filled, deliveries, more = _fill_once(right_id, actor)
+        filled, deliveries, more, completed = _fill_once(right_id, actor)
         total += filled
+        _announce_fulfilled(completed)  # an order backordered at payment is announced when it is complete
         send_deliveries(deliveries)
         if not filled or not more:
             break
