@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import or_, select, update
 
 from catalog.models import Plan
 from integrations import inbox, risk
@@ -313,21 +313,18 @@ def _write(batch: order_services.PaidOrderBatch, plan: Sorted) -> None:
 
 
 def _settle_rows(settled: list[tuple[Claimed, inbox.Outcome]]) -> None:
-    """Write the rows' outcomes with one executemany UPDATE."""
-    if not settled:
-        return
-    values = []
-    for row, outcome in settled:
-        columns = inbox.finished_values(outcome)
-        columns.setdefault("order_id", None)  # kept as it is (coalesce below)
-        values.append({"b_id": row.id, **{f"b_{name}": value for name, value in columns.items()}})
-    names = [name[2:] for name in values[0] if name not in ("b_id", "b_order_id")]
-    assignments: dict[str, Any] = {name: bindparam(f"b_{name}") for name in names}
-    assignments["order_id"] = func.coalesce(bindparam("b_order_id"), InboxDelivery.order_id)
-    db.session.execute(
-        update(InboxDelivery)
-        .where(InboxDelivery.id == bindparam("b_id"))
-        .values(assignments)
-        .execution_options(synchronize_session=False),
-        values,
-    )
+    """Write the rows' outcomes with one executemany UPDATE by primary key (two: with and without order)."""
+    tenant_id = current_tenant_id()
+    with_order = [
+        {"tenant_id": tenant_id, "id": row.id, **inbox.finished_values(outcome)}
+        for row, outcome in settled
+        if outcome.order_id is not None
+    ]
+    without = [
+        {"tenant_id": tenant_id, "id": row.id, **inbox.finished_values(outcome)}
+        for row, outcome in settled
+        if outcome.order_id is None
+    ]
+    for values in (with_order, without):
+        if values:
+            db.session.execute(update(InboxDelivery), values)

@@ -458,22 +458,23 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
     rights: set[int] = set()
     _announce_fulfilled(results)
     send_deliveries([r.delivery_id for r in results if r.acted and r.delivery_id is not None])
+    # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net, so a queue
+    # that is down must not fail an order that is already committed and delivered). One job per batch.
+    renewable = [r.order_id for r in results if r.acted and r.renewable]
+    if renewable:
+        try:
+            jobs.enqueue(
+                "orders.subscriptions.tasks.start_subscriptions",
+                current_tenant_id(),
+                renewable,
+                queue="fulfilment",
+                retries=3,
+            )
+        except Exception:
+            log.warning("could not queue starting the subscriptions of orders %s", renewable)
     for result in results:
         if not result.acted:
             continue
-        # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net, so a
-        # queue that is down must not fail an order that is already committed and delivered).
-        if result.renewable:
-            try:
-                jobs.enqueue(
-                    "orders.subscriptions.tasks.start_subscriptions",
-                    current_tenant_id(),
-                    result.order_id,
-                    queue="fulfilment",
-                    retries=3,
-                )
-            except Exception:
-                log.warning("could not queue starting the subscription of order %s", result.order_id)
         for grant_id in result.topups:
             jobs.enqueue(
                 "orders.tasks.run_topup",

@@ -101,6 +101,7 @@ class BatchCounts:
     plan_orders: dict[int, int] = field(default_factory=dict)  # plan -> orders in the batch
     plan_written: dict[int, int] = field(default_factory=dict)  # plan -> written orders (read once)
     flagged: set[str] = field(default_factory=set)
+    flag_checked: set[str] = field(default_factory=set)
     _blocklist: list[BlocklistEntry] | None = None
 
     def blocklist_entries(self) -> list[BlocklistEntry]:
@@ -421,11 +422,14 @@ def plan_bursts(
     flags = []
     for plan_id in sorted({line.plan_id for line in lines if line.plan_id is not None}):
         dedupe_key = f"plan_burst:{plan_id}:{_bucket(limit)}"
-        if batch is not None and dedupe_key in batch.flagged:
-            continue
-        if is_flagged(dedupe_key):  # first: once a sale is flagged, its next orders count nothing
-            if batch is not None:
-                batch.flagged.add(dedupe_key)
+        if batch is not None:
+            if dedupe_key not in batch.flag_checked:  # read once per batch
+                batch.flag_checked.add(dedupe_key)
+                if is_flagged(dedupe_key):
+                    batch.flagged.add(dedupe_key)
+            if dedupe_key in batch.flagged:
+                continue
+        elif is_flagged(dedupe_key):  # first: once a sale is flagged, its next orders count nothing
             continue
         if batch is not None:
             written = batch.plan_written.get(plan_id)

@@ -62,9 +62,10 @@ def expire_subscriptions_everywhere() -> dict[str, int]:
     return _every_tenant(run_lifecycle, "lifecycle")
 
 
-def start_subscriptions(tenant_id: int, order_id: int) -> int:
-    """Job: start the subscriptions of a paid order (for a payment path that prefers enqueueing a job)."""
+def start_subscriptions(tenant_id: int, order_ids: int | list[int]) -> int:
+    """Job: start the subscriptions of paid orders (one job per fulfilment batch; an id alone works too)."""
     from orders.subscriptions.services import start_subscription_for_order
 
     with tenant_bound(tenant_id):
-        return len(start_subscription_for_order(order_id))
+        ids = [order_ids] if isinstance(order_ids, int) else order_ids
+        return sum(len(start_subscription_for_order(order_id)) for order_id in ids)
