@@ -203,7 +203,9 @@ def test_a_batch_costs_a_few_dozen_statements_and_queues_one_job_per_side_effect
 ) -> None:
     channel_id, public_id = connected(shop, keys=60)
     for n in range(50):
-        f.shopify(f.shopify_order(6600 + n, email=f"buyer{n}@example.com")).post(client, f"/hooks/{public_id}")
+        f.shopify(f.shopify_order(6600 + n, email=f"buyer{n}@example.com")).post(
+            client, f"/hooks/{public_id}"
+        )
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -230,9 +232,10 @@ def test_a_batch_costs_a_few_dozen_statements_and_queues_one_job_per_side_effect
 def test_the_batch_sends_its_delivery_mails_with_one_job(
     app: Flask, client: FlaskClient, shop: Shop, stored_only: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    channel_id, public_id = connected(shop)
+    _channel_id, public_id = connected(shop)
     for n in range(6):
-        f.shopify(f.shopify_order(6700 + n, email=f"mail{n}@example.com")).post(client, f"/hooks/{public_id}")
+        order = f.shopify_order(6700 + n, email=f"mail{n}@example.com")
+        f.shopify(order).post(client, f"/hooks/{public_id}")
     queued: list[jobs.JobSpec] = []
     runner = jobs.InlineRunner(app)
     original = runner.submit
