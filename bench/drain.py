@@ -64,8 +64,14 @@ OURS = textwrap.dedent(
     from integrations.tasks import drain_inbox
 
     with app.app_context():
-        started = time.monotonic()
-        print(drain_inbox(tenant_id), time.monotonic() - started, flush=True)
+        started = time.time()
+        if len(sys.argv) > 2:  # --profile: where the time goes, into the file named
+            import cProfile
+
+            cProfile.run("drain_inbox(tenant_id)", sys.argv[2])
+        else:
+            drain_inbox(tenant_id)
+        print("span", started, time.time(), flush=True)
     """
 )
 
@@ -106,7 +112,7 @@ def app_env(url: str) -> dict[str, str]:
 
 
 def prepare(url: str, keys: int) -> dict[str, Any]:
-    """Create the tenant, the plan with `keys` card keys, and two Shopify channels with the SKU mapped."""
+    """Create a tenant, its plan with `keys` card keys, and a Shopify channel with the SKU mapped."""
     from catalog import inventory
     from catalog import services as catalog_services
     from integrations import channels
@@ -140,19 +146,13 @@ def prepare(url: str, keys: int) -> dict[str, Any]:
             inventory.import_local_file(
                 path, right_id=right.id, supplier="bench", unit_cost="10.00", expires_on=None, options={}
             )
-            found = {}
-            for contender in ("ours", "reference"):
-                channel, _ = channels.create_channel(
-                    "shopify", ChannelSettings(name=f"Bench {contender}"), secret="shpss_bench"
-                )
-                channels.add_mapping(channel, "sku", SKU, plan.id)
-                found[contender] = (channel.id, channel.public_id)
-            snapshot = plan.snapshot()
+            channel, _ = channels.create_channel("shopify", ChannelSettings(name="Bench"), secret="shpss_bench")
+            channels.add_mapping(channel, "sku", SKU, plan.id)
             return {
                 "tenant_id": tenant_id,
-                "channels": found,
+                "channel": (channel.id, channel.public_id),
                 "right_id": right.id,
-                "plan": (plan.id, plan.bundle_id, snapshot),
+                "plan": (plan.id, plan.bundle_id, plan.snapshot()),
             }
 
 
@@ -221,18 +221,32 @@ def settled(url: str, tenant_id: int, channel_id: int) -> int:
         return int(row[0]) if row else 0
 
 
-def run_workers(command: list[list[str]], env: dict[str, str], wait_for: Any, total: int) -> float:
-    """Start the processes, wait until `wait_for()` reaches `total`; return the seconds it took."""
-    started = time.monotonic()
+def run_workers(
+    name: str, command: list[list[str]], env: dict[str, str], wait_for: Any, total: int
+) -> float:
+    """Start the processes, wait until `wait_for()` reaches `total`; return the seconds it took.
+
+    Timed by the workers themselves, from the first one's start (after its imports and app set-up) to the
+    last one's end.
+    """
+    logs = [(OUT / f"drain-{name}-{n}.log").open("wb") for n in range(len(command))]
     processes = [
-        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args in command
+        subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        for args, log in zip(command, logs, strict=True)
     ]
     try:
-        for process in processes:
-            _out, err = process.communicate(timeout=3600)
+        for process, log in zip(processes, logs, strict=True):
+            process.wait(timeout=3600)
+            log.close()
             if process.returncode != 0:
-                raise SystemExit(f"a worker failed: {err.decode()[-3000:]}")
-        elapsed = time.monotonic() - started
+                raise SystemExit(f"a worker failed: see {log.name}")
+        spans = [
+            line.split()[1:]
+            for n in range(len(command))
+            for line in (OUT / f"drain-{name}-{n}.log").read_text().splitlines()
+            if line.startswith("span ")
+        ]
+        elapsed = max(float(end) for _start, end in spans) - min(float(start) for start, _end in spans)
     finally:
         for process in processes:
             if process.poll() is None:
@@ -260,6 +274,7 @@ REFERENCE = textwrap.dedent(
     BATCH = int(sys.argv[10])
     done = 0
     conn = psycopg.connect(url)
+    started = time.time()
     while True:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
@@ -303,8 +318,8 @@ REFERENCE = textwrap.dedent(
             line_ids = [new_id() for _ in items]
             cur.execute(
                 "INSERT INTO order_lines (tenant_id, id, order_id, position, plan_id, bundle_id, sku, title, "
-                "quantity, unit_price, currency, total, snapshot) "
-                "SELECT %s, l.id, l.order_id, 0, %s, %s, %s, 'Bench', 1, 3990, 'CNY', 3990, %s "
+                "quantity, unit_price, currency, total, refunded_amount, snapshot) "
+                "SELECT %s, l.id, l.order_id, 0, %s, %s, %s, 'Bench', 1, 3990, 'CNY', 3990, 0, %s "
                 "FROM unnest(%s::bigint[], %s::bigint[]) AS l(id, order_id)",
                 (tenant_id, plan_id, bundle_id, "BENCH-VIP-MONTH", Jsonb(snapshot), line_ids,
                  [i[3] for i in items]),
@@ -320,9 +335,10 @@ REFERENCE = textwrap.dedent(
             statuses = ["delivered" if n < len(keys) else "backordered" for n in range(len(items))]
             cur.execute(
                 "INSERT INTO grants (tenant_id, id, order_id, order_line_id, customer_id, unit_index, item_index, "
-                "right_id, right_name, kind, status, card_key_id, unit_cost, mask, queued_at, delivered_at) "
+                "right_id, right_name, kind, status, card_key_id, unit_cost, mask, link_url, created_at, refunded_amount, "
+                "topup_attempts, queued_at, delivered_at) "
                 "SELECT %s, g.id, g.order_id, g.line_id, g.customer_id, 0, 0, %s, 'Bench', 'card_key', g.status, "
-                "g.key_id, 1000, '****', %s, CASE WHEN g.status = 'delivered' THEN %s::timestamptz END "
+                "g.key_id, 1000, '****', '', now(), 0, 0, %s, CASE WHEN g.status = 'delivered' THEN %s::timestamptz END "
                 "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[]) "
                 "AS g(id, order_id, line_id, customer_id, status, key_id)",
                 (tenant_id, right_id, now, now, [new_id() for _ in items], [i[3] for i in items], line_ids,
@@ -368,19 +384,9 @@ REFERENCE = textwrap.dedent(
                 (now, [i[0] for i in items], [i[3] for i in items], tenant_id),
             )
             done += len(items)
-    print(done, flush=True)
+    print("span", started, time.time(), flush=True)
     '''
 )
-
-
-def app_role_url(url: str, env: dict[str, str]) -> str:
-    """Return the URL the app itself connects with (its role, under row-level security)."""
-    script = "from saas.app import create_app; from saas.extensions import db\n"
-    script += "app = create_app({'PERIODIC_JOBS_ENABLED': False})\n"
-    script += "print(db.engine.url.render_as_string(hide_password=False)) if False else None\n"
-    script += "print(app.config['DATABASE_URL'])"
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=True)
-    return out.stdout.decode().strip().splitlines()[-1]
 
 
 def main() -> None:
@@ -388,6 +394,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=3000, help="deliveries in each inbox")
     parser.add_argument("--workers", type=int, default=1, help="worker processes for each contender")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway database")
+    parser.add_argument("--profile", action="store_true", help="cProfile our first worker (bench/out)")
     options = parser.parse_args()
     base = os.environ.get("BENCH_DATABASE_URL")
     if not base:
@@ -399,32 +406,33 @@ def main() -> None:
     try:
         env = app_env(url)
         subprocess.run([str(BIN / "quanyi"), "db", "upgrade"], env=env, check=True, capture_output=True)
-        setup = prepare(url, keys=options.orders * 9 // 10 * 2)
-        tenant_id = setup["tenant_id"]
-        (ours_channel, _ours_public), (ref_channel, ref_public) = (
-            setup["channels"]["ours"],
-            setup["channels"]["reference"],
-        )
+        keys = options.orders * 9 // 10
+        mine, theirs = prepare(url, keys), prepare(url, keys)  # a tenant each: a drain takes its tenant's
+        tenant_id, (ours_channel, _ours_public) = mine["tenant_id"], mine["channel"]
+        ref_tenant, (ref_channel, ref_public) = theirs["tenant_id"], theirs["channel"]
         store_inbox(url, tenant_id, ours_channel, options.orders, 1_000_000)
-        store_inbox(url, tenant_id, ref_channel, options.orders, 5_000_000)
+        store_inbox(url, ref_tenant, ref_channel, options.orders, 5_000_000)
         print(f"database {name}: {options.orders} deliveries per contender, {options.workers} worker(s)")
 
+        ours_command = [[sys.executable, "-c", OURS, str(tenant_id)] for _ in range(options.workers)]
+        if options.profile:
+            ours_command[0].append(str(OUT / "drain.prof"))
         ours = run_workers(
-            [[sys.executable, "-c", OURS, str(tenant_id)]] * options.workers,
+            "ours",
+            ours_command,
             env,
             lambda: settled(url, tenant_id, ours_channel),
             options.orders,
         )
-        plan_id, bundle_id, snapshot = setup["plan"]
-        role_url = app_role_url(url, env)
+        plan_id, bundle_id, snapshot = theirs["plan"]
         reference_args = [
             sys.executable,
             "-c",
             REFERENCE,
-            role_url.replace("postgresql+psycopg://", "postgresql://"),
-            str(tenant_id),
+            url,
+            str(ref_tenant),
             str(ref_channel),
-            str(setup["right_id"]),
+            str(theirs["right_id"]),
             str(ROOT),
             str(plan_id),
             str(bundle_id),
@@ -433,12 +441,14 @@ def main() -> None:
             str(BATCH),
         ]
         reference = run_workers(
+            "reference",
             [reference_args] * options.workers,
             env,
-            lambda: settled(url, tenant_id, ref_channel),
+            lambda: settled(url, ref_tenant, ref_channel),
             options.orders,
         )
         check(url, tenant_id)
+        check(url, ref_tenant)
         ours_rate, ref_rate = options.orders / ours, options.orders / reference
         print(f"ours: {ours:.1f} s; reference: {reference:.1f} s", flush=True)
         print(

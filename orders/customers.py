@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from orders.bulk import write_new_objects
 from orders.events import OrderError
 from orders.models import Customer, CustomerExternalId, Grant, Order
 from saas.extensions import db, immediate_transaction
@@ -230,7 +231,7 @@ def find_or_add_customers(buyers: list[Buyer]) -> FoundCustomers:
         if buyer.phone:
             by_phone.setdefault(buyer.phone, customer)
         found.append(customer)
-    db.session.flush()
+    write_new_objects()
     return FoundCustomers(found, external_ids)
 
 

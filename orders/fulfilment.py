@@ -27,6 +27,7 @@ from saas.events import publish
 from saas.extensions import db, immediate_transaction, is_postgres
 from saas.timeutil import utcnow
 from tenants import audit
+from tenants.models import Tenant
 from tenants.scoping import current_tenant_id
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,9 @@ def fulfil_loaded(
     allocate_pending(pending_all, snapshots, now, customers)
     events: list[OrderEvent] = []
     deliveries: list[Delivery] = []
+    # Held here: the session's identity map keeps only referenced objects, so each delivery record would
+    # read the tenant again.
+    tenant = db.session.get(Tenant, current_tenant_id())
     results = [
         _settle_fulfilled(
             order,
@@ -307,6 +311,7 @@ def fulfil_loaded(
             reason,
             events,
             deliveries,
+            tenant,
         )
         for order in orders
     ]
@@ -348,6 +353,7 @@ def _settle_fulfilled(
     reason: str,
     events: list[OrderEvent],
     deliveries: list[Delivery],
+    tenant: Tenant | None,
 ) -> FulfilmentResult:
     """Decide one order's status, add its audit row, and collect its event and delivery record."""
     from orders.delivery import delivery_record
@@ -398,7 +404,12 @@ def _settle_fulfilled(
     )
     if delivered:  # audited in the "order.fulfilled" row above
         delivery = delivery_record(
-            order, customers.get(order.customer_id or 0), len(delivered), kind="delivery", actor=actor
+            order,
+            customers.get(order.customer_id or 0),
+            len(delivered),
+            kind="delivery",
+            actor=actor,
+            tenant=tenant,
         )
         deliveries.append(delivery)
         if delivery.recipient:

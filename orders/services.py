@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from catalog import keyring
 from catalog.models import Plan
 from orders.allocation import allocate_card_keys, release_card_keys
+from orders.bulk import write_new_objects
 from orders.customers import Buyer, find_or_add_customer, find_or_add_customers
 from orders.events import OrderError, actor_label, record_event, transition
 from orders.fulfilment import (
@@ -432,6 +433,7 @@ class PaidOrderBatch:
                 self.outcomes.append(outcome)
                 if self._pay(new, request, actor, outcome):
                     to_fulfil.setdefault(actor, []).append(new)
+            write_new_objects()  # customers, orders, lines, events, audit rows: one INSERT per table
             for actor, news in to_fulfil.items():
                 results = fulfil_loaded(
                     [n.order for n in news],
@@ -444,6 +446,7 @@ class PaidOrderBatch:
                 for outcome in self.outcomes:
                     if outcome.order.id in by_order:
                         outcome.fulfilment = by_order[outcome.order.id]
+            write_new_objects()  # the fulfilment's audit rows
         db.session.flush()  # held orders, flags and audit rows: a clash shows here, before the commit
         return self.outcomes
 

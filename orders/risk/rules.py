@@ -181,16 +181,18 @@ def blocked_by(order: Order, batch: BatchCounts | None = None) -> BlocklistEntry
     """
     values = _customer_values(order, batch.external_ids.get(order.customer_id or 0) if batch else None)
     address = _client_address(order.client_ip)
-    conditions: list[ColumnElement[bool]] = []
-    if values:
-        conditions.append(tuple_(BlocklistEntry.kind, BlocklistEntry.value).in_(values))
-    if address is not None:
-        conditions.append(BlocklistEntry.kind == "ip")
-    if not conditions:
+    if not values and address is None:
         return None
     if batch is not None:
         entries = batch.blocklist_entries()
+        if not entries:
+            return None
     else:
+        conditions: list[ColumnElement[bool]] = []
+        if values:
+            conditions.append(tuple_(BlocklistEntry.kind, BlocklistEntry.value).in_(values))
+        if address is not None:
+            conditions.append(BlocklistEntry.kind == "ip")
         entries = list(db.session.scalars(select(BlocklistEntry).where(or_(*conditions))))
     exact = {(entry.kind, entry.value): entry for entry in entries if entry.kind != "ip"}
     for value in values:
