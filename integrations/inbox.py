@@ -40,6 +40,7 @@ from integrations.adapters.base import (
 from integrations.channels import plan_for_ref
 from integrations.hook_targets import stored_secrets
 from integrations.models import REPLAYABLE_STATUSES, Channel, InboxDelivery
+from integrations.receiving import enqueue_processing
 from orders import refunds as order_refunds
 from orders import services as order_services
 from orders.events import OrderError
@@ -73,10 +74,7 @@ class Outcome:
     status: str = "processed"
     notes: list[str] = field(default_factory=list)
     order_id: int | None = None
-    fulfilled: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (order id, payload) to emit
     wake: list[int] = field(default_factory=list)  # waiting deliveries to process now
-    renewed: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (subscription id, payload)
-    canceled: list[int] = field(default_factory=list)  # subscription ids
 
 
 # ---------------------------------------------------------------- claiming
@@ -100,7 +98,8 @@ def claim(delivery_id: int, now: dt.datetime) -> bool:
     return bool(claimed)
 
 
-def _finish(delivery_id: int, outcome: Outcome) -> None:
+def finished_values(outcome: Outcome) -> dict[str, Any]:
+    """Return the columns of a delivery settled with this outcome."""
     values: dict[str, Any] = {
         "status": outcome.status,
         "note": "; ".join(outcome.notes)[:2000],
@@ -111,16 +110,20 @@ def _finish(delivery_id: int, outcome: Outcome) -> None:
     }
     if outcome.order_id is not None:
         values["order_id"] = outcome.order_id
+    return values
+
+
+def _finish(delivery_id: int, outcome: Outcome) -> None:
     db.session.execute(
         update(InboxDelivery)
         .where(InboxDelivery.id == delivery_id)
-        .values(**values)
+        .values(**finished_values(outcome))
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
 
 
-def _fail(delivery_id: int, attempts: int, error: BaseException) -> str:
+def fail(delivery_id: int, attempts: int, error: BaseException) -> str:
     """Schedule the next attempt after a failure, or declare the delivery dead; commits."""
     now = utcnow()
     dead = attempts > len(RETRY_SCHEDULE)
@@ -149,6 +152,11 @@ def process_delivery(delivery_id: int) -> str:
     if not claim(delivery_id, now):
         status = db.session.scalar(select(InboxDelivery.status).where(InboxDelivery.id == delivery_id))
         return status or "unknown"
+    return process_claimed(delivery_id)
+
+
+def process_claimed(delivery_id: int) -> str:
+    """Process one delivery this caller has claimed (status `processing`), alone; return its status."""
     row = db.session.get(InboxDelivery, (current_tenant_id(), delivery_id), populate_existing=True)
     assert row is not None
     channel = db.session.get(Channel, (row.tenant_id, row.channel_id))
@@ -165,28 +173,18 @@ def process_delivery(delivery_id: int) -> str:
     except Exception as error:
         db.session.rollback()
         log.exception("processing inbox delivery %s failed (attempt %d)", delivery_id, attempts)
-        return _fail(delivery_id, attempts, error)
+        return fail(delivery_id, attempts, error)
     _finish(delivery_id, outcome)
     _after(outcome)
     return outcome.status
 
 
 def _after(outcome: Outcome) -> None:
-    """Side effects after the row is settled: outbound events, then waiting deliveries of the order."""
-    from integrations import outbound
+    """After the row is settled: process the deliveries that waited for its order.
 
-    for order_id, payload in outcome.fulfilled:
-        outbound.emit("order.fulfilled", payload, key=f"order.fulfilled:{order_id}")
-    for _subscription_id, payload in outcome.renewed:
-        outbound.emit("subscription.renewed", payload, key=f"subscription.renewed:{payload.get('invoice')}")
-    for subscription_id in outcome.canceled:
-        outbound.emit(
-            "subscription.canceled",
-            {"subscription_id": str(subscription_id)},
-            key=f"subscription.canceled:{subscription_id}",
-        )
-    from integrations.receiving import enqueue_processing
-
+    Nothing is announced here: the orders layer announces orders and subscriptions (`saas.events`), once
+    each, when they happen (an order when it is fulfilled, possibly later from a backorder).
+    """
     for waiting_id in outcome.wake:
         db.session.execute(
             update(InboxDelivery)
@@ -331,7 +329,7 @@ def _waiting(channel: Channel, external_id: str) -> list[tuple[InboxDelivery, li
     return found
 
 
-def _order_request(channel: Channel, event: OrderPaid, lines: list[MappedLine], paid: bool) -> Any:
+def order_request(channel: Channel, event: OrderPaid, lines: list[MappedLine], paid: bool) -> Any:
     customer = event.customer
     return order_services.OrderRequest(
         channel=channel.public_id,
@@ -394,7 +392,7 @@ def _no_plan_named(event: OrderPaid) -> bool:
 
 
 def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome: Outcome) -> None:
-    public_id, actor = channel.public_id, f"channel {channel.name}"  # the orders layer's commits expire it
+    actor = f"channel {channel.name}"  # the orders layer's commits expire the channel
     existing = find_channel_order(channel, event.external_id)
     # A pending order's refunds that overtook its payment wait too (a cancellation applied at once).
     early = existing is None or existing.status == "pending"
@@ -415,7 +413,7 @@ def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome:
         reason = risk.hold_reason(channel, event)
         if reason:
             raise Hold(reason)
-        request = _order_request(channel, event, lines, paid=not cancelled_first)
+        request = order_request(channel, event, lines, paid=not cancelled_first)
     else:
         request = None
     try:
@@ -438,26 +436,10 @@ def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome:
     outcome.order_id = order.id
     _escalate(outcome, "processed")
     outcome.notes.append(_("order %(id)s is %(status)s", id=order.external_id, status=order.status))
-    fulfilment = result.fulfilment
-    if fulfilment is not None and fulfilment.acted and fulfilment.announcement is None:
-        # A fulfilled order was announced by the orders layer under the same key; the others are here.
-        outcome.fulfilled.append((order.id, order_payload(public_id, order)))
     if event.subscription_id and order.status not in ("pending", "held", "cancelled"):
         _start_subscriptions(channel, order.id, event.subscription_id)
         outcome.wake.extend(_waiting_for_subscription(channel, event.subscription_id))
     outcome.wake.extend(r.id for r, _events in waiting)
-
-
-def order_payload(channel_public_id: str, order: Order) -> dict[str, Any]:
-    """Describe an order for outbound webhooks."""
-    return {
-        "order_id": str(order.id),
-        "channel": channel_public_id,
-        "external_id": order.external_id,
-        "status": order.status,
-        "total": order.total,
-        "currency": order.currency,
-    }
 
 
 def _order_cancelled(channel: Channel, event: OrderCancelled, outcome: Outcome) -> None:
@@ -556,7 +538,8 @@ def _subscription(channel: Channel, event: SubscriptionChanged, outcome: Outcome
     _escalate(outcome, "processed")
     try:
         if event.action == "renewed":
-            renewal = subscription_services.renew(
+            # Announced by the orders layer, once per period: nothing to announce here.
+            subscription_services.renew(
                 subscription.id,
                 paid_at=utcnow(),
                 amount=int(event.amount or 0),
@@ -566,21 +549,12 @@ def _subscription(channel: Channel, event: SubscriptionChanged, outcome: Outcome
                 order_external_id=event.reference,
                 actor=actor,
             )
-            if renewal.created:
-                payload = {
-                    "subscription_id": str(subscription.id),
-                    "channel": channel.public_id,
-                    "external_id": event.subscription_id,
-                    "invoice": event.reference,
-                }
-                outcome.renewed.append((subscription.id, payload))
         elif event.action == "cancel_at_period_end":
             cancellation.cancel_at_period_end(subscription.id, source="channel", actor=actor)
         elif event.action == "resumed":
             cancellation.undo_cancel(subscription.id, source="channel", actor=actor)
         elif event.action == "cancel_now":
             cancellation.cancel_now(subscription.id, source="channel", actor=actor, apply_refund_policy=False)
-            outcome.canceled.append(subscription.id)
     except subscription_services.SubscriptionError as error:
         outcome.notes.append(_("subscription %(id)s: %(why)s", id=event.subscription_id, why=str(error)))
         return
@@ -626,8 +600,6 @@ def replay(row: InboxDelivery, *, reason: str = "") -> bool:
         channel_id=str(channel_id),
     )
     db.session.commit()
-    from integrations.receiving import enqueue_processing
-
     enqueue_processing(current_tenant_id(), delivery_id)
     return True
 

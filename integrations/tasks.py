@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 
-from flask import current_app
-
-from integrations import inbox, outbound
-from saas.extensions import is_postgres
+from integrations import drain, inbox, outbound
+from integrations.inbound.store import request_inbox_drain
 from tenants.fanout import for_each_tenant
 from tenants.scoping import tenant_bound
 
 log = logging.getLogger(__name__)
 
 DRAIN_BUDGET_SECONDS = 240  # then the drain hands over to a new job (its timeout is DRAIN_TIMEOUT)
+# Set while this context drains: a helper drain requested from inside one (jobs run inline in tests and
+# the embedded mode) would only nest; a worker process starts each job in a fresh context.
+_DRAINING: contextvars.ContextVar[bool] = contextvars.ContextVar("quanyi_draining", default=False)
 
 
 def process_delivery(tenant_id: int, delivery_id: int) -> str:
@@ -24,25 +26,33 @@ def process_delivery(tenant_id: int, delivery_id: int) -> str:
 
 
 def drain_inbox(tenant_id: int) -> int:
-    """Process the tenant's pending deliveries, oldest first, until none are left; return how many.
+    """Process the tenant's due deliveries in batches, oldest first, until none are left; return how many.
 
     The webhook endpoint's job: one drain serves every delivery that arrived while it waited in the queue.
-    On PostgreSQL it works in INBOX_DRAIN_LANES threads (a delivery waits on the database about half the
-    time); the deliveries of one order stay in one lane, in the order received.
+    Each batch (`integrations.drain`) is claimed with one statement and applied in one transaction. A full
+    batch asks for another drain first, so a second worker process joins while there is more (on PostgreSQL
+    the drains claim different rows; requests coalesce, so at most one waits in the queue).
     After DRAIN_BUDGET_SECONDS it asks for a new drain and stops: a flash sale does not outlive the timeout.
     """
-    from integrations import inbox
-    from integrations.receiving import request_inbox_drain
-
     started = time.monotonic()
     total = 0
-    lanes = int(current_app.config["INBOX_DRAIN_LANES"]) if is_postgres() else 1  # SQLite: one writer
-    with tenant_bound(tenant_id):
-        while (done := inbox.process_due(include_fresh=True, lanes=lanes)) > 0:
-            total += done
-            if time.monotonic() - started > DRAIN_BUDGET_SECONDS:
-                request_inbox_drain(tenant_id)
-                break
+    cache = drain.DrainCache()
+    nested = _DRAINING.get()
+    token = _DRAINING.set(True)
+    try:
+        with tenant_bound(tenant_id):
+            while True:
+                done = drain.drain_batch(cache)
+                total += done
+                if done < drain.BATCH_SIZE:
+                    break
+                over = time.monotonic() - started > DRAIN_BUDGET_SECONDS
+                if not nested:
+                    request_inbox_drain(tenant_id)  # more to do: another worker shares it (or takes over)
+                if over:
+                    break
+    finally:
+        _DRAINING.reset(token)
     return total
 
 

@@ -1,11 +1,17 @@
 """Batched INSERTs for the fulfilment hot path: one cached statement per table, executed for many rows
-(psycopg pipelines them in one round trip) without the ORM's per-object bookkeeping."""
+without the ORM's per-object bookkeeping. On PostgreSQL the statement asks for RETURNING, so SQLAlchemy's
+"insertmanyvalues" sends one multi-row INSERT per 1,000 rows (executemany without it sends one INSERT per
+row: in a flash sale that cost the server several times what the rows themselves cost)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
-from saas.extensions import db
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from saas.extensions import db, is_postgres
 
 
 def column_values(obj: Any) -> dict[str, Any]:
@@ -20,7 +26,36 @@ def column_values(obj: Any) -> dict[str, Any]:
     return row
 
 
-def insert_objects(objects: list[Any]) -> None:
-    """Insert new objects of one model in one executemany (they stay out of the session)."""
-    if objects:
-        db.session.execute(objects[0].__table__.insert(), [column_values(obj) for obj in objects])
+def insert_objects(objects: list[Any]) -> list[dict[str, Any]]:
+    """Insert new objects of one model with one statement per 1,000 rows (they stay out of the session);
+    return the rows written."""
+    if not objects:
+        return []
+    table = objects[0].__table__
+    statement = table.insert()
+    if is_postgres():
+        statement = statement.returning(table.c.id)
+    rows = [column_values(obj) for obj in objects]
+    db.session.execute(statement, rows)
+    return rows
+
+
+def write_new_objects() -> None:
+    """Write every object added to the session (not yet flushed) with one statement per table, in
+    foreign-key order, as a flush would but without the unit of work: a batch of orders in a few statements.
+
+    The objects stay in the session, persistent as if loaded (a later change is flushed as an UPDATE).
+    """
+    by_table: dict[Any, list[Any]] = defaultdict(list)
+    for obj in list(db.session.new):
+        by_table[obj.__table__].append(obj)
+        db.session.expunge(obj)
+    rank = {table: index for index, table in enumerate(db.metadata.sorted_tables)}
+    for table in sorted(by_table, key=lambda t: rank.get(t, len(rank))):
+        objects = by_table[table]
+        for obj, row in zip(objects, insert_objects(objects), strict=True):
+            make_transient_to_detached(obj)
+            for key, value in row.items():  # the defaults written, so reading them needs no query
+                if key not in obj.__dict__:
+                    set_committed_value(obj, key, value)
+            db.session.add(obj)

@@ -176,14 +176,21 @@ def resolve_customer(tenant_id: int, customer_id: int) -> Customer | None:
 
 
 def delivery_record(
-    order: Order, customer: Customer | None, grant_count: int, *, kind: str, actor: str, note: str = ""
+    order: Order,
+    customer: Customer | None,
+    grant_count: int,
+    *,
+    kind: str,
+    actor: str,
+    note: str = "",
+    tenant: Tenant | None = None,
 ) -> Delivery:
     """Return a new delivery message for the order's log, not yet added (sent after the commit).
 
     The channel follows `saas.sms.channel_for`: a phone-only customer gets an SMS, an email-only one a mail,
-    one with both the tenant's choice.
+    one with both the tenant's choice. A caller writing many passes the `tenant` it has read once.
     """
-    tenant = db.session.get(Tenant, order.tenant_id)
+    tenant = tenant or db.session.get(Tenant, order.tenant_id)
     channel = (
         sms.channel_for(tenant.settings if tenant else None, "delivery", customer.email, customer.phone)
         if customer is not None

@@ -27,6 +27,7 @@ from saas.events import publish
 from saas.extensions import db, immediate_transaction, is_postgres
 from saas.timeutil import utcnow
 from tenants import audit
+from tenants.models import Tenant
 from tenants.scoping import current_tenant_id
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,9 @@ def fulfil_loaded(
     allocate_pending(pending_all, snapshots, now, customers)
     events: list[OrderEvent] = []
     deliveries: list[Delivery] = []
+    # Held here: the session's identity map keeps only referenced objects, so each delivery record would
+    # read the tenant again.
+    tenant = db.session.get(Tenant, current_tenant_id())
     results = [
         _settle_fulfilled(
             order,
@@ -307,6 +311,7 @@ def fulfil_loaded(
             reason,
             events,
             deliveries,
+            tenant,
         )
         for order in orders
     ]
@@ -348,6 +353,7 @@ def _settle_fulfilled(
     reason: str,
     events: list[OrderEvent],
     deliveries: list[Delivery],
+    tenant: Tenant | None,
 ) -> FulfilmentResult:
     """Decide one order's status, add its audit row, and collect its event and delivery record."""
     from orders.delivery import delivery_record
@@ -398,7 +404,12 @@ def _settle_fulfilled(
     )
     if delivered:  # audited in the "order.fulfilled" row above
         delivery = delivery_record(
-            order, customers.get(order.customer_id or 0), len(delivered), kind="delivery", actor=actor
+            order,
+            customers.get(order.customer_id or 0),
+            len(delivered),
+            kind="delivery",
+            actor=actor,
+            tenant=tenant,
         )
         deliveries.append(delivery)
         if delivery.recipient:
@@ -458,22 +469,23 @@ def after_fulfilment(results: list[FulfilmentResult]) -> None:
     rights: set[int] = set()
     _announce_fulfilled(results)
     send_deliveries([r.delivery_id for r in results if r.acted and r.delivery_id is not None])
+    # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net, so a queue
+    # that is down must not fail an order that is already committed and delivered). One job per batch.
+    renewable = [r.order_id for r in results if r.acted and r.renewable]
+    if renewable:
+        try:
+            jobs.enqueue(
+                "orders.subscriptions.tasks.start_subscriptions",
+                current_tenant_id(),
+                renewable,
+                queue="fulfilment",
+                retries=3,
+            )
+        except Exception:
+            log.warning("could not queue starting the subscriptions of orders %s", renewable)
     for result in results:
         if not result.acted:
             continue
-        # A renewable plan starts a subscription (idempotent; the lifecycle job is the safety net, so a
-        # queue that is down must not fail an order that is already committed and delivered).
-        if result.renewable:
-            try:
-                jobs.enqueue(
-                    "orders.subscriptions.tasks.start_subscriptions",
-                    current_tenant_id(),
-                    result.order_id,
-                    queue="fulfilment",
-                    retries=3,
-                )
-            except Exception:
-                log.warning("could not queue starting the subscription of order %s", result.order_id)
         for grant_id in result.topups:
             jobs.enqueue(
                 "orders.tasks.run_topup",
@@ -558,8 +570,11 @@ def _lock_backorder_candidates(right_id: int) -> list[Grant]:
     return list(db.session.scalars(statement))
 
 
-def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool]:
-    """Fill one batch of backorders in one transaction; return (filled, delivery ids, more to do)."""
+def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool, list[FulfilmentResult]]:
+    """Fill one batch of backorders in one transaction.
+
+    Return (filled, delivery ids, more to do, the orders this fill completed, to announce after the commit).
+    """
     from orders.delivery import queue_delivery
 
     now = utcnow()
@@ -567,7 +582,7 @@ def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool]:
         grants = _lock_backorder_candidates(right_id)
         if not grants:
             db.session.commit()
-            return 0, [], False
+            return 0, [], False, []
         keys = allocate_card_keys(right_id, len(grants))
         filled = grants[: len(keys)]
         right_cache: dict[int, Any] = {}
@@ -579,20 +594,29 @@ def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool]:
             assert line is not None
             assign_key(grant, key, now, line.rights_per_unit()[grant.item_index], reserve=False)
         deliveries = []
+        completed: list[FulfilmentResult] = []
         per_order: dict[int, int] = defaultdict(int)
         for grant in filled:
             per_order[grant.order_id] += 1
         for order_id, count in per_order.items():
             order = db.session.get(Order, (current_tenant_id(), order_id), populate_existing=True)
             assert order is not None
-            settle(order, order_grants(order_id), now, actor=actor, reason="backorder filled")
+            grants_now = order_grants(order_id)
+            settle(order, grants_now, now, actor=actor, reason="backorder filled")
+            if order.status == "fulfilled":
+                done = [g.id for g in grants_now if g.status in DELIVERED]
+                completed.append(
+                    FulfilmentResult(
+                        order_id, True, order.status, announcement=_fulfilled_payload(order, done)
+                    )
+                )
             audit.record("order.backorder_filled", "order", order_id, delivered=count, right_id=str(right_id))
             customer = (
                 db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
             )
             deliveries.append(queue_delivery(order, customer, count, kind="backorder", actor=actor))
         db.session.commit()
-    return len(filled), [d for d in deliveries if d is not None], len(keys) == len(grants)
+    return len(filled), [d for d in deliveries if d is not None], len(keys) == len(grants), completed
 
 
 def fill_backorders(right_id: int, *, actor: str = "system: stock arrived") -> int:
@@ -601,8 +625,9 @@ def fill_backorders(right_id: int, *, actor: str = "system: stock arrived") -> i
 
     total = 0
     while has_backorders(right_id):
-        filled, deliveries, more = _fill_once(right_id, actor)
+        filled, deliveries, more, completed = _fill_once(right_id, actor)
         total += filled
+        _announce_fulfilled(completed)  # an order backordered at payment is announced when it is complete
         send_deliveries(deliveries)
         if not filled or not more:
             break

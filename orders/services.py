@@ -19,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from catalog import keyring
 from catalog.models import Plan
 from orders.allocation import allocate_card_keys, release_card_keys
-from orders.customers import find_or_add_customer
+from orders.bulk import write_new_objects
+from orders.customers import Buyer, find_or_add_customer, find_or_add_customers
 from orders.events import OrderError, actor_label, record_event, transition
 from orders.fulfilment import (
     FulfilmentResult,
@@ -202,6 +203,13 @@ class NewOrder:
 def _build_order(request: OrderRequest, priced: list[PricedLine], actor: str) -> NewOrder:
     info = request.customer
     customer = find_or_add_customer(info.email, info.phone, info.name, request.channel, info.external_id)
+    return _build_order_for(customer, request, priced, actor)
+
+
+def _build_order_for(
+    customer: Customer, request: OrderRequest, priced: list[PricedLine], actor: str
+) -> NewOrder:
+    """Add a new pending order of this customer, its lines, its first event and audit row to the session."""
     now = utcnow()
     order = Order(
         channel=request.channel.strip(),
@@ -346,6 +354,126 @@ def _again(order: Order, request: OrderRequest) -> OrderOutcome:
         outcome.fulfilment = mark_paid(order.id, reference=request.payment_reference, actor=request.actor)
         db.session.refresh(order)
     return outcome
+
+
+# ---------------------------------------------------------------- a batch of paid orders
+
+
+class PaidOrderBatch:
+    """New paid orders created and fulfilled together in the caller's transaction (the inbox drain).
+
+    Each order ends as `create_order(paid=True)` leaves it, with the same rows (customer, order, lines,
+    events, audit rows, grants, delivery record); the work is done per batch: plans are read once,
+    customers found and added with a few statements, each order assessed by the risk rules as if the
+    batch's earlier orders were written (`risk.rules.BatchCounts`), and the fulfilment of all of them
+    allocates keys per right with one statement, in the order added (payment order). The caller checks
+    that no order exists yet, commits, then calls `after_commit`; if the commit fails (an order or a channel
+    customer created meanwhile by another transaction) it rolls back and creates the orders one by one.
+    """
+
+    def __init__(self) -> None:
+        self._plans: dict[int, tuple[int, int, str, int, str, dict[str, Any]]] = {}
+        self._keys_ready = False
+        self._requests: list[tuple[OrderRequest, list[PricedLine]]] = []
+        self.counts = risk_rules.BatchCounts()
+        self.outcomes: list[OrderOutcome] = []
+        self._announced: list[dict[str, Any]] = []
+
+    def price(self, request: OrderRequest) -> list[PricedLine]:
+        """Check a request and price its lines (plans read once per batch); OrderError when refused."""
+        _check_request(request)
+        priced = []
+        for line in request.lines:
+            plan = self._plan(line.plan_id)
+            if plan is None:
+                raise OrderError(_("Unknown plan %(id)s.", id=line.plan_id))
+            plan_id, bundle_id, name, price, currency, snapshot = plan
+            check_sellable(name, snapshot)
+            priced.append(PricedLine(line, plan_id, bundle_id, name, price, currency, snapshot))
+        if len({p.currency for p in priced}) != 1:
+            raise OrderError(_("All lines of an order are in one currency."))
+        if _needs_code_keys(priced) and not self._keys_ready:
+            if not keyring.has_tenant_keys():
+                keyring.ensure_tenant_keys()  # commits: call before the batch writes
+            self._keys_ready = True
+        return priced
+
+    def _plan(self, plan_id: int) -> tuple[int, int, str, int, str, dict[str, Any]] | None:
+        if plan_id not in self._plans:
+            plan = db.session.get(Plan, (current_tenant_id(), plan_id))
+            if plan is None:
+                return None
+            self._plans[plan_id] = (
+                plan.id,
+                plan.bundle_id,
+                plan.name,
+                plan.price,
+                plan.currency,
+                plan.snapshot(),
+            )
+        return self._plans[plan_id]
+
+    def add(self, request: OrderRequest, priced: list[PricedLine]) -> None:
+        """Add a priced request (see `price`) to the batch; nothing is written until `write`."""
+        self._requests.append((request, priced))
+
+    def write(self) -> list[OrderOutcome]:
+        """Create, assess and fulfil the batch's orders in the caller's transaction; one outcome each."""
+        found = find_or_add_customers(
+            [
+                Buyer(r.customer.email, r.customer.phone, r.customer.name, r.channel, r.customer.external_id)
+                for r, _priced in self._requests
+            ]
+        )
+        self.counts.external_ids = found.external_ids
+        to_fulfil: dict[str, list[NewOrder]] = {}
+        with db.session.no_autoflush:
+            for (request, priced), customer in zip(self._requests, found.customers, strict=True):
+                actor = actor_label(request.actor)
+                new = _build_order_for(customer, request, priced, actor)
+                outcome = OrderOutcome(new.order, True)
+                self.outcomes.append(outcome)
+                if self._pay(new, request, actor, outcome):
+                    to_fulfil.setdefault(actor, []).append(new)
+            write_new_objects()  # customers, orders, lines, events, audit rows: one INSERT per table
+            for actor, news in to_fulfil.items():
+                results = fulfil_loaded(
+                    [n.order for n in news],
+                    {n.customer.id: n.customer for n in news},
+                    {n.order.id: n.lines for n in news},
+                    {},
+                    actor=actor,
+                )
+                by_order = {result.order_id: result for result in results}
+                for outcome in self.outcomes:
+                    if outcome.order.id in by_order:
+                        outcome.fulfilment = by_order[outcome.order.id]
+            write_new_objects()  # the fulfilment's audit rows
+        db.session.flush()  # held orders, flags and audit rows: a clash shows here, before the commit
+        return self.outcomes
+
+    def _pay(self, new: NewOrder, request: OrderRequest, actor: str, outcome: OrderOutcome) -> bool:
+        """Pay an order built in the batch and assess it; return whether it is to be fulfilled."""
+        order = new.order
+        order.status, order.paid_at, order.reserved_until = "paid", utcnow(), None
+        if request.payment_reference:
+            order.payment_reference = request.payment_reference[:128]
+        record_event(order.id, "pending", "paid", actor=actor)
+        audit.record("order.paid", "order", order.id, reference=request.payment_reference, reason=None)
+        assessment = risk_rules.assess_order(order, new.lines, as_sold=True, batch=self.counts)
+        self._announced.extend(_risk_payloads(order, assessment))
+        if assessment.hold_reason:
+            order.status, order.hold_reason = "held", assessment.hold_reason
+            record_event(order.id, "paid", "held", actor=actor, reason=assessment.hold_reason)
+            audit.record("order.held", "order", order.id, reason=assessment.hold_reason)
+            outcome.fulfilment = FulfilmentResult(order.id, False, "held")
+            return False
+        return True
+
+    def after_commit(self) -> None:
+        """After the commit: announce flags and fulfilled orders, send the batch's messages with one job."""
+        risk_rules.announce(current_tenant_id(), self._announced)
+        after_fulfilment([o.fulfilment for o in self.outcomes if o.fulfilment and o.fulfilment.acted])
 
 
 # ---------------------------------------------------------------- risk control

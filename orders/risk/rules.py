@@ -86,6 +86,45 @@ class Rules:
         return _threshold(kind, self._rows.get(kind))
 
 
+@dataclass
+class BatchCounts:
+    """Orders assessed together before any is written (the inbox drain's batch): what each adds to the counts.
+
+    The rules and the blocklist are read once per batch; a rule that counts a customer's (or an address's,
+    a device's, a plan's) orders adds those assessed earlier in the batch to what the database holds.
+    """
+
+    rules: Rules = field(default_factory=Rules)
+    external_ids: dict[int, list[str]] = field(default_factory=dict)  # customer id -> channel ids
+    units: dict[tuple[int, int], int] = field(default_factory=dict)  # (customer, plan) -> units
+    orders_by: dict[tuple[str, Any], int] = field(default_factory=dict)  # (column, value) -> orders
+    plan_orders: dict[int, int] = field(default_factory=dict)  # plan -> orders in the batch
+    plan_written: dict[int, int] = field(default_factory=dict)  # plan -> written orders (read once)
+    flagged: set[str] = field(default_factory=set)
+    flag_checked: set[str] = field(default_factory=set)
+    _blocklist: list[BlocklistEntry] | None = None
+
+    def blocklist_entries(self) -> list[BlocklistEntry]:
+        """Return the tenant's whole blocklist, read on first use."""
+        if self._blocklist is None:
+            self._blocklist = list(db.session.scalars(select(BlocklistEntry)))
+        return self._blocklist
+
+    def count(self, order: Order, lines: list[OrderLine]) -> None:
+        """Add an assessed order: the next orders of the batch count it."""
+        for plan_id in {line.plan_id for line in lines if line.plan_id is not None}:
+            self.plan_orders[plan_id] = self.plan_orders.get(plan_id, 0) + 1
+        if order.customer_id is not None:
+            for line in lines:
+                if line.plan_id is not None:
+                    key = (order.customer_id, line.plan_id)
+                    self.units[key] = self.units.get(key, 0) + line.quantity
+        for column, _label in VELOCITY_COLUMNS.values():
+            value = getattr(order, column)
+            if value is not None:
+                self.orders_by[(column, value)] = self.orders_by.get((column, value), 0) + 1
+
+
 # ---------------------------------------------------------------- blocklists
 
 
@@ -110,7 +149,8 @@ def _client_address(client_ip: str | None) -> ipaddress.IPv4Address | ipaddress.
         return None
 
 
-def _customer_values(order: Order) -> list[tuple[str, str]]:
+def _customer_values(order: Order, external_ids: list[str] | None = None) -> list[tuple[str, str]]:
+    """Return the (kind, value) pairs a blocklist may name for the order; `external_ids`: known already."""
     values: list[tuple[str, str]] = []
     customer = db.session.get(Customer, (order.tenant_id, order.customer_id)) if order.customer_id else None
     if customer is not None:
@@ -119,8 +159,12 @@ def _customer_values(order: Order) -> list[tuple[str, str]]:
             values += [("email", email), ("email_domain", email.rpartition("@")[2])]
         if customer.phone:
             values.append(("phone", customer.phone.strip()))
-        external = db.session.scalars(
-            select(CustomerExternalId.external_id).where(CustomerExternalId.customer_id == customer.id)
+        external = (
+            external_ids
+            if external_ids is not None
+            else db.session.scalars(
+                select(CustomerExternalId.external_id).where(CustomerExternalId.customer_id == customer.id)
+            )
         )
         values += [("channel_customer", value.strip().lower()) for value in external]
     if order.device_id:
@@ -128,22 +172,28 @@ def _customer_values(order: Order) -> list[tuple[str, str]]:
     return values
 
 
-def blocked_by(order: Order) -> BlocklistEntry | None:
+def blocked_by(order: Order, batch: BatchCounts | None = None) -> BlocklistEntry | None:
     """Return the blocklist entry that matches the order's customer, address or device, if any.
 
     One query reads the entries of every value and, when the order has an address, the IP entries; the
-    customer's values are tried first, in order, then the address ranges.
+    customer's values are tried first, in order, then the address ranges. In a batch the blocklist was read
+    once for all its orders.
     """
-    values = _customer_values(order)
+    values = _customer_values(order, batch.external_ids.get(order.customer_id or 0) if batch else None)
     address = _client_address(order.client_ip)
-    conditions: list[ColumnElement[bool]] = []
-    if values:
-        conditions.append(tuple_(BlocklistEntry.kind, BlocklistEntry.value).in_(values))
-    if address is not None:
-        conditions.append(BlocklistEntry.kind == "ip")
-    if not conditions:
+    if not values and address is None:
         return None
-    entries = list(db.session.scalars(select(BlocklistEntry).where(or_(*conditions))))
+    if batch is not None:
+        entries = batch.blocklist_entries()
+        if not entries:
+            return None
+    else:
+        conditions: list[ColumnElement[bool]] = []
+        if values:
+            conditions.append(tuple_(BlocklistEntry.kind, BlocklistEntry.value).in_(values))
+        if address is not None:
+            conditions.append(BlocklistEntry.kind == "ip")
+        entries = list(db.session.scalars(select(BlocklistEntry).where(or_(*conditions))))
     exact = {(entry.kind, entry.value): entry for entry in entries if entry.kind != "ip"}
     for value in values:
         if value in exact:
@@ -181,11 +231,14 @@ def _purchase_limit(tenant_id: int, plan_id: int, sold: dict[str, Any] | None) -
     return PurchaseLimit(name, int(limit), int(days or 0)) if limit else None
 
 
-def over_purchase_limit(order: Order, lines: list[OrderLine], *, as_sold: bool = False) -> str | None:
+def over_purchase_limit(
+    order: Order, lines: list[OrderLine], *, as_sold: bool = False, batch: BatchCounts | None = None
+) -> str | None:
     """Return why the order (with these lines) exceeds a plan's purchase limit per customer and period.
 
     The limit is the plan's current one; with `as_sold` (an order being created) it is the one in the
-    plan snapshot its lines were priced with a moment ago.
+    plan snapshot its lines were priced with a moment ago. The orders of the `batch` assessed before this
+    one count as bought (they are not written yet).
     """
     if order.customer_id is None:
         return None
@@ -211,7 +264,8 @@ def over_purchase_limit(order: Order, lines: list[OrderLine], *, as_sold: bool =
                 Order.created_at >= since,
             )
         )
-        if int(bought or 0) + quantity > limit.limit:
+        bought = int(bought or 0) + (batch.units.get((order.customer_id, plan_id), 0) if batch else 0)
+        if bought + quantity > limit.limit:
             return _(
                 "Purchase limit: plan %(plan)s allows %(limit)s per customer per %(days)s days; "
                 "this customer already has %(bought)s and orders %(quantity)s more.",
@@ -231,8 +285,11 @@ VELOCITY_COLUMNS = {
 }
 
 
-def over_velocity(order: Order, rules: Rules) -> str | None:
-    """Return why the order crosses an orders-per-customer/IP/device velocity rule, or None."""
+def over_velocity(order: Order, rules: Rules, batch: BatchCounts | None = None) -> str | None:
+    """Return why the order crosses an orders-per-customer/IP/device velocity rule, or None.
+
+    The orders of the `batch` assessed before this one count (they are not written yet).
+    """
     for kind, (column, label) in VELOCITY_COLUMNS.items():
         limit = rules.get(kind)
         value = getattr(order, column)
@@ -248,7 +305,8 @@ def over_velocity(order: Order, rules: Rules) -> str | None:
                 Order.created_at >= utcnow() - limit.window,
             )
         )
-        if int(count or 0) + 1 > limit.threshold:
+        earlier = batch.orders_by.get((column, value), 0) if batch else 0
+        if int(count or 0) + earlier + 1 > limit.threshold:
             return _(
                 "Velocity: more than %(n)s orders from one %(what)s within %(minutes)s minutes.",
                 n=limit.threshold,
@@ -266,24 +324,40 @@ def assess(order_id: int) -> Assessment:
     return assess_order(order, _lines(order.id))
 
 
-def assess_order(order: Order, lines: list[OrderLine], *, as_sold: bool = False) -> Assessment:
-    """Assess an order whose lines the caller holds already (see `assess`; `as_sold`: a new order's)."""
-    rules = Rules()
+def assess_order(
+    order: Order, lines: list[OrderLine], *, as_sold: bool = False, batch: BatchCounts | None = None
+) -> Assessment:
+    """Assess an order whose lines the caller holds already (see `assess`; `as_sold`: a new order's).
+
+    In a `batch` (orders created together, not yet written) the rules and the blocklist are read once, and
+    each order is assessed as if the batch's earlier orders had been written before it: a burst of one
+    customer's orders gets the answers it would get one by one.
+    """
+    rules = batch.rules if batch is not None else Rules()
     assessment = Assessment()
-    assessment.flags.extend(plan_bursts(order, lines, rules))
+    assessment.flags.extend(plan_bursts(order, lines, rules, batch))
+    assessment.hold_reason = _hold_reason(order, lines, rules, as_sold, batch)
+    if batch is not None:
+        batch.count(order, lines)
+    return assessment
+
+
+def _hold_reason(
+    order: Order, lines: list[OrderLine], rules: Rules, as_sold: bool, batch: BatchCounts | None
+) -> str | None:
     if order.risk_reviewed_at is not None:
-        return assessment
-    entry = blocked_by(order)
+        return None
+    entry = blocked_by(order, batch)
     if entry is not None:
-        assessment.hold_reason = _(
+        return _(
             "Blocklist (%(kind)s %(value)s): %(reason)s",
             kind=entry.kind,
             value=entry.value,
             reason=entry.reason,
         )
-        return assessment
-    assessment.hold_reason = over_purchase_limit(order, lines, as_sold=as_sold) or over_velocity(order, rules)
-    return assessment
+    return over_purchase_limit(order, lines, as_sold=as_sold, batch=batch) or over_velocity(
+        order, rules, batch
+    )
 
 
 # ---------------------------------------------------------------- anomalies and flags
@@ -333,12 +407,15 @@ def _other_orders_of_plan(plan_id: int, order_id: int, since: dt.datetime, at_mo
     return len(db.session.scalars(select(Order.id).where(*sold).limit(at_most)).all())
 
 
-def plan_bursts(order: Order, lines: list[OrderLine], rules: Rules) -> list[RiskFlag]:
+def plan_bursts(
+    order: Order, lines: list[OrderLine], rules: Rules, batch: BatchCounts | None = None
+) -> list[RiskFlag]:
     """Flag each plan of the order that sold more than the burst threshold within the window.
 
     The order itself counts, written yet or not. During a sale the window holds many orders, so the check
     counts at most `threshold` others, and none once the plan is flagged for this window; the exact number is
-    counted once, for the flag's message.
+    counted once, for the flag's message. In a batch the written orders are counted once per plan, and the
+    batch's earlier orders added.
     """
     limit = rules.get("orders_per_plan")
     if limit is None:
@@ -347,20 +424,45 @@ def plan_bursts(order: Order, lines: list[OrderLine], rules: Rules) -> list[Risk
     flags = []
     for plan_id in sorted({line.plan_id for line in lines if line.plan_id is not None}):
         dedupe_key = f"plan_burst:{plan_id}:{_bucket(limit)}"
-        if is_flagged(dedupe_key):  # first: once a sale is flagged, its next orders count nothing
+        if batch is not None:
+            if dedupe_key not in batch.flag_checked:  # read once per batch
+                batch.flag_checked.add(dedupe_key)
+                if is_flagged(dedupe_key):
+                    batch.flagged.add(dedupe_key)
+            if dedupe_key in batch.flagged:
+                continue
+        elif is_flagged(dedupe_key):  # first: once a sale is flagged, its next orders count nothing
             continue
-        if _other_orders_of_plan(plan_id, order.id, since, at_most=limit.threshold) < limit.threshold:
+        if batch is not None:
+            written = batch.plan_written.get(plan_id)
+            if written is None:
+                written = _other_orders_of_plan(plan_id, order.id, since, at_most=limit.threshold)
+                batch.plan_written[plan_id] = written
+            others = written + batch.plan_orders.get(plan_id, 0)
+        else:
+            others = _other_orders_of_plan(plan_id, order.id, since, at_most=limit.threshold)
+        if others < limit.threshold:
             continue
         count = _other_orders_of_plan(plan_id, order.id, since) + 1
-        flag = raise_flag(
-            "plan_burst",
-            dedupe_key,
-            _("Burst: %(n)s orders for one plan within %(m)s minutes.", n=count, m=_minutes(limit)),
-            plan_id=plan_id,
-            order_id=order.id,
-        )
-        if flag is not None:
+        count += batch.plan_orders.get(plan_id, 0) if batch is not None else 0
+        if batch is not None:
+            batch.flagged.add(dedupe_key)
+        reason = _("Burst: %(n)s orders for one plan within %(m)s minutes.", n=count, m=_minutes(limit))
+        if batch is not None:  # no savepoint (it would write the batch's orders): a clash fails the batch
+            flag = RiskFlag(
+                kind="plan_burst",
+                dedupe_key=dedupe_key[:160],
+                reason=reason,
+                created_at=utcnow(),
+                plan_id=plan_id,
+                order_id=order.id,
+            )
+            db.session.add(flag)
             flags.append(flag)
+            continue
+        new_flag = raise_flag("plan_burst", dedupe_key, reason, plan_id=plan_id, order_id=order.id)
+        if new_flag is not None:
+            flags.append(new_flag)
     return flags
 
 

@@ -40,7 +40,8 @@ def expire_subscriptions_everywhere() -> dict[str, int]:
     return totals
 
 
-def start_subscriptions(tenant_id: int, order_id: int) -> int:
-    """Job: start the subscriptions of a paid order (for a payment path that prefers enqueueing a job)."""
+def start_subscriptions(tenant_id: int, order_ids: int | list[int]) -> int:
+    """Job: start the subscriptions of paid orders (one job per fulfilment batch; an id alone works too)."""
     with tenant_bound(tenant_id):
-        return len(start_subscription_for_order(order_id))
+        ids = [order_ids] if isinstance(order_ids, int) else order_ids
+        return sum(len(start_subscription_for_order(order_id)) for order_id in ids)

@@ -101,7 +101,16 @@ def test_a_failing_delivery_is_retried_with_backoff_then_dead_then_replayed(
             raise ConnectionError("upstream database hiccup")
         return original(channel, row)
 
-    monkeypatch.setattr(inbox, "apply_delivery", flaky)
+    def flaky_batch(batch: Any) -> Any:
+        if broken["on"]:
+            raise ConnectionError("upstream database hiccup")
+        return original_batch(batch)
+
+    from orders.services import PaidOrderBatch
+
+    original_batch = PaidOrderBatch.write
+    monkeypatch.setattr(inbox, "apply_delivery", flaky)  # alone
+    monkeypatch.setattr(PaidOrderBatch, "write", flaky_batch)  # in a batch, which then tries it alone
     start = utcnow()
     with frozen_time(start):
         f.shopify(f.shopify_order(7200)).post(client, f"/hooks/{public_id}")
