@@ -37,6 +37,9 @@ def init_app(app: Flask) -> None:
     from orders import subscriptions
 
     subscriptions.init_app(app)
+    from orders import portal
+
+    portal.init_app(app)
     from orders import risk
 
     risk.init_app(app)
