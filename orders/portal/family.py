@@ -87,15 +87,10 @@ class Purchase:
 
 
 def _renewal_line_ids(subscription_id: int) -> list[int]:
-    return [
-        int(line_id)
-        for line_id in db.session.scalars(
-            select(SubscriptionPeriod.order_line_id).where(
-                SubscriptionPeriod.subscription_id == subscription_id,
-                SubscriptionPeriod.order_line_id.is_not(None),
-            )
-        )
-    ]
+    line_ids = db.session.scalars(
+        select(SubscriptionPeriod.order_line_id).where(SubscriptionPeriod.subscription_id == subscription_id)
+    )
+    return [int(line_id) for line_id in line_ids if line_id is not None]
 
 
 def _subscription_of_line(line_id: int) -> Subscription | None:
@@ -158,7 +153,13 @@ def purchases_of(customer: Customer) -> list[Purchase]:
         )
         found.append(
             Purchase(
-                line, order, subscription, limit, active_members(line.id), names, is_live(order, line, subscription)
+                line,
+                order,
+                subscription,
+                limit,
+                active_members(line.id),
+                names,
+                is_live(order, line, subscription),
             )
         )
     return found
@@ -212,13 +213,13 @@ def add_member(owner: Customer, line_id: int, phone: str, *, actor: str) -> Fami
     LookupError when the purchase is not the owner's; FamilyRefused when the plan, the limit or the number
     says no.
     """
-    try:
-        number = normalise_phone(phone)
-    except PhoneInvalid as error:
-        raise FamilyRefused(_("Enter your family member's mobile number.")) from error
     now = utcnow()
     with immediate_transaction(db.session()):
         line, order = _owned_line(owner, line_id)
+        try:
+            number = normalise_phone(phone)
+        except PhoneInvalid as error:
+            raise FamilyRefused(_("Enter your family member's mobile number.")) from error
         subscription = _subscription_of_line(line.id)
         limit = family_limit(line)
         if limit <= 0:

@@ -136,7 +136,9 @@ def send_code(text: str, *, ip: str | None) -> Address:
         customer = _customer_at(address)
         record_id = _add_code_message(address, code) if customer is not None else None
         if customer is not None:
-            audit.record("portal.code_sent", "customer", customer.id, actor=CODE_ACTOR, sent_to=address.masked)
+            audit.record(
+                "portal.code_sent", "customer", customer.id, actor=CODE_ACTOR, sent_to=address.masked
+            )
         db.session.commit()
     if record_id is not None:
         send_after_commit([record_id])
@@ -145,7 +147,9 @@ def send_code(text: str, *, ip: str | None) -> Address:
 
 def _add_code_message(address: Address, code: str) -> int:
     if address.transport == "sms":
-        return int(add_sms(address.value, "verification_code", {"code": code, "minutes": str(CODE_MINUTES)}).id)
+        return int(
+            add_sms(address.value, "verification_code", {"code": code, "minutes": str(CODE_MINUTES)}).id
+        )
     tenant = db.session.get(Tenant, current_tenant_id())
     with force_locale((tenant.locale if tenant else None) or "zh_CN"):
         subject = _("%(shop)s: your sign-in code", shop=tenant.name if tenant else "Quanyi")

@@ -74,13 +74,17 @@ def page(shop_slug: str) -> ResponseReturnValue:
         return render_template(
             "orders/portal_sign_in.html", tenant=tenant, address=request.args.get("address", "")
         )
-    return render_template("orders/portal.html", tenant=tenant, customer=customer, how=how, **_portal(customer))
+    return render_template(
+        "orders/portal.html", tenant=tenant, customer=customer, how=how, **_portal(customer)
+    )
 
 
 def _portal(customer: Customer) -> dict[str, Any]:
     subscriptions = list(
         db.session.scalars(
-            select(Subscription).where(Subscription.customer_id == customer.id).order_by(Subscription.id.desc())
+            select(Subscription)
+            .where(Subscription.customer_id == customer.id)
+            .order_by(Subscription.id.desc())
         )
     )
     return {
@@ -201,7 +205,10 @@ def redeem(shop_slug: str, grant_id: int) -> ResponseReturnValue:
             grant.id, source="customer", actor=_actor(customer), ip=request.remote_addr
         )
         done = outcome.accepted
-    flash(_("Marked as used.") if done else _("This right cannot be marked as used."), "info" if done else "error")
+    flash(
+        _("Marked as used.") if done else _("This right cannot be marked as used."),
+        "info" if done else "error",
+    )
     return _home(shop_slug)
 
 

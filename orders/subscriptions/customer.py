@@ -1,7 +1,8 @@
 """The customer's self-service page for one subscription, reached by the signed link in every mail.
 
 Reading needs only the link; cancelling, and undoing a cancellation, need the one-time code sent to the
-customer first (SMS to a phone, mail to an email). The tenant is bound for the request from the link, so every read is that tenant's.
+customer first (SMS to a phone, mail to an email). The tenant is bound for the request from the link, so
+every read is that tenant's.
 """
 
 from __future__ import annotations

@@ -2,12 +2,13 @@
 
 The link (`/my/subscriptions/<token>`) is signed with the app's SECRET_KEY and names the tenant and the
 subscription; it shows the subscription and its receipts. Changing anything needs an identity check: a
-six-digit code sent by SMS to the customer's phone and by mail to their address, stored as a keyed hash, valid for ten minutes and five
-attempts, used once. A verified visitor may act for `VERIFIED_MINUTES`.
+six-digit code sent by SMS to the customer's phone and by mail to their address, stored as a keyed hash,
+valid for ten minutes and five attempts, used once. A verified visitor may act for `VERIFIED_MINUTES`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -153,15 +154,14 @@ def send_code(subscription: Subscription) -> str:
 
 
 def _text_code(phone: str, code: str, subscription: Subscription) -> None:
-    try:
+    # A phone that had its codes for now records nothing; the mail, if any, still goes.
+    with contextlib.suppress(SmsCodeLimited):
         queue_sms(
             phone,
             "verification_code",
             {"code": code, "minutes": str(CODE_MINUTES)},
             about=("subscription", subscription.id),
         )
-    except SmsCodeLimited:
-        pass  # this phone had its codes for now (nothing was recorded); the mail, if any, still goes
 
 
 def _mail_code(email: str, code: str, subscription: Subscription) -> None:

@@ -100,7 +100,9 @@ def test_removing_a_member_ends_their_access_at_once(app: Flask, client: FlaskCl
     assert "喜马拉雅会员" not in page_text(member, shop)
     assert member.post(f"{portal(shop)}/grants/{link_grant}/reveal").status_code == 404
     with shop.bound():
-        assert db.session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("family.%"))).all() == [
+        assert db.session.scalars(
+            select(AuditEvent.action).where(AuditEvent.action.like("family.%"))
+        ).all() == [
             "family.member_added",
             "family.member_removed",
         ]

@@ -124,7 +124,9 @@ def test_a_phone_only_customer_gets_the_reminder_by_sms_with_a_short_link(
             assert reminders.send_due_reminders() == 1
             assert reminders.send_due_reminders() == 0
         rows = db.session.scalars(select(SubscriptionReminder)).all()
-        assert [(r.subscription_id, r.status, r.recipient) for r in rows] == [(sub.id, "sent", "+8613800000000")]
+        assert [(r.subscription_id, r.status, r.recipient) for r in rows] == [
+            (sub.id, "sent", "+8613800000000")
+        ]
     (text,) = [m for m in sms_files(app) if m["kind"] == "renewal_reminder"]
     assert text["to"] == "+8613800000000" and text["params"]["date"] == "2026-02-28"
     assert text["params"]["plan"] == "影音月卡" and "/m/" in text["params"]["link"]
