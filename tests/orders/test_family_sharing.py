@@ -19,7 +19,7 @@ from orders.portal import family
 from orders.portal.models import FamilyShare
 from saas.extensions import db
 from tenants.models import AuditEvent
-from tests.factories import Shop
+from tests.factories import Shop, login
 from tests.orders.helpers import Product, add_keys, grants_of, make_product, make_right, place_order
 from tests.orders.portal_helpers import open_link, page_text, portal, sign_in_by_sms, sms_to
 
@@ -169,3 +169,24 @@ def test_a_purchase_of_another_customer_cannot_be_shared(app: Flask, client: Fla
     open_link(client, shop, other_id)
     response = client.post(f"{portal(shop)}/family/{line_id}/members", data={"phone": MEMBER})
     assert response.status_code == 404
+
+
+def test_the_redemption_dashboard_splits_shared_from_single_use(
+    app: Flask, client: FlaskClient, shop: Shop
+) -> None:
+    order_id, line_id, buyer_id = bought(shop)
+    open_link(client, shop, buyer_id)
+    add_member(client, shop, line_id, MEMBER)
+    with shop.bound():
+        member_id = db.session.scalars(select(FamilyShare.member_customer_id)).one()
+        link_grant = next(g.id for g in grants_of(order_id) if g.kind == "link")
+    client.post(f"{portal(shop)}/grants/{link_grant}/redeem")  # the buyer
+    member = app.test_client()
+    open_link(member, shop, member_id)
+    member.post(f"{portal(shop)}/grants/{link_grant}/redeem")  # and the family member
+    login(client, shop.owner)
+    page = client.get(f"/t/{shop.slug}/reports/redemption?period=last_30_days")
+    assert page.status_code == 200
+    table = page.get_data(as_text=True).split("Shared vs single use", 1)[1].split("</table>", 1)[0]
+    assert re.search(r"the buyer</td>\s*<td[^>]*>1<", table), table
+    assert re.search(r"a family member \(shared\)</td>\s*<td[^>]*>1<", table), table
