@@ -392,7 +392,7 @@ def time_to_redeem_summary(filters: Filters) -> Table:
 
 
 def shared_vs_single_use(filters: Filters) -> Table:
-    """Return the period's redemptions split by who used the right: the buyer, or a family member (亲情共享)."""
+    """Return the period's redemptions split by who used the right: the buyer or a family member."""
     rows = tenant_query(
         """SELECT r.member_customer_id IS NOT NULL AS shared, COUNT(*) AS n FROM redemptions r
            WHERE r.tenant_id = :tenant_id AND r.outcome = 'redeemed' AND r.at >= :start AND r.at < :end

@@ -49,7 +49,7 @@ def test_a_customer_of_another_shop_gets_404_or_the_sign_in_form_on_every_portal
         if values:
             assert response.status_code == 404, f"{route} in the other shop gave {response.status_code}"
             response = client.open(build_url(app, route, other_shop.slug, values), method=route.method)
-            assert response.status_code == 404, f"{route} with the other shop's ids gave {response.status_code}"
+            assert response.status_code == 404, f"{route} with their ids gave {response.status_code}"
         elif route.method == "GET":
             page = response.get_data(as_text=True)
             assert response.status_code == 200 and 'data-testid="portal-sign-in"' in page, route
@@ -58,7 +58,9 @@ def test_a_customer_of_another_shop_gets_404_or_the_sign_in_form_on_every_portal
     assert audit_rows_of(shop) == before, "a request from another shop's customer changed something"
 
 
-def test_a_signed_out_visitor_gets_404_on_every_object_route(app: Flask, client: FlaskClient, shop: Shop) -> None:
+def test_a_signed_out_visitor_gets_404_on_every_object_route(
+    app: Flask, client: FlaskClient, shop: Shop
+) -> None:
     for route in portal_routes(app):
         values = object_values(route, shop)
         if values:
