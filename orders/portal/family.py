@@ -97,14 +97,16 @@ def _subscription_of_line(line_id: int) -> Subscription | None:
     return db.session.scalar(select(Subscription).where(Subscription.order_line_id == line_id))
 
 
-def _renewal_lines() -> set[int]:
-    """Lines that pay a later period of a subscription (shared through the subscription's first line)."""
+def _renewal_lines(customer: Customer) -> set[int]:
+    """The customer's lines that pay a later period of a subscription (shared through its first line)."""
     rows = db.session.execute(
-        select(SubscriptionPeriod.order_line_id, Subscription.order_line_id).join(
+        select(SubscriptionPeriod.order_line_id, Subscription.order_line_id)
+        .join(
             Subscription,
             (Subscription.tenant_id == SubscriptionPeriod.tenant_id)
             & (Subscription.id == SubscriptionPeriod.subscription_id),
         )
+        .where(Subscription.customer_id == customer.id)
     ).all()
     return {int(period_line) for period_line, first_line in rows if period_line and period_line != first_line}
 
@@ -137,7 +139,7 @@ def purchases_of(customer: Customer) -> list[Purchase]:
         .where(Order.customer_id == customer.id, Order.paid_at.is_not(None))
         .order_by(Order.id.desc(), OrderLine.position)
     ).all()
-    renewals = _renewal_lines()
+    renewals = _renewal_lines(customer)
     found = []
     for line, order in rows:
         limit = family_limit(line)

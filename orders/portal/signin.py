@@ -32,7 +32,7 @@ from saas.phones import phone_or_none
 from saas.timeutil import utcnow
 from tenants import audit
 from tenants.models import Tenant
-from tenants.outbox import add_mail, add_sms, send_after_commit
+from tenants.outbox import SmsCodeLimited, add_mail, add_sms, send_after_commit
 from tenants.scoping import current_tenant_id
 
 CODE_MINUTES = 10
@@ -134,7 +134,13 @@ def send_code(text: str, *, ip: str | None) -> Address:
         row.code_hash = _code_hash(row.id, code)
         db.session.add(row)
         customer = _customer_at(address)
-        record_id = _add_code_message(address, code) if customer is not None else None
+        try:
+            record_id = _add_code_message(address, code) if customer is not None else None
+        except SmsCodeLimited as error:  # a code to this phone just went out (a subscription's, say)
+            db.session.rollback()
+            raise SignInRefused(
+                _("A code was sent less than a minute ago: please wait before asking again.")
+            ) from error
         if customer is not None:
             audit.record(
                 "portal.code_sent", "customer", customer.id, actor=CODE_ACTOR, sent_to=address.masked
@@ -202,7 +208,13 @@ def session_key(tenant_id: int) -> str:
 
 
 def sign_in(session: Any, customer: Customer, *, how: str) -> None:
-    """Remember in the session that this browser is `customer` of its tenant (`how`: code or link)."""
+    """Remember in the session that this browser is `customer` of its tenant (`how`: code or link).
+
+    A link opened by a customer already signed in by code keeps the stronger sign-in.
+    """
+    current = signed_in(session, customer.tenant_id)
+    if how == "link" and current == (customer.id, "code"):
+        return
     until = utcnow() + dt.timedelta(hours=SESSION_HOURS)
     session[session_key(customer.tenant_id)] = {"c": str(customer.id), "until": until.isoformat(), "how": how}
 

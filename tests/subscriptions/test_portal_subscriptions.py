@@ -74,3 +74,18 @@ def test_cancelling_the_subscription_ends_the_family_members_access(
     assert "喜马拉雅会员兑换页" in page_text(member, shop)
     client.post(f"{portal(shop)}/subscriptions/{sub_id}/cancel", data={"when": "now"})
     assert "喜马拉雅会员兑换页" not in page_text(member, shop)
+
+
+def test_signed_in_by_link_the_customer_confirms_with_a_code_in_the_portal(
+    app: Flask, client: FlaskClient, shop: Shop
+) -> None:
+    sub_id, customer_id, _line = phone_subscription(shop)
+    page = open_link(client, shop, customer_id).get_data(as_text=True)
+    assert 'data-testid="confirm-code"' in page
+    client.post(f"{portal(shop)}/code", data={"address": PHONE})
+    code = sms_to(app, PHONE, "verification_code")[-1]["params"]["code"]
+    client.post(f"{portal(shop)}/verify", data={"address": PHONE, "code": code})
+    open_link(client, shop, customer_id)  # a link opened again keeps the code sign-in
+    client.post(f"{portal(shop)}/subscriptions/{sub_id}/cancel", data={"when": "at_period_end"})
+    with shop.bound():
+        assert fresh(sub_id).auto_renew is False
