@@ -19,7 +19,7 @@ from orders.models import Customer
 from orders.portal.models import PortalCode
 from saas.extensions import db
 from tenants.models import AuditEvent
-from tests.factories import Outbox, Shop
+from tests.factories import Outbox, Shop, login
 from tests.orders.helpers import add_keys, grants_of, make_product, make_right, order_request, place_order
 from tests.orders.portal_helpers import (
     ask_code,
@@ -187,3 +187,9 @@ def test_a_session_of_one_shop_sees_nothing_of_another(
     assert client.post(f"{portal(shop)}/grants/{their_grant}/reveal").status_code == 404
     assert client.post(f"{portal(other_shop)}/grants/{my_grant}/reveal").status_code == 404
     assert client.post(f"{portal(other_shop)}/grants/{their_grant}/reveal").status_code == 404
+
+
+def test_the_back_office_tells_the_merchant_where_customers_sign_in(client: FlaskClient, shop: Shop) -> None:
+    login(client, shop.owner)
+    page = client.get(f"/t/{shop.slug}/orders/customers").get_data(as_text=True)
+    assert f"http://quanyi.test/shop/{shop.slug}/my" in page
