@@ -69,6 +69,8 @@ DEMO_RIGHTS = [
 ]
 
 PlanRow = tuple[str, str, int | None, int, int | None, bool]
+# 亲情共享 in the demo: the music-and-audiobooks month plan (a top-up and a link, both shareable).
+FAMILY_DEMO_PLANS = {("听书音乐包", "月卡")}
 DEMO_BUNDLES: list[tuple[str, str, str, list[tuple[str, int]], list[PlanRow]]] = [
     (
         "影音畅享包",
@@ -122,6 +124,7 @@ def create_demo_catalog(tenant: Tenant) -> None:
                     "currency": "CNY",
                     "renewable": renewable,
                     "purchase_limit": 1,
+                    "family_sharing": (name, plan_name) in FAMILY_DEMO_PLANS,
                     "position": position,
                 },
             )

@@ -83,6 +83,10 @@ class PlanForm(FlaskForm):
     purchase_limit = IntegerField(
         _l("Purchases per customer per period"), validators=[Optional(), NumberRange(min=1)]
     )
+    family_sharing = BooleanField(_l("Family sharing (亲情共享)"), default=False)
+    family_max_members = IntegerField(
+        _l("Family members at most"), default=3, validators=[Optional(), NumberRange(min=1, max=10)]
+    )
     position = IntegerField(_l("Position"), default=0, validators=[Optional()])
 
 

@@ -30,6 +30,7 @@ from saas.timeutil import utcnow
 from tenants.scoping import TenantOwned
 
 FULFILMENT_KINDS = ("card_key", "code", "topup", "link")
+DEFAULT_FAMILY_MEMBERS = 3  # 亲情共享: a family of up to 3 by default
 BUNDLE_STATUSES = ("draft", "active", "archived")
 PERIOD_UNITS = ("month", "quarter", "year", "days")
 PERIOD_DAYS = {"month": 30, "quarter": 91, "year": 365}
@@ -217,6 +218,9 @@ class Plan(TenantOwned, db.Model):  # type: ignore[name-defined]
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     renewable: Mapped[bool] = mapped_column(Boolean, default=True)
     purchase_limit: Mapped[int | None] = mapped_column(Integer)  # per customer per period
+    # 亲情共享: the buyer may share the plan's shareable rights with up to this many family members.
+    family_sharing: Mapped[bool] = mapped_column(Boolean, default=False)
+    family_max_members: Mapped[int] = mapped_column(Integer, default=DEFAULT_FAMILY_MEMBERS)
     position: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)  # grows with every edit
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -256,6 +260,7 @@ class Plan(TenantOwned, db.Model):  # type: ignore[name-defined]
                 "currency": self.currency,
                 "renewable": self.renewable,
                 "purchase_limit": self.purchase_limit,
+                "family_max_members": self.family_max_members if self.family_sharing else 0,
             },
             "bundle": bundle.snapshot(items),
             "taken_at": utcnow().isoformat(),

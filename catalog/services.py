@@ -17,6 +17,7 @@ from catalog import keyring
 from catalog.models import (
     BUNDLE_STATUSES,
     CODE_ALPHABET,
+    DEFAULT_FAMILY_MEMBERS,
     FULFILMENT_KINDS,
     PERIOD_UNITS,
     Bundle,
@@ -60,6 +61,8 @@ PLAN_FIELDS = (
     "currency",
     "renewable",
     "purchase_limit",
+    "family_sharing",
+    "family_max_members",
     "position",
 )
 TOPUP_ACCOUNT_TYPES = ("mobile", "qq", "email", "account")
@@ -450,6 +453,8 @@ def _plan_values(fields: dict[str, Any], current: Plan | None) -> dict[str, Any]
             "currency": "CNY",
             "renewable": True,
             "purchase_limit": None,
+            "family_sharing": False,
+            "family_max_members": DEFAULT_FAMILY_MEMBERS,
             "position": 0,
         }
     )
@@ -469,6 +474,10 @@ def _plan_values(fields: dict[str, Any], current: Plan | None) -> dict[str, Any]
     values["renewable"] = bool(values.get("renewable"))
     values["purchase_limit"] = _check_optional_whole(
         values.get("purchase_limit"), _("Purchase limit"), minimum=1, maximum=10**6
+    )
+    values["family_sharing"] = bool(values.get("family_sharing"))
+    values["family_max_members"] = _check_whole(
+        values.get("family_max_members") or DEFAULT_FAMILY_MEMBERS, _("Family members"), minimum=1, maximum=10
     )
     values["position"] = _check_whole(values.get("position") or 0, _("Position"), maximum=10**6)
     return values

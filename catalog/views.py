@@ -305,6 +305,8 @@ def _plan_fields(form: PlanForm) -> dict[str, Any]:
         "list_price": services.read_amount(form.list_price.data, form.currency.data, optional=True),
         "renewable": form.renewable.data,
         "purchase_limit": form.purchase_limit.data,
+        "family_sharing": form.family_sharing.data,
+        "family_max_members": form.family_max_members.data,
         "position": form.position.data or 0,
     }
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 
 from catalog.inventory import CARD_KEYS_ARRIVED
-from orders import api, demo, my_rights, risk, subscriptions, views
+from orders import api, demo, my_rights, portal, risk, subscriptions, views
 from orders.fulfilment import has_backorders
 from saas import events, jobs
 from saas.periodic import PeriodicJob, register_periodic_job
@@ -40,4 +40,5 @@ def init_app(app: Flask) -> None:
     )
     register_demo_step(app, demo.add_demo_orders)
     subscriptions.init_app(app)
+    portal.init_app(app)
     risk.init_app(app)

@@ -320,6 +320,8 @@ class Redemption(TenantOwned, db.Model):  # type: ignore[name-defined]
     reference: Mapped[str] = mapped_column(String(200), default="")
     actor: Mapped[str] = mapped_column(String(200))
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 亲情共享: the family member who used a shared right (None: the buyer, or not from the portal).
+    member_customer_id: Mapped[int | None] = mapped_column()
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

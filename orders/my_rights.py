@@ -1,18 +1,20 @@
-"""The customer's "my rights" (我的权益) pages, reached by a signed, expiring link — never by a login.
+"""The signed "my rights" (我的权益) link of every message: `/my/<token>` signs the customer in to the portal.
 
-The token names the tenant and the customer; the tenant is bound for the request from it, so every read is
-scoped to that tenant, and a grant is shown only when it belongs to that customer.
+The token names the tenant and the customer; the tenant is bound for the request from it. Opening it signs
+the customer in to their shop's portal (`orders.portal`, how = "link") and redirects there. The token's own
+reveal and redeem actions stay for links already sent and for scripts.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from orders import delivery, redemption
 from orders.events import OrderError
 from orders.models import Customer, Grant
+from orders.portal import signin
 from saas.extensions import db
 from saas.security import customer_action_rate, customer_page_rate, limiter
 from tenants.context import bind_request_tenant
@@ -51,11 +53,10 @@ def _by_customer(customer: Customer) -> str:
 @bp.route("/<token>")
 @limiter.limit(customer_page_rate, methods=["GET"])
 def page(token: str) -> ResponseReturnValue:
-    """List the customer's rights with instructions, validity, reveal and redeem buttons."""
+    """Sign the customer the link names in to their shop's portal (我的权益) and open it."""
     customer = _customer_from_token(token)
-    return render_template(
-        "orders/my_rights.html", customer=customer, token=token, rights=delivery.customer_rights(customer)
-    )
+    signin.sign_in(session, customer, how="link")
+    return redirect(url_for("portal.page", shop_slug=g.tenant.slug))
 
 
 @bp.route("/<token>/grants/<int:grant_id>/reveal", methods=["POST"])
@@ -84,4 +85,4 @@ def redeem(token: str, grant_id: int) -> ResponseReturnValue:
         flash(_("Marked as used."), "info")
     else:
         flash(_("This right cannot be marked as used."), "error")
-    return redirect(url_for("my_rights.page", token=token))
+    return redirect(url_for("portal.page", shop_slug=g.tenant.slug))

@@ -31,6 +31,7 @@ from saas import labels, money
 from saas.bounds import in_bigint_range
 from saas.extensions import db
 from saas.ids import new_id
+from saas.links import public_url
 from saas.uploads import read_capped
 from tenants import roles
 from tenants.context import current_tenant, requires
@@ -330,7 +331,10 @@ def redemption_report() -> ResponseReturnValue:
 def customers() -> ResponseReturnValue:
     query = request.args.get("q", "")
     return render_template(
-        "orders/customers.html", customers=customer_service.search_customers(query), q=query
+        "orders/customers.html",
+        customers=customer_service.search_customers(query),
+        q=query,
+        portal_url=public_url("portal.page", shop_slug=current_tenant().slug),
     )
 
 

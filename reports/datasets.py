@@ -391,6 +391,42 @@ def time_to_redeem_summary(filters: Filters) -> Table:
     )
 
 
+def shared_vs_single_use(filters: Filters) -> Table:
+    """Return the period's redemptions split by who used the right: the buyer or a family member."""
+    rows = tenant_query(
+        """SELECT r.member_customer_id IS NOT NULL AS shared, COUNT(*) AS n FROM redemptions r
+           WHERE r.tenant_id = :tenant_id AND r.outcome = 'redeemed' AND r.at >= :start AND r.at < :end
+           GROUP BY r.member_customer_id IS NOT NULL""",
+        {"start": filters.period.utc_start, "end": filters.period.utc_end},
+    ).all()
+    counts = {bool(shared): int(n) for shared, n in rows}
+    total = sum(counts.values())
+    return Table(
+        "shared_vs_single_use",
+        _("Shared vs single use"),
+        [
+            Column("who", _("Used by"), "text"),
+            Column("redemptions", _("Redemptions")),
+            Column("share", _("Of all redemptions"), "ratio"),
+        ],
+        [
+            {
+                "who": _("the buyer"),
+                "redemptions": counts.get(False, 0),
+                "share": ratio(counts.get(False, 0), total),
+            },
+            {
+                "who": _("a family member (shared)"),
+                "redemptions": counts.get(True, 0),
+                "share": ratio(counts.get(True, 0), total),
+            },
+        ]
+        if total
+        else [],
+        note=_("Redemptions recorded in the period, whatever the channel, bundle or right filter."),
+    )
+
+
 def poorly_redeemed(by_right: list[dict[str, Any]], overall: str | None) -> list[dict[str, Any]]:
     """Pick rights that sold well but are redeemed poorly.
 
@@ -465,6 +501,7 @@ def redemption(filters: Filters, currency: str) -> Dashboard:
             time_to_redeem_histogram(filters),
             time_to_redeem_summary(filters),
             poor,
+            shared_vs_single_use(filters),
         ],
         notes=[
             _("Redemption rate = redeemed grants ÷ delivered grants, by the day each grant was delivered.")

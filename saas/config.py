@@ -74,6 +74,9 @@ class BaseConfig:
     SMS_URL = ""  # aliyun://ID:SECRET@?sign_name=… or tencent://ID:SECRET@?sdk_app_id=…; unset: instance/sms/
     SMS_CODE_PER_MINUTE = 1  # verification codes per phone number
     SMS_CODE_PER_DAY = 10
+    # Portal sign-in codes per IP address (many phones share one address behind a carrier's NAT).
+    PORTAL_CODE_PER_IP_MINUTE = 3
+    PORTAL_CODE_PER_IP_DAY = 20
     OUTBOX_GRACE_SECONDS = 120  # a message still queued this long after it was written is swept and sent
     OUTBOX_CLAIM_SECONDS = 300  # a sender that claimed a message and died lets it go after this long
     OUTBOX_MAX_ATTEMPTS = 6  # then the message is failed (shown on its page, with a resend)

@@ -46,6 +46,7 @@ SMS_KINDS: dict[str, tuple[str, ...]] = {
     "renewal_reminder": ("shop", "plan", "date", "link"),
     "verification_code": ("code", "minutes"),
     "cancellation_receipt": ("shop", "plan", "date"),
+    "family_shared": ("shop", "plan", "link"),
 }
 SMS_KIND_LABELS = {
     "delivery": _l("Delivery (short link to the rights)"),
@@ -53,6 +54,7 @@ SMS_KIND_LABELS = {
     "renewal_reminder": _l("Renewal reminder"),
     "verification_code": _l("Verification code"),
     "cancellation_receipt": _l("Cancellation receipt"),
+    "family_shared": _l("Family sharing (a plan shared with you)"),
 }
 CHANNEL_CHOICES = ("mail", "sms")  # what a customer with both an email and a phone gets
 REQUEST_TIMEOUT_SECONDS = 15
@@ -135,6 +137,7 @@ def sms_text(kind: str, params: dict[str, str]) -> str:
         "renewal_reminder": _("%(shop)s: %(plan)s renews on %(date)s. Manage: %(link)s"),
         "verification_code": _("Your code is %(code)s, valid %(minutes)s minutes. Do not share it."),
         "cancellation_receipt": _("%(shop)s: %(plan)s is cancelled, effective %(date)s."),
+        "family_shared": _("%(shop)s: %(plan)s is shared with you. Sign in: %(link)s"),
     }
     values = {name: params.get(name, "") for name in SMS_KINDS[kind]}
     return texts[kind] % values

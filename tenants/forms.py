@@ -71,3 +71,4 @@ class SmsSettingsForm(FlaskForm):
     renewal_reminder = StringField(validators=[Optional(), Length(max=40)])
     verification_code = StringField(validators=[Optional(), Length(max=40)])
     cancellation_receipt = StringField(validators=[Optional(), Length(max=40)])
+    family_shared = StringField(validators=[Optional(), Length(max=40)])

@@ -20,7 +20,7 @@ class Route:
 
     @property
     def object_variables(self) -> list[str]:
-        return sorted(set(self.rule.arguments) - {"tenant_slug"})
+        return sorted(set(self.rule.arguments) - {"tenant_slug", "shop_slug"})
 
     def __str__(self) -> str:
         return f"{self.method} {self.rule.rule}"
@@ -32,6 +32,17 @@ def tenant_routes(app: Flask) -> list[Route]:
         Route(rule, method)
         for rule in app.url_map.iter_rules()
         if "tenant_slug" in rule.arguments
+        for method in sorted(rule.methods or ())
+        if method in CHECKED_METHODS
+    ]
+
+
+def portal_routes(app: Flask) -> list[Route]:
+    """Every route of a shop's customer portal (/shop/<shop_slug>/my…), one per method."""
+    return [
+        Route(rule, method)
+        for rule in app.url_map.iter_rules()
+        if "shop_slug" in rule.arguments
         for method in sorted(rule.methods or ())
         if method in CHECKED_METHODS
     ]
@@ -64,6 +75,6 @@ def build_url(app: Flask, route: Route, slug: str | None, values: dict[str, int 
     """Build the path of `route` for the tenant `slug` with the given object ids."""
     arguments = dict(values)
     if slug is not None:
-        arguments["tenant_slug"] = slug
+        arguments["shop_slug" if "shop_slug" in route.rule.arguments else "tenant_slug"] = slug
     adapter = app.url_map.bind("quanyi.test")
     return adapter.build(route.rule.endpoint, arguments, method=route.method, force_external=False)

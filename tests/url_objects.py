@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import select
+
 from saas.auth.services import create_user
 from saas.extensions import db
 from saas.ids import new_id
@@ -62,6 +64,34 @@ def _customer(shop: Shop) -> int:
     return customer.id
 
 
+def _order_line(shop: Shop) -> int:
+    from orders.models import OrderLine
+
+    order = order_helpers.order_row()
+    return int(db.session.scalars(select(OrderLine.id).where(OrderLine.order_id == order.id)).one())
+
+
+def _family_share(shop: Shop) -> int:
+    """A purchase shared with a family member (portal routes)."""
+    from orders.models import Customer, OrderLine
+    from orders.portal.models import FamilyShare
+
+    order = order_helpers.order_row()
+    line_id = db.session.scalars(select(OrderLine.id).where(OrderLine.order_id == order.id)).one()
+    member = Customer(phone=f"+86139{new_id() % 10**8:08d}", name="Fixture member")
+    db.session.add(member)
+    db.session.flush()
+    share = FamilyShare(
+        owner_customer_id=order.customer_id,
+        member_customer_id=member.id,
+        member_phone=member.phone,
+        order_line_id=line_id,
+    )
+    db.session.add(share)
+    db.session.commit()
+    return share.id
+
+
 URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "invitation_id": _invitation,
     "key_id": _api_key,
@@ -78,6 +108,9 @@ URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "order_id": lambda shop: order_helpers.order_row().id,
     "customer_id": _customer,
     "grant_id": lambda shop: order_helpers.grant_row().id,
+    # the customer portal (plain rows, no audit trail)
+    "line_id": _order_line,
+    "share_id": _family_share,
     # integrations (plain rows, no audit trail)
     "channel_id": lambda shop: integration_factories.channel_row().id,
     "mapping_id": lambda shop: integration_factories.mapping_row().id,

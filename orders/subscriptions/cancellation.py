@@ -44,7 +44,7 @@ from orders.subscriptions.services import (
     locked_subscription,
     periods_of,
 )
-from saas import outbox
+from saas import outbox, sms
 from saas.events import publish
 from saas.extensions import db, immediate_transaction
 from saas.labels import LABELS, label
@@ -52,7 +52,7 @@ from saas.timeutil import format_in_zone, utcnow
 from tenants import audit
 from tenants.audit import current_actor
 from tenants.models import Tenant
-from tenants.outbox import queue_mail
+from tenants.outbox import queue_mail, queue_sms
 
 REASON_LABELS = LABELS["cancellation_reason"]
 TICKET_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -447,6 +447,40 @@ def mail_context(subscription_id: int) -> MailContext | None:
     return MailContext(subscription, tenant, customer.email, outbox.LINK)
 
 
+def sms_recipient(subscription_id: int, kind: str) -> str | None:
+    """Return the phone a subscription message of this kind goes to by SMS, or None (mail, or nowhere).
+
+    The house rule (`saas.sms.channel_for`): a phone only → SMS, an email only → mail, both → the tenant's
+    choice.
+    """
+    subscription = get_subscription(subscription_id)
+    customer = customer_of(subscription) if subscription is not None else None
+    tenant = db.session.get(Tenant, subscription.tenant_id) if subscription is not None else None
+    if customer is None or tenant is None:
+        return None
+    channel = sms.channel_for(tenant.settings, kind, customer.email, customer.phone)
+    return channel[1] if channel is not None and channel[0] == "sms" else None
+
+
+def text_customer(subscription_id: int, kind: str, params: dict[str, str], *, with_link: bool) -> int | None:
+    """Send a subscription message by SMS when the customer is reached that way; return the record id.
+
+    `with_link` adds the short link to the customer's subscription page (the template's `link`).
+    """
+    phone = sms_recipient(subscription_id, kind)
+    subscription = get_subscription(subscription_id)
+    tenant = db.session.get(Tenant, subscription.tenant_id) if subscription is not None else None
+    if phone is None or subscription is None or tenant is None:
+        return None
+    return queue_sms(
+        phone,
+        kind,
+        {"shop": tenant.name, **params},
+        link=("my_subscription", [subscription.tenant_id, subscription.id]) if with_link else None,
+        about=("subscription", subscription.id),
+    )
+
+
 def _cancellation(cancellation_id: int) -> SubscriptionCancellation | None:
     return db.session.scalar(
         select(SubscriptionCancellation).where(SubscriptionCancellation.id == cancellation_id)
@@ -454,10 +488,25 @@ def _cancellation(cancellation_id: int) -> SubscriptionCancellation | None:
 
 
 def send_receipt(cancellation_id: int) -> bool:
-    """Mail the cancellation receipt to the customer (after the commit); False without an email address."""
+    """Send the cancellation receipt (取消确认) by SMS or mail (after the commit); False with neither."""
     cancellation = _cancellation(cancellation_id)
-    context = mail_context(cancellation.subscription_id) if cancellation is not None else None
-    if cancellation is None or context is None:
+    if cancellation is None:
+        return False
+    subscription = get_subscription(cancellation.subscription_id)
+    if subscription is not None:
+        texted = text_customer(
+            subscription.id,
+            "cancellation_receipt",
+            {
+                "plan": subscription.plan_name,
+                "date": format_in_zone(cancellation.effective_at, subscription.time_zone, "%Y-%m-%d"),
+            },
+            with_link=False,
+        )
+        if texted is not None:
+            return True
+    context = mail_context(cancellation.subscription_id)
+    if context is None:
         return False
     with force_locale(context.tenant.locale or "zh_CN"):
         subject = _(

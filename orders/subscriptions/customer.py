@@ -1,7 +1,8 @@
 """The customer's self-service page for one subscription, reached by the signed link in every mail.
 
-Reading needs only the link; cancelling, and undoing a cancellation, need the one-time code mailed to the
-customer first. The tenant is bound for the request from the link, so every read is that tenant's.
+Reading needs only the link; cancelling, and undoing a cancellation, need the one-time code sent to the
+customer first (SMS to a phone, mail to an email). The tenant is bound for the request from the link, so
+every read is that tenant's.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def page(token: str) -> ResponseReturnValue:
 @bp.route("/<token>/code", methods=["POST"])
 @limiter.limit(customer_action_rate)
 def send_code(token: str) -> ResponseReturnValue:
-    """Mail a one-time code to the customer's address."""
+    """Send a one-time code to the customer's phone (SMS) and email (mail)."""
     found = _subscription_from_token(token)
     try:
         sent_to = selfservice.send_code(found)
@@ -87,7 +88,7 @@ def verify(token: str) -> ResponseReturnValue:
     found = _subscription_from_token(token)
     form = CodeForm()
     if not form.validate_on_submit():
-        flash(_("Enter the six-digit code from the mail."), "error")
+        flash(_("Enter the six-digit code we sent you."), "error")
         return _back(token)
     try:
         selfservice.check_code(found, form.code.data or "")
@@ -105,7 +106,7 @@ def cancel(token: str) -> ResponseReturnValue:
     """Cancel, at the period end or now, with an optional reason (after the code)."""
     found = _subscription_from_token(token)
     if not selfservice.is_verified(session, found):
-        flash(_("Confirm it is you with the code we mail you first."), "error")
+        flash(_("Confirm it is you with the code we send you first."), "error")
         return _back(token)
     form = CancelForm()
     if not form.validate_on_submit():
@@ -124,7 +125,7 @@ def cancel(token: str) -> ResponseReturnValue:
         flash(str(error), "error")
     else:
         flash(
-            _("Done. Your receipt number is %(ticket)s; we mailed you a copy.", ticket=done.ticket_number),
+            _("Done. Your receipt number is %(ticket)s; we sent you a copy.", ticket=done.ticket_number),
             "info",
         )
     return _back(token)
@@ -136,7 +137,7 @@ def undo(token: str) -> ResponseReturnValue:
     """Turn auto-renew back on before the period end (after the code)."""
     found = _subscription_from_token(token)
     if not selfservice.is_verified(session, found):
-        flash(_("Confirm it is you with the code we mail you first."), "error")
+        flash(_("Confirm it is you with the code we send you first."), "error")
         return _back(token)
     try:
         cancellation.undo_cancel(found.id, source="customer", actor=CUSTOMER_ACTOR)

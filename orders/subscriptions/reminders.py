@@ -18,14 +18,14 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from orders.subscriptions.cancellation import mail_context
+from orders.subscriptions.cancellation import mail_context, sms_recipient, text_customer
 from orders.subscriptions.models import Subscription, SubscriptionReminder
 from orders.subscriptions.periods import shift_days
 from orders.subscriptions.policy import policy_for
 from orders.subscriptions.selfservice import when_text
-from orders.subscriptions.services import locked_subscription
+from orders.subscriptions.services import get_subscription, locked_subscription
 from saas.extensions import db, immediate_transaction
-from saas.timeutil import utcnow
+from saas.timeutil import format_in_zone, utcnow
 
 LOOKAHEAD_DAYS = 100  # the largest allowed offset, with room
 
@@ -95,7 +95,7 @@ def _reminder_rows(
             period_end=subscription.current_period_end,
             due_at=due.due_at,
             status="sent" if recipient else "skipped",
-            note="" if recipient else "no email address",
+            note="" if recipient else "no email address or phone number",
             recipient=recipient,
             amount=subscription.renewal_amount,
             currency=subscription.currency,
@@ -134,7 +134,9 @@ def _claim(subscription_id: int, now: dt.datetime) -> DueReminder | None:
                 db.session.commit()
                 return None
             context = mail_context(subscription.id)
-            db.session.add_all(_reminder_rows(subscription, due, context.email if context else ""))
+            phone = sms_recipient(subscription.id, "renewal_reminder")
+            recipient = phone or (context.email if context else "")
+            db.session.add_all(_reminder_rows(subscription, due, recipient))
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
@@ -142,7 +144,7 @@ def _claim(subscription_id: int, now: dt.datetime) -> DueReminder | None:
         except BaseException:
             db.session.rollback()
             raise
-    return due if context is not None else None
+    return due if recipient else None
 
 
 def _send(subscription_id: int, offset_days: int) -> None:
@@ -153,6 +155,18 @@ def _send(subscription_id: int, offset_days: int) -> None:
 
 
 def _queue_reminder(subscription_id: int, offset_days: int) -> None:
+    subscription = get_subscription(subscription_id)
+    if subscription is not None and sms_recipient(subscription_id, "renewal_reminder"):
+        text_customer(
+            subscription_id,
+            "renewal_reminder",
+            {
+                "plan": subscription.plan_name,
+                "date": format_in_zone(subscription.current_period_end, subscription.time_zone, "%Y-%m-%d"),
+            },
+            with_link=True,
+        )
+        return
     context = mail_context(subscription_id)
     if context is None:
         return

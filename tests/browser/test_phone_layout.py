@@ -120,6 +120,8 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
                 signed_out_pages = [
                     ("log in", "/login"),
                     ("sign up", "/signup"),
+                    ("my rights: sign in by code", f"/shop/{tenant.slug}/my?address=13800000000"),
+                    # the link of a message signs the customer in and opens the portal
                     ("my rights", f"/my/{my_rights_token(tenant.id, _first_id(Customer))}"),
                     (
                         "my subscription",

@@ -48,7 +48,7 @@ def test_my_rights_shows_reveals_and_redeems_the_customers_rights(
         order = place_order(product, "MY-1", paid=True)
         grant_id = grants_of(order.id)[0].id
     path = _link_path(Outbox.body(outbox.to("buyer@example.test")[0]))
-    page = client.get(path)
+    page = client.get(path, follow_redirects=True)  # the link signs in to the portal
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "视频月卡" in text and card not in text
@@ -82,7 +82,7 @@ def test_a_link_never_shows_another_tenants_or_customers_grants(
         rival_order = place_order(other_product, "RIVAL-1", paid=True)
         rival_grant = grants_of(rival_order.id)[0].id
         other_tenant = other_shop.tenant.id
-    assert client.get(f"/my/{token}").status_code == 200
+    assert client.get(f"/my/{token}", follow_redirects=True).status_code == 200
     assert client.post(f"/my/{token}/grants/{theirs}/reveal").status_code == 404
     assert client.post(f"/my/{token}/grants/{rival_grant}/reveal").status_code == 404
     assert client.post(f"/my/{token}/grants/{rival_grant}/redeem").status_code == 404
@@ -98,7 +98,7 @@ def test_a_tampered_or_expired_link_is_refused(app: Flask, client: FlaskClient, 
         with frozen_time(dt.datetime.now(dt.UTC)):
             token = delivery.my_rights_token(shop.tenant.id, order.customer_id or 0)
         db.session.commit()
-    assert client.get(f"/my/{token}").status_code == 200
+    assert client.get(f"/my/{token}", follow_redirects=True).status_code == 200
     tampered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]  # inside the signature
     assert client.get(f"/my/{tampered}").status_code == 404
     app.config["MY_RIGHTS_LINK_MAX_AGE"] = -1

@@ -53,7 +53,9 @@ def test_every_customer_mail_and_page_of_a_chinese_shop_is_chinese(
         add_keys(product.right, 1)
         place_order(product, "ZH-1", paid=True)
     (delivery_mail,) = outbox.to("buyer@example.test")
-    rights_page = client.get(_link(Outbox.body(delivery_mail), "/my/"), headers=CHINESE)
+    rights_page = client.get(
+        _link(Outbox.body(delivery_mail), "/my/"), headers=CHINESE, follow_redirects=True
+    )
     assert rights_page.status_code == 200 and "视频月卡" in rights_page.get_data(as_text=True)
 
     with zh_shop.bound():
@@ -98,7 +100,9 @@ def test_a_customer_whose_browser_asks_for_neither_language_reads_the_shops(
         add_keys(product.right, 1)
         place_order(product, "ZH-2", paid=True)
     link = _link(Outbox.body(outbox.to("buyer@example.test")[0]), "/my/")
-    page = client.get(link, headers={"Accept-Language": "ja-JP"}).get_data(as_text=True)
+    page = client.get(link, headers={"Accept-Language": "ja-JP"}, follow_redirects=True).get_data(
+        as_text=True
+    )
     assert "我的权益" in page and english_in_page(page, DATA) == []
 
 

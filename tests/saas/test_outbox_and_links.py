@@ -90,7 +90,7 @@ def test_a_mail_sent_from_a_job_links_absolutely_and_the_link_opens(
     (mail,) = outbox.to("buyer@example.test")
     (link,) = links_in(mail)
     assert link.startswith("http://quanyi.test/my/")
-    page = client.get(link)
+    page = client.get(link, follow_redirects=True)
     assert page.status_code == 200 and "视频月卡" in page.get_data(as_text=True)
 
 

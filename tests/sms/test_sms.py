@@ -67,8 +67,9 @@ def test_a_phone_only_customer_gets_the_delivery_by_sms_with_a_short_link(
     assert len(text) <= 140  # two SMS at most, whatever the shop's name
     opened = client.get(found.group(1))
     assert opened.status_code == 302 and "/my/" in opened.headers["Location"]
-    page = client.get(opened.headers["Location"])
+    page = client.get(opened.headers["Location"], follow_redirects=True)  # signs in to the shop's portal
     assert page.status_code == 200 and "视频月卡" in page.get_data(as_text=True)
+    assert page.request.path == f"/shop/{shop.slug}/my"
     with shop.bound():
         (log,) = db.session.scalars(select(Delivery).where(Delivery.order_id == order.id))
         assert (log.method, log.recipient, log.status, log.attempts) == ("sms", "+8613800000000", "sent", 1)

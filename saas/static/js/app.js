@@ -42,6 +42,27 @@
       });
   });
 
+  // Elements with data-copy-url fetch the secret (audited, like a reveal) and copy it (一键复制).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy-url]");
+    if (!button) { return; }
+    event.preventDefault();
+    var token = document.querySelector("meta[name=csrf-token]");
+    fetch(button.getAttribute("data-copy-url"), {
+      method: "POST", credentials: "same-origin",
+      headers: token ? { "X-CSRFToken": token.content } : {}
+    }).then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      .then(function (res) {
+        var target = document.getElementById(button.getAttribute("data-copy-target"));
+        if (!res.ok) { if (target) { target.textContent = res.body.message; } return; }
+        if (target) { target.textContent = res.body.value; }
+        var done = function () { button.textContent = button.getAttribute("data-copied") || button.textContent; };
+        if (navigator.clipboard && navigator.clipboard.writeText) {
+          navigator.clipboard.writeText(res.body.value).then(done, done);
+        } else { done(); }
+      });
+  });
+
   // Job progress components poll their status URL until the job finishes.
   function poll(box) {
     fetch(box.getAttribute("data-poll-url"), { credentials: "same-origin" })

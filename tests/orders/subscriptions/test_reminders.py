@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import Flask
 from sqlalchemy import select
 
 from orders.subscriptions import cancellation, policy, reminders
@@ -10,6 +11,7 @@ from orders.subscriptions.tasks import send_reminders_everywhere
 from saas.extensions import db
 from saas.timeutil import frozen_time
 from tests.factories import Outbox, Shop, make_shop
+from tests.orders.portal_helpers import sms_files
 from tests.orders.subscriptions.factories import local, renew, renewable_plan, subscribe
 
 EMAIL = "li.lei@example.com"
@@ -113,17 +115,33 @@ def test_a_job_that_ran_late_sends_the_nearest_reminder_only(shop: Shop, outbox:
     assert len(reminder_mails(outbox)) == 1
 
 
-def test_a_customer_without_an_email_address_is_recorded_not_mailed(shop: Shop, outbox: Outbox) -> None:
+def test_a_phone_only_customer_gets_the_reminder_by_sms_with_a_short_link(
+    app: Flask, shop: Shop, outbox: Outbox
+) -> None:
     with shop.bound():
         sub = subscribe(renewable_plan("month"), at=local(2026, 1, 31, 9, 30), email=None)
-        with frozen_time(local(2026, 2, 26)):
-            assert reminders.send_due_reminders() == 0
+        with frozen_time(local(2026, 2, 26)):  # 3 days before 28 Feb
+            assert reminders.send_due_reminders() == 1
             assert reminders.send_due_reminders() == 0
         rows = db.session.scalars(select(SubscriptionReminder)).all()
-        assert [(r.subscription_id, r.status, r.note) for r in rows] == [
-            (sub.id, "skipped", "no email address")
+        assert [(r.subscription_id, r.status, r.recipient) for r in rows] == [
+            (sub.id, "sent", "+8613800000000")
         ]
-    assert outbox.messages() == [] or all("renews on" not in str(m["Subject"]) for m in outbox.messages())
+    (text,) = [m for m in sms_files(app) if m["kind"] == "renewal_reminder"]
+    assert text["to"] == "+8613800000000" and text["params"]["date"] == "2026-02-28"
+    assert text["params"]["plan"] == "影音月卡" and "/m/" in text["params"]["link"]
+    assert reminder_mails(outbox) == []
+
+
+def test_a_yearly_plan_is_reminded_by_sms_seven_days_before(app: Flask, shop: Shop) -> None:
+    with shop.bound():
+        subscribe(renewable_plan("year"), at=local(2026, 1, 31, 9, 30), email=None)
+        with frozen_time(local(2027, 1, 23)):
+            assert reminders.send_due_reminders() == 0
+        with frozen_time(local(2027, 1, 24, 10)):
+            assert reminders.send_due_reminders() == 1
+    (text,) = [m for m in sms_files(app) if m["kind"] == "renewal_reminder"]
+    assert text["params"]["date"] == "2027-01-31"
 
 
 def test_the_job_fans_out_over_every_tenant(shop: Shop, outbox: Outbox) -> None:

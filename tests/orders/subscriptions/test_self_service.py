@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from flask import Flask
 from flask.testing import FlaskClient
 
-from orders.subscriptions import selfservice
-from saas.timeutil import frozen_time
+from orders.subscriptions import cancellation, selfservice
+from saas.timeutil import format_in_zone, frozen_time
 from tests.factories import Outbox, Shop
+from tests.orders.portal_helpers import sms_files
 from tests.orders.subscriptions.factories import fresh, local, renewable_plan, subscribe
 
 EMAIL = "li.lei@example.com"
@@ -40,7 +42,7 @@ def test_the_link_shows_when_the_subscription_renews_and_for_how_much(
     with frozen_time(local(2026, 2, 10)):
         page = client.get(url).get_data(as_text=True)
     assert "Renews automatically on 2026-02-28 09:30 (Asia/Shanghai) for ¥39.90" in page
-    assert "Email me a code" in page
+    assert "Send me a code" in page
 
 
 def test_a_tampered_link_is_not_found(client: FlaskClient, shop: Shop) -> None:
@@ -131,7 +133,7 @@ def test_a_wrong_code_counts_and_five_wrong_codes_use_it_up(
             as_text=True
         )
     assert "Too many wrong codes" in used_up
-    assert "Email me a code" in used_up  # still not verified
+    assert "Send me a code" in used_up  # still not verified
 
 
 def test_a_code_expires_after_ten_minutes_and_is_used_once(
@@ -170,6 +172,34 @@ def test_codes_are_stored_hashed(shop: Shop, outbox: Outbox, client: FlaskClient
         assert row is not None and code not in row.code_hash and len(row.code_hash) == 64
 
 
-def test_a_customer_without_email_is_told_to_contact_the_shop(client: FlaskClient, shop: Shop) -> None:
-    _sub_id, url = page_of(shop, email=None)
-    assert "please contact the shop" in client.get(url).get_data(as_text=True)
+def test_a_phone_only_customer_gets_the_code_by_sms_and_the_receipt_too(
+    app: Flask, client: FlaskClient, shop: Shop
+) -> None:
+    sub_id, url = page_of(shop, email=None)
+    client.post(f"{url}/code")
+    (code_sms,) = [m for m in sms_files(app) if m["kind"] == "verification_code"]
+    assert code_sms["to"] == "+8613800000000"
+    client.post(f"{url}/verify", data={"code": code_sms["params"]["code"]})
+    client.post(f"{url}/cancel", data={"when": "at_period_end"})
+    (receipt,) = [m for m in sms_files(app) if m["kind"] == "cancellation_receipt"]
+    with shop.bound():
+        (done,) = cancellation.cancellations_of(sub_id)
+        effective = format_in_zone(done.effective_at, "Asia/Shanghai", "%Y-%m-%d")
+    assert receipt["params"] == {"shop": shop.tenant.name, "plan": "影音月卡", "date": effective}
+    assert "影音月卡" in str(receipt["text"]) and effective in str(receipt["text"])
+
+
+def test_a_customer_with_a_phone_and_an_email_gets_the_code_both_ways(
+    app: Flask, client: FlaskClient, shop: Shop, outbox: Outbox
+) -> None:
+    _sub_id, url = page_of(shop)
+    with shop.bound():
+        from orders.models import Customer
+        from saas.extensions import db
+
+        for customer in db.session.query(Customer):
+            customer.phone = "+8613800000002"
+        db.session.commit()
+    client.post(f"{url}/code")
+    (code_sms,) = [m for m in sms_files(app) if m["kind"] == "verification_code"]
+    assert code_sms["to"] == "+8613800000002" and code_sms["params"]["code"] == last_code(outbox)
