@@ -52,13 +52,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     layout.init_app(app)
     cli.init_app(app)
 
+    import campaigns
     import catalog
     import integrations
     import orders
     import reports
     import tenants
 
-    for package in (tenants, catalog, orders, integrations, reports):
+    for package in (tenants, catalog, orders, campaigns, integrations, reports):
         package.init_app(app)
     security.trust_proxies(app)  # last: the outermost middleware
     return app
