@@ -231,8 +231,6 @@ def _note_guess(claimant: str, ip: str | None, via: str) -> ClaimResult:
                 flags.append(risk_rules.flag_payload(flag))
     db.session.commit()
     risk_rules.announce(current_tenant_id(), flags)
-    for caller in _callers(claimant, ip):
-        guess_limit.count_rejection(caller)
     return ClaimResult("unknown_code")
 
 
@@ -248,14 +246,31 @@ def _claims_of(campaign_id: int, claimant: str) -> int:
 
 def claim(code_text: str, claimant: str, *, ip: str | None = None, via: str = "page") -> ClaimResult:
     """Claim a code for a verified claimant (E.164 phone or lower-case email); deliver its rights once."""
+    if not keyring.has_tenant_keys():
+        keyring.ensure_tenant_keys()
+    with immediate_transaction(db.session()):  # every path below writes (a claim, or a counted refusal)
+        try:
+            taken = _take(code_text, claimant, ip, via)
+        except BaseException:
+            db.session.rollback()
+            raise
+    if isinstance(taken, ClaimResult):
+        if taken.outcome == "unknown_code":
+            for caller in _callers(claimant, ip):
+                guess_limit.count_rejection(caller)
+        return taken
+    code, campaign = taken
+    return _complete(code, campaign, claimant, ip)
+
+
+def _take(code_text: str, claimant: str, ip: str | None, via: str) -> ClaimResult | tuple[CampaignCode, Campaign]:
+    """Take the code for the claimant (committed), or refuse and count the claim (committed)."""
     for caller in _callers(claimant, ip):
         wait = guess_limit.retry_after(caller)
         if wait is not None:
             _record_attempt("rate_limited", claimant, ip, via)
             db.session.commit()
             return ClaimResult("rate_limited", retry_after=wait)
-    if not keyring.has_tenant_keys():
-        keyring.ensure_tenant_keys()
     code = db.session.scalar(select(CampaignCode).where(CampaignCode.code_hash == code_hash(code_text)))
     if code is None:
         return _note_guess(claimant, ip, via)
@@ -264,7 +279,8 @@ def claim(code_text: str, claimant: str, *, ip: str | None = None, via: str = "p
     now = utcnow()
     if code.status == "claimed":
         if code.claimant == claimant and code.order_id is None:
-            return _complete(code, campaign, claimant, ip)  # a claim that died before its order: finish it
+            db.session.commit()
+            return code, campaign  # a claim that died before its order: finish it
         return _refuse("already_claimed", claimant, ip, via, code)
     if code.status == "void" or campaign.status == "void":
         return _refuse("void", claimant, ip, via, code)
@@ -272,25 +288,25 @@ def claim(code_text: str, claimant: str, *, ip: str | None = None, via: str = "p
         return _refuse("expired", claimant, ip, via, code)
     if now < campaign.starts_at:
         return _refuse("not_started", claimant, ip, via, code)
-    with immediate_transaction(db.session()):
-        # The campaign row is locked so that one claimant's claims of several codes count one by one.
-        db.session.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())
-        if _claims_of(campaign.id, claimant) >= campaign.claims_per_customer:
-            return _refuse("limit_reached", claimant, ip, via, code)
-        won = db.session.execute(
-            update(CampaignCode)
-            .where(CampaignCode.id == code.id, CampaignCode.status == "issued")
-            .values(status="claimed", claimant=claimant, claimed_at=now, claim_ip=(ip or "")[:45] or None)
-        ).rowcount
-        if not won:
-            db.session.rollback()
-            fresh = db.session.get(CampaignCode, (current_tenant_id(), code.id), populate_existing=True)
-            outcome = "void" if fresh is not None and fresh.status == "void" else "already_claimed"
-            return _refuse(outcome, claimant, ip, via, fresh)
-        _record_attempt("claimed", claimant, ip, via, code)
-        audit.record("campaign.code_claimed", "campaign_code", code.id, actor=CLAIM_ACTOR, campaign_id=campaign.id, via=via)
-        db.session.commit()
-    return _complete(code, campaign, claimant, ip)
+    # The campaign row is locked so that one claimant's claims of several codes count one by one.
+    db.session.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())
+    if _claims_of(campaign.id, claimant) >= campaign.claims_per_customer:
+        return _refuse("limit_reached", claimant, ip, via, code)
+    won = db.session.execute(
+        update(CampaignCode)
+        .where(CampaignCode.id == code.id, CampaignCode.status == "issued")
+        .values(status="claimed", claimant=claimant, claimed_at=now, claim_ip=(ip or "")[:45] or None)
+    ).rowcount
+    if not won:  # taken by a concurrent claim since we read it (PostgreSQL; SQLite serialises writers)
+        fresh = db.session.get(CampaignCode, (current_tenant_id(), code.id), populate_existing=True)
+        outcome = "void" if fresh is not None and fresh.status == "void" else "already_claimed"
+        return _refuse(outcome, claimant, ip, via, fresh)
+    _record_attempt("claimed", claimant, ip, via, code)
+    audit.record(
+        "campaign.code_claimed", "campaign_code", code.id, actor=CLAIM_ACTOR, campaign_id=campaign.id, via=via
+    )
+    db.session.commit()
+    return code, campaign
 
 
 def _complete(code: CampaignCode, campaign: Campaign, claimant: str, ip: str | None) -> ClaimResult:
