@@ -1,4 +1,4 @@
-"""Partner campaigns (B2B codes, 兑换码): partners, campaigns, codes exported once or issued by the API, claims.
+"""Partner campaigns (B2B codes, 兑换码): partners, campaigns, codes exported once or issued by API, claims.
 
 Sits between `integrations` and `orders`: a claim is an order (`orders.services.create_order`) fulfilled
 like any other; nothing inside `orders` or below imports this package.

@@ -38,7 +38,11 @@ def _shop_or_404(shop: str) -> Tenant:
 
 def _verified_claimant(tenant: Tenant) -> str | None:
     held = session.get(SESSION_KEY)
-    if not isinstance(held, dict) or held.get("t") != str(tenant.id) or float(held.get("until", 0)) < time.time():
+    if (
+        not isinstance(held, dict)
+        or held.get("t") != str(tenant.id)
+        or float(held.get("until", 0)) < time.time()
+    ):
         return None
     return str(held.get("c") or "") or None
 

@@ -26,7 +26,7 @@ from limits import parse
 from sqlalchemy import func, select, update
 
 from campaigns.models import Campaign, CampaignCode, ClaimAttempt, ClaimVerification
-from campaigns.services import code_hash, get_campaign
+from campaigns.services import code_hash, get_campaign, rows_changed
 from catalog import keyring
 from orders import services as order_services
 from orders.models import Order
@@ -95,7 +95,11 @@ def send_verification(claimant: str, shop_name: str) -> None:
     """Send a six-digit code to the claimant by SMS (a phone) or mail (an email); one a minute."""
     now = utcnow()
     latest = _latest_verification(claimant)
-    if latest is not None and latest.used_at is None and (now - latest.created_at).total_seconds() < RESEND_SECONDS:
+    if (
+        latest is not None
+        and latest.used_at is None
+        and (now - latest.created_at).total_seconds() < RESEND_SECONDS
+    ):
         raise VerificationRefused(_("A code was sent less than a minute ago."))
     code = f"{secrets.randbelow(10**6):06d}"
     row = ClaimVerification(
@@ -109,7 +113,11 @@ def send_verification(claimant: str, shop_name: str) -> None:
     db.session.flush()
     if is_email(claimant):
         subject = _("%(shop)s: your verification code", shop=shop_name)
-        text = _("Your code is %(code)s, valid %(minutes)s minutes. Do not share it.", code=code, minutes=VERIFY_MINUTES)
+        text = _(
+            "Your code is %(code)s, valid %(minutes)s minutes. Do not share it.",
+            code=code,
+            minutes=VERIFY_MINUTES,
+        )
         queue_mail(claimant, subject, text, kind="verification_code", about=("campaign_claim", row.id))
     else:
         queue_sms(
@@ -164,7 +172,9 @@ def refusal_message(result: ClaimResult) -> str:
         "expired": _("This code has expired."),
         "not_started": _("This campaign has not started yet."),
         "limit_reached": _("You have claimed as many codes of this campaign as it allows."),
-        "rate_limited": _("Too many invalid codes: try again in %(seconds)s seconds.", seconds=result.retry_after or 60),
+        "rate_limited": _(
+            "Too many invalid codes: try again in %(seconds)s seconds.", seconds=result.retry_after or 60
+        ),
     }
     return messages.get(result.outcome, _("This code cannot be claimed."))
 
@@ -173,7 +183,9 @@ def _callers(claimant: str, ip: str | None) -> list[str]:
     return [f"claimant:{current_tenant_id()}:{claimant}"] + ([f"ip:{ip}"] if ip else [])
 
 
-def _record_attempt(outcome: str, claimant: str, ip: str | None, via: str, code: CampaignCode | None = None) -> None:
+def _record_attempt(
+    outcome: str, claimant: str, ip: str | None, via: str, code: CampaignCode | None = None
+) -> None:
     db.session.add(
         ClaimAttempt(
             campaign_id=code.campaign_id if code else None,
@@ -187,7 +199,9 @@ def _record_attempt(outcome: str, claimant: str, ip: str | None, via: str, code:
     )
 
 
-def _refuse(outcome: str, claimant: str, ip: str | None, via: str, code: CampaignCode | None = None) -> ClaimResult:
+def _refuse(
+    outcome: str, claimant: str, ip: str | None, via: str, code: CampaignCode | None = None
+) -> ClaimResult:
     """Count a refused claim (and a used code's refusals) and commit."""
     _record_attempt(outcome, claimant, ip, via, code)
     if code is not None and outcome == "already_claimed":
@@ -214,9 +228,14 @@ def _note_guess(claimant: str, ip: str | None, via: str) -> ClaimResult:
     for column, value in ((ClaimAttempt.ip, ip), (ClaimAttempt.claimant, claimant)):
         if not value:
             continue
-        guesses = db.session.scalar(
-            select(func.count()).where(ClaimAttempt.outcome == "unknown_code", column == value, ClaimAttempt.at > since)
-        ) or 0
+        guesses = (
+            db.session.scalar(
+                select(func.count()).where(
+                    ClaimAttempt.outcome == "unknown_code", column == value, ClaimAttempt.at > since
+                )
+            )
+            or 0
+        )
         if guesses >= limit:
             bucket = int(utcnow().timestamp() // max(60, _guess_window().total_seconds()))
             what = "ip" if column is ClaimAttempt.ip else "claimant"
@@ -227,7 +246,14 @@ def _note_guess(claimant: str, ip: str | None, via: str) -> ClaimResult:
                 ip=(ip or "")[:45] or None,
             )
             if flag is not None:
-                audit.record("campaign.guessing_flagged", "risk_flag", flag.id, actor=CLAIM_ACTOR, who=value, guesses=guesses)
+                audit.record(
+                    "campaign.guessing_flagged",
+                    "risk_flag",
+                    flag.id,
+                    actor=CLAIM_ACTOR,
+                    who=value,
+                    guesses=guesses,
+                )
                 flags.append(risk_rules.flag_payload(flag))
     db.session.commit()
     risk_rules.announce(current_tenant_id(), flags)
@@ -235,13 +261,16 @@ def _note_guess(claimant: str, ip: str | None, via: str) -> ClaimResult:
 
 
 def _claims_of(campaign_id: int, claimant: str) -> int:
-    return db.session.scalar(
-        select(func.count()).where(
-            CampaignCode.campaign_id == campaign_id,
-            CampaignCode.claimant == claimant,
-            CampaignCode.status == "claimed",
+    return (
+        db.session.scalar(
+            select(func.count()).where(
+                CampaignCode.campaign_id == campaign_id,
+                CampaignCode.claimant == claimant,
+                CampaignCode.status == "claimed",
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def claim(code_text: str, claimant: str, *, ip: str | None = None, via: str = "page") -> ClaimResult:
@@ -263,7 +292,9 @@ def claim(code_text: str, claimant: str, *, ip: str | None = None, via: str = "p
     return _complete(code, campaign, claimant, ip)
 
 
-def _take(code_text: str, claimant: str, ip: str | None, via: str) -> ClaimResult | tuple[CampaignCode, Campaign]:
+def _take(
+    code_text: str, claimant: str, ip: str | None, via: str
+) -> ClaimResult | tuple[CampaignCode, Campaign]:
     """Take the code for the claimant (committed), or refuse and count the claim (committed)."""
     for caller in _callers(claimant, ip):
         wait = guess_limit.retry_after(caller)
@@ -292,11 +323,11 @@ def _take(code_text: str, claimant: str, ip: str | None, via: str) -> ClaimResul
     db.session.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())
     if _claims_of(campaign.id, claimant) >= campaign.claims_per_customer:
         return _refuse("limit_reached", claimant, ip, via, code)
-    won = db.session.execute(
+    won = rows_changed(
         update(CampaignCode)
         .where(CampaignCode.id == code.id, CampaignCode.status == "issued")
         .values(status="claimed", claimant=claimant, claimed_at=now, claim_ip=(ip or "")[:45] or None)
-    ).rowcount
+    )
     if not won:  # taken by a concurrent claim since we read it (PostgreSQL; SQLite serialises writers)
         fresh = db.session.get(CampaignCode, (current_tenant_id(), code.id), populate_existing=True)
         outcome = "void" if fresh is not None and fresh.status == "void" else "already_claimed"

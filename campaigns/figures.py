@@ -191,8 +191,9 @@ def statement(partner: Partner, start: dt.date, end: dt.date, zone: str) -> Stat
             ]
         else:
             where = [CampaignCode.claimed_at >= begin, CampaignCode.claimed_at < finish]
-        billable = db.session.scalar(
-            select(func.count()).where(CampaignCode.campaign_id == campaign.id, *where)
-        ) or 0
+        billable = (
+            db.session.scalar(select(func.count()).where(CampaignCode.campaign_id == campaign.id, *where))
+            or 0
+        )
         lines.append(StatementLine(campaign, billable))
     return Statement(partner, start, end, lines)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from campaigns.models import BILLING_BASES, ISSUE_MODES, PARTNER_KINDS
 from saas.labels import LABELS
+from saas.validators import EmailAddress
 
 
 class PartnerForm(FlaskForm):
@@ -17,7 +18,7 @@ class PartnerForm(FlaskForm):
     name = StringField(_l("Partner name"), validators=[DataRequired(), Length(max=120)])
     kind = SelectField(_l("Kind"), choices=[(k, LABELS["partner_kind"][k]) for k in PARTNER_KINDS])
     contact_name = StringField(_l("Contact name"), validators=[Optional(), Length(max=120)])
-    contact_email = StringField(_l("Contact email"), validators=[Optional(), Email(), Length(max=254)])
+    contact_email = StringField(_l("Contact email"), validators=[Optional(), EmailAddress(), Length(max=254)])
     contact_phone = StringField(_l("Contact phone"), validators=[Optional(), Length(max=32)])
 
 
@@ -37,7 +38,9 @@ class CampaignForm(FlaskForm):
     billing_basis = SelectField(
         _l("Billing basis"), choices=[(k, LABELS["billing_basis"][k]) for k in BILLING_BASES]
     )
-    issue_mode = SelectField(_l("How codes are issued"), choices=[(k, LABELS["issue_mode"][k]) for k in ISSUE_MODES])
+    issue_mode = SelectField(
+        _l("How codes are issued"), choices=[(k, LABELS["issue_mode"][k]) for k in ISSUE_MODES]
+    )
 
 
 class ExportForm(FlaskForm):

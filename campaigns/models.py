@@ -1,4 +1,4 @@
-"""Partner campaigns (企业福利, 银行积分兑换, 运营商合约): partners, campaigns, their codes (兑换码) and claims.
+"""Partner campaigns (企业福利, 银行积分兑换, 运营商合约): partners, campaigns, codes (兑换码), claims.
 
 A campaign sells `units` of one plan to a partner at the partner price; the partner hands codes to its own
 people, who claim them on the shop's public page or through the partner API. A claim is an order of the

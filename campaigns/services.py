@@ -14,6 +14,7 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Executable
 
 from campaigns.models import (
     BILLING_BASES,
@@ -37,6 +38,12 @@ CODE_LENGTH = 16  # 31^16 ≈ 7·10^23 codes: a guess finds one of a million iss
 CODE_GROUP = 4
 MAX_UNITS = 100_000
 LOOKUP_CONTEXT = 0  # codes of every campaign share the tenant's hash key, so a code is found by itself
+
+
+def rows_changed(statement: Executable) -> int:
+    """Run a conditional UPDATE and return how many rows it changed (0: another call won, or nothing left)."""
+    result = db.session.execute(statement)
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class CampaignError(ValueError):
@@ -67,7 +74,9 @@ def reveal_code(code: CampaignCode) -> str:
     return keyring.cipher_for(code.campaign_id).decrypt(bytes(code.code_ciphertext)).decode()
 
 
-def _new_code_row(campaign: Campaign, via: str, idempotency_key: str | None = None) -> tuple[str, CampaignCode]:
+def _new_code_row(
+    campaign: Campaign, via: str, idempotency_key: str | None = None
+) -> tuple[str, CampaignCode]:
     plain = new_code()
     row = CampaignCode(
         campaign_id=campaign.id,
@@ -118,7 +127,9 @@ def is_expired(campaign: Campaign, now: dt.datetime | None = None) -> bool:
 # ---------------------------------------------------------------- partners and campaigns
 
 
-def create_partner(name: str, kind: str, contact_name: str = "", contact_email: str = "", contact_phone: str = "") -> Partner:
+def create_partner(
+    name: str, kind: str, contact_name: str = "", contact_email: str = "", contact_phone: str = ""
+) -> Partner:
     """Add a partner (enterprise, bank, carrier) with whom to talk."""
     name = name.strip()
     if not name or len(name) > 120:
@@ -241,7 +252,7 @@ def export_codes(campaign_id: int) -> list[str]:
     actor = audit.current_actor()[1]
     with immediate_transaction(db.session()):
         try:
-            won = db.session.execute(
+            won = rows_changed(
                 update(Campaign)
                 .where(
                     Campaign.id == campaign_id,
@@ -250,7 +261,7 @@ def export_codes(campaign_id: int) -> list[str]:
                     Campaign.ends_at > now,
                 )
                 .values(exported_at=now, exported_by=actor, issued_count=Campaign.units)
-            ).rowcount
+            )
             if not won:
                 db.session.rollback()
                 raise CampaignError(_refusal(campaign_id, now))
@@ -278,7 +289,10 @@ def _refusal(campaign_id: int, now: dt.datetime) -> str:
     if campaign.ends_at <= now:
         return _("The campaign has ended.")
     if campaign.exported_at is not None:
-        return _("The codes were exported already, on %(when)s: they are never shown again.", when=campaign.exported_at.strftime("%Y-%m-%d %H:%M UTC"))
+        return _(
+            "The codes were exported already, on %(when)s: they are never shown again.",
+            when=campaign.exported_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
     return _("All %(n)s codes of the campaign are issued.", n=campaign.units)
 
 
@@ -316,7 +330,7 @@ def issue_code(campaign_id: int, idempotency_key: str) -> IssuedCode:
     now = utcnow()
     with immediate_transaction(db.session()):
         try:
-            won = db.session.execute(
+            won = rows_changed(
                 update(Campaign)
                 .where(
                     Campaign.id == campaign_id,
@@ -325,13 +339,15 @@ def issue_code(campaign_id: int, idempotency_key: str) -> IssuedCode:
                     Campaign.issued_count < Campaign.units,
                 )
                 .values(issued_count=Campaign.issued_count + 1)
-            ).rowcount
+            )
             if not won:
                 db.session.rollback()
                 raise CampaignError(_refusal(campaign_id, now))
             plain, row = _new_code_row(campaign, "api", key)
             db.session.add(row)
-            audit.record("campaign.code_issued", "campaign_code", row.id, campaign_id=campaign_id, idempotency_key=key)
+            audit.record(
+                "campaign.code_issued", "campaign_code", row.id, campaign_id=campaign_id, idempotency_key=key
+            )
             db.session.commit()
         except IntegrityError:  # the same key issued by a concurrent call: theirs stands
             db.session.rollback()
@@ -353,11 +369,11 @@ def issue_code(campaign_id: int, idempotency_key: str) -> IssuedCode:
 def void_code(code_id: int, reason: str = "") -> bool:
     """Void one unclaimed code: it can no longer be claimed. A claimed code is refunded as an order."""
     with immediate_transaction(db.session()):
-        done = db.session.execute(
+        done = rows_changed(
             update(CampaignCode)
             .where(CampaignCode.id == code_id, CampaignCode.status == "issued")
             .values(status="void", voided_at=utcnow())
-        ).rowcount
+        )
         if done:
             audit.record("campaign.code_voided", "campaign_code", code_id, reason=reason.strip() or None)
         db.session.commit()
@@ -368,19 +384,19 @@ def void_campaign(campaign_id: int, reason: str = "") -> int:
     """Void a campaign and every code of it not yet claimed; return how many codes were voided."""
     now = utcnow()
     with immediate_transaction(db.session()):
-        done = db.session.execute(
+        done = rows_changed(
             update(Campaign)
             .where(Campaign.id == campaign_id, Campaign.status == "active")
             .values(status="void", voided_at=now, void_reason=reason.strip())
-        ).rowcount
+        )
         if not done:
             db.session.commit()
             return 0
-        codes = db.session.execute(
+        codes = rows_changed(
             update(CampaignCode)
             .where(CampaignCode.campaign_id == campaign_id, CampaignCode.status == "issued")
             .values(status="void", voided_at=now)
-        ).rowcount
+        )
         audit.record("campaign.voided", "campaign", campaign_id, reason=reason.strip() or None, codes=codes)
         db.session.commit()
     return int(codes)

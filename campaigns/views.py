@@ -160,7 +160,9 @@ def campaign(campaign_id: int) -> ResponseReturnValue:
     )
 
 
-def _codes_file(campaign: Campaign, partner: Partner, codes: list[str], file_format: str) -> tuple[bytes, str]:
+def _codes_file(
+    campaign: Campaign, partner: Partner, codes: list[str], file_format: str
+) -> tuple[bytes, str]:
     header = [_("Redemption code"), _("Campaign"), _("Partner"), _("Claimable until")]
     until = (campaign.ends_at - dt.timedelta(seconds=1)).astimezone(ZoneInfo(current_tenant().time_zone))
     rows = [[code, campaign.name, partner.name, until.strftime("%Y-%m-%d")] for code in codes]
@@ -283,7 +285,15 @@ def statement_csv(partner_id: int) -> ResponseReturnValue:
     text.write(BOM)
     writer = SafeCsvWriter(text)
     writer.writerow(
-        [_("Partner"), _("Campaign"), _("Billing basis"), _("Billable codes"), _("Partner price"), _("Amount"), _("Currency")]
+        [
+            _("Partner"),
+            _("Campaign"),
+            _("Billing basis"),
+            _("Billable codes"),
+            _("Partner price"),
+            _("Amount"),
+            _("Currency"),
+        ]
     )
     for line in found.lines:
         writer.writerow(
@@ -298,8 +308,12 @@ def statement_csv(partner_id: int) -> ResponseReturnValue:
             ]
         )
     for currency, total in found.totals().items():
-        writer.writerow([partner.name, _("Total"), "", "", "", str(money.to_decimal(total, currency)), currency])
-    audit.record("campaign.statement_exported", "campaign_partner", partner.id, start=str(start), end=str(end))
+        writer.writerow(
+            [partner.name, _("Total"), "", "", "", str(money.to_decimal(total, currency)), currency]
+        )
+    audit.record(
+        "campaign.statement_exported", "campaign_partner", partner.id, start=str(start), end=str(end)
+    )
     db.session.commit()
     filename = f"statement-{partner.id}-{start}-{end}.csv"
     return Response(

@@ -100,7 +100,7 @@ def campaign_row() -> Campaign:
 
 
 def code_row() -> CampaignCode:
-    """A code row; its campaign is the newest one (route tests nest <campaign_code_id> under <campaign_id>)."""
+    """A code row of the newest campaign (route tests nest <campaign_code_id> under <campaign_id>)."""
     campaign = campaign_row()
     code = CampaignCode(
         campaign_id=campaign.id,

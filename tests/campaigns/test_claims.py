@@ -26,7 +26,9 @@ PHONE = "+8613800138000"
 
 
 def delivered_grants(order_id: int) -> list[Grant]:
-    return list(db.session.scalars(select(Grant).where(Grant.order_id == order_id, Grant.status == "delivered")))
+    return list(
+        db.session.scalars(select(Grant).where(Grant.order_id == order_id, Grant.status == "delivered"))
+    )
 
 
 def attempts(outcome: str) -> int:
@@ -93,7 +95,9 @@ def test_a_void_code_or_a_void_campaign_refuses_claims(shop: Shop) -> None:
     with shop.bound():
         campaign = make_campaign(units=3)
         one, two, three = services.export_codes(campaign.id)
-        voided = db.session.scalar(select(CampaignCode.id).where(CampaignCode.code_hash == services.code_hash(one)))
+        voided = db.session.scalar(
+            select(CampaignCode.id).where(CampaignCode.code_hash == services.code_hash(one))
+        )
         assert voided is not None and services.void_code(voided, "lost by the partner")
         assert claims.claim(one, PHONE).outcome == "void"
         assert claims.claim(two, PHONE).claimed
@@ -156,7 +160,9 @@ def test_a_code_of_another_shop_is_unknown_here(shop: Shop, other_shop: Shop) ->
 def test_a_claim_that_died_before_its_order_is_completed_by_the_same_claimant(shop: Shop) -> None:
     with shop.bound():
         code, *_rest = services.export_codes(make_campaign().id)
-        row = db.session.scalar(select(CampaignCode).where(CampaignCode.code_hash == services.code_hash(code)))
+        row = db.session.scalar(
+            select(CampaignCode).where(CampaignCode.code_hash == services.code_hash(code))
+        )
         assert row is not None
         row.status, row.claimant, row.claimed_at = "claimed", PHONE, utcnow()  # the process died here
         db.session.commit()

@@ -112,7 +112,9 @@ def test_the_partner_api_needs_the_partner_scope_and_refuses_an_export_campaign(
     viewer = partner_key(shop, ["campaigns.view"])
     response = client.post(f"/api/v1/campaigns/{api_campaign_id}/codes", json=body, headers=viewer)
     assert response.status_code == 403
-    refused = client.post(f"/api/v1/campaigns/{export_campaign_id}/codes", json=body, headers=partner_key(shop))
+    refused = client.post(
+        f"/api/v1/campaigns/{export_campaign_id}/codes", json=body, headers=partner_key(shop)
+    )
     assert refused.status_code == 409
 
 
@@ -125,11 +127,17 @@ def test_the_partner_api_claims_a_code_for_its_customer_and_shows_the_figures(
     code = client.post(
         f"/api/v1/campaigns/{campaign_id}/codes", json={"idempotency_key": "p-9"}, headers=headers
     ).json["code"]  # type: ignore[index]
-    claim = client.post("/api/v1/campaigns/claims", json={"code": code, "phone": "13800138000"}, headers=headers)
+    claim = client.post(
+        "/api/v1/campaigns/claims", json={"code": code, "phone": "13800138000"}, headers=headers
+    )
     assert claim.status_code == 201 and claim.json["outcome"] == "claimed"  # type: ignore[index]
-    twice = client.post("/api/v1/campaigns/claims", json={"code": code, "phone": "13800138000"}, headers=headers)
+    twice = client.post(
+        "/api/v1/campaigns/claims", json={"code": code, "phone": "13800138000"}, headers=headers
+    )
     assert twice.status_code == 409 and twice.json["code"] == "already_claimed"  # type: ignore[index]
-    guess = client.post("/api/v1/campaigns/claims", json={"code": "ABCD-EFGH", "phone": "13800138000"}, headers=headers)
+    guess = client.post(
+        "/api/v1/campaigns/claims", json={"code": "ABCD-EFGH", "phone": "13800138000"}, headers=headers
+    )
     assert guess.status_code == 404 and guess.json["code"] == "unknown_code"  # type: ignore[index]
     figures: Any = client.get(f"/api/v1/campaigns/{campaign_id}", headers=headers).json
     assert (figures["issued"], figures["claimed"], figures["refused_claims"]) == (1, 1, 1)
