@@ -10,8 +10,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the back office, the public claim page, the partner API and the guess limit's default."""
-    from campaigns import api, claim_page, views
+    """Register the back office, the claim page, the partner API, the demo step and the guess limit."""
+    from campaigns import api, claim_page, demo, views
+    from tenants.demo import DEMO_STEPS
 
     # Unknown codes a caller (address or phone) may try before it is refused until the window ends.
     app.config.setdefault("CAMPAIGN_GUESS_LIMIT", "10 per hour")
@@ -19,3 +20,5 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(views.bp)
         app.register_blueprint(claim_page.bp)
         app.register_blueprint(api.bp)
+    if demo.add_demo_campaigns not in DEMO_STEPS:
+        DEMO_STEPS.append(demo.add_demo_campaigns)
