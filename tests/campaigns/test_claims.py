@@ -52,8 +52,24 @@ def test_a_claimed_code_is_an_order_of_the_campaign_at_the_partner_price_deliver
 
 
 def test_the_same_code_claimed_five_times_at_once_gives_one_delivery(app: Flask, shop: Shop) -> None:
+    five_claimants_race_for_one_code(app, shop)
+
+
+def test_the_same_code_claimed_five_times_at_once_on_postgres(
+    app: Flask, shop: Shop, on_postgres: None
+) -> None:
+    five_claimants_race_for_one_code(app, shop)
+
+
+def test_one_claimant_racing_with_three_codes_gets_no_more_than_the_limit(app: Flask, shop: Shop) -> None:
     with shop.bound():
-        campaign = make_campaign(claims_per_customer=5)
+        codes = services.export_codes(make_campaign(units=3, claims_per_customer=2).id)
+    outcomes = run_together(app, shop.tenant.id, [lambda c=c: claims.claim(c, PHONE).outcome for c in codes])
+    assert sorted(outcomes) == ["claimed", "claimed", "limit_reached"]
+
+
+def five_claimants_race_for_one_code(app: Flask, shop: Shop) -> None:
+    with shop.bound():
         (code,) = services.export_codes(make_campaign(units=1).id)
     phones = [f"+86139000000{n:02d}" for n in range(5)]
     outcomes = run_together(
@@ -67,7 +83,6 @@ def test_the_same_code_claimed_five_times_at_once_gives_one_delivery(app: Flask,
         assert attempts("already_claimed") == 4
         row = db.session.scalar(select(CampaignCode).where(CampaignCode.order_id == orders[0].id))
         assert row is not None and row.refused_claims == 4
-    del campaign
 
 
 def test_a_code_claimed_twice_is_refused_and_counted(shop: Shop) -> None:
