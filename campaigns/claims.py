@@ -2,9 +2,9 @@
 
 A claim takes the code with one conditional UPDATE (`issued → claimed`): of five claims of one code at
 the same moment exactly one wins. The winner then creates the code's order through `orders.services`
-(channel `campaign:<id>`, external id `code-<code id>`, paid, at the partner price), which fulfils it like
-any order; the order is unique per (channel, external id), so a repeat can never deliver twice. Should the
-process die between the two steps, the same claimant claiming again completes the order.
+(the partner's channel `partner:<name>`, external id `code-<code id>`, paid, at the partner price), which
+fulfils it like any order; the order is unique per (channel, external id), so a repeat can never deliver
+twice. Should the process die between the two steps, the same claimant claiming again completes the order.
 
 Every refused claim is counted (a `campaign_claim_attempts` row; a used code's `refused_claims`). Unknown
 codes are guesses: each one counts against the caller's address and phone in the rate limiter (after

@@ -74,7 +74,7 @@ class Campaign(TenantOwned, db.Model):  # type: ignore[name-defined]
     claims_per_customer: Mapped[int] = mapped_column(Integer, default=1)
     billing_basis: Mapped[str] = mapped_column(String(12))  # one of BILLING_BASES
     issue_mode: Mapped[str] = mapped_column(String(12))  # one of ISSUE_MODES
-    channel: Mapped[str] = mapped_column(String(64))  # the orders' channel: "campaign:<id>"
+    channel: Mapped[str] = mapped_column(String(64))  # the claims' orders' channel: "partner:<name>"
     status: Mapped[str] = mapped_column(String(12), default="active")
     issued_count: Mapped[int] = mapped_column(Integer, default=0)  # raised by one conditional UPDATE
     exported_at: Mapped[dt.datetime | None]

@@ -127,6 +127,11 @@ def is_expired(campaign: Campaign, now: dt.datetime | None = None) -> bool:
 # ---------------------------------------------------------------- partners and campaigns
 
 
+def partner_channel(partner: Partner) -> str:
+    """The channel of a partner's claims: dashboards and reconciliation show them by partner."""
+    return f"partner:{partner.name}"[:64]
+
+
 def create_partner(
     name: str, kind: str, contact_name: str = "", contact_email: str = "", contact_phone: str = ""
 ) -> Partner:
@@ -197,6 +202,8 @@ def _check_campaign(request: CampaignRequest) -> Plan:
 def create_campaign(request: CampaignRequest) -> Campaign:
     """Create a campaign: one plan for one partner, its units, window, limits and billing basis."""
     plan = _check_campaign(request)
+    partner = get_partner(request.partner_id)
+    assert partner is not None
     snapshot = plan.snapshot()
     campaign = Campaign(
         partner_id=request.partner_id,
@@ -216,7 +223,7 @@ def create_campaign(request: CampaignRequest) -> Campaign:
         issued_count=0,
         created_by=audit.current_actor()[1],
     )
-    campaign.channel = f"campaign:{campaign.id}"
+    campaign.channel = partner_channel(partner)
     db.session.add(campaign)
     audit.record(
         "campaign.created",

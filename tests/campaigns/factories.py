@@ -93,7 +93,7 @@ def campaign_row() -> Campaign:
         status="active",
         issued_count=0,
     )
-    campaign.channel = f"campaign:{campaign.id}"
+    campaign.channel = "partner:路由测试伙伴"
     db.session.add(campaign)
     db.session.commit()
     return campaign

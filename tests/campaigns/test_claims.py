@@ -18,7 +18,7 @@ from orders.risk.models import RiskFlag
 from saas.extensions import db
 from saas.timeutil import frozen_time, utcnow
 from tenants.models import AuditEvent
-from tests.campaigns.factories import make_campaign
+from tests.campaigns.factories import make_campaign, make_partner
 from tests.factories import Shop
 from tests.orders.test_concurrency import run_together
 
@@ -37,13 +37,14 @@ def attempts(outcome: str) -> int:
 
 def test_a_claimed_code_is_an_order_of_the_campaign_at_the_partner_price_delivered_once(shop: Shop) -> None:
     with shop.bound():
-        campaign = make_campaign(partner_price=1200)
+        partner = make_partner("工商银行")
+        campaign = make_campaign(partner=partner, partner_price=1200)
         code, *_rest = services.export_codes(campaign.id)
         result = claims.claim(code.lower().replace("-", " "), PHONE, ip="203.0.113.9")  # as typed on a phone
         assert result.claimed and result.order is not None
         order = db.session.get(Order, (shop.tenant.id, result.order.id))
         assert order is not None and order.status == "fulfilled"
-        assert order.channel == f"campaign:{campaign.id}" and order.source == "campaign"
+        assert order.channel == f"partner:{partner.name}" and order.source == "campaign"
         assert order.total == 1200 and order.currency == "CNY"
         assert len(delivered_grants(order.id)) == 1
         row = db.session.scalar(select(CampaignCode).where(CampaignCode.order_id == order.id))
