@@ -65,7 +65,7 @@ GRANT_STATUSES = (
     "revoked",  # delivered, then refunded: the key is void
 )
 OPEN_GRANT_STATUSES = ("pending", "reserved", "backordered", "processing", "failed")
-ORDER_SOURCES = ("manual", "api", "csv", "channel", "demo")
+ORDER_SOURCES = ("manual", "api", "csv", "channel", "demo", "campaign")
 REDEMPTION_SOURCES = ("customer", "api", "supplier_report", "channel", "back_office")
 REFUND_SOURCES = ("back_office", "api", "channel")
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask
 
+import campaigns
 import catalog
 import integrations
 import orders
@@ -15,7 +16,7 @@ from saas import security
 from saas.app import create_shell_app
 
 # Inner packages first: each `init_app` may use what the packages to its right registered.
-DOMAIN_PACKAGES = (tenants, catalog, orders, integrations, reports)
+DOMAIN_PACKAGES = (tenants, catalog, orders, campaigns, integrations, reports)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -86,6 +86,7 @@ LABELS: dict[str, dict[str, LazyLabel]] = {
         "csv": lazy_pgettext("order_source", "CSV import"),
         "channel": lazy_pgettext("order_source", "Channel"),
         "demo": lazy_pgettext("order_source", "Demo data"),
+        "campaign": lazy_pgettext("order_source", "Partner campaign"),
     },
     "grant_status": {
         "pending": lazy_pgettext("grant_status", "Pending"),
@@ -208,11 +209,46 @@ LABELS: dict[str, dict[str, LazyLabel]] = {
         "redemption_velocity": lazy_pgettext("flag_kind", "Many redemptions from one address"),
         "reveal_many_ips": lazy_pgettext("flag_kind", "One key revealed from many addresses"),
         "plan_burst": lazy_pgettext("flag_kind", "Burst of orders for one plan"),
+        "code_guessing": lazy_pgettext("flag_kind", "Guessed campaign codes"),
     },
     "flag_status": {
         "open": lazy_pgettext("flag_status", "Open"),
         "dismissed": lazy_pgettext("flag_status", "Dismissed"),
         "confirmed": lazy_pgettext("flag_status", "Confirmed"),
+    },
+    # ---------------------------------------------------------------- partner campaigns
+    "partner_kind": {
+        "enterprise": lazy_pgettext("partner_kind", "Enterprise"),
+        "bank": lazy_pgettext("partner_kind", "Bank"),
+        "carrier": lazy_pgettext("partner_kind", "Carrier"),
+        "other": lazy_pgettext("partner_kind", "Other"),
+    },
+    "billing_basis": {
+        "issued": lazy_pgettext("billing_basis", "Codes issued"),
+        "claimed": lazy_pgettext("billing_basis", "Codes claimed"),
+    },
+    "issue_mode": {
+        "export": lazy_pgettext("issue_mode", "Exported once as a file"),
+        "api": lazy_pgettext("issue_mode", "One at a time by the partner API"),
+    },
+    "campaign_status": {
+        "active": lazy_pgettext("campaign_status", "Active"),
+        "void": lazy_pgettext("campaign_status", "Void"),
+    },
+    "campaign_code_status": {
+        "issued": lazy_pgettext("campaign_code_status", "Issued"),
+        "claimed": lazy_pgettext("campaign_code_status", "Claimed"),
+        "void": lazy_pgettext("campaign_code_status", "Void"),
+    },
+    "claim_outcome": {
+        "claimed": lazy_pgettext("claim_outcome", "Claimed"),
+        "unknown_code": lazy_pgettext("claim_outcome", "Unknown code (guess)"),
+        "already_claimed": lazy_pgettext("claim_outcome", "Claimed already"),
+        "void": lazy_pgettext("claim_outcome", "Void code"),
+        "expired": lazy_pgettext("claim_outcome", "Expired"),
+        "not_started": lazy_pgettext("claim_outcome", "Not started yet"),
+        "limit_reached": lazy_pgettext("claim_outcome", "Over the per-customer limit"),
+        "rate_limited": lazy_pgettext("claim_outcome", "Rate limited"),
     },
     # ---------------------------------------------------------------- channels
     "channel_status": {

@@ -28,6 +28,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem(_l("Orders"), "orders.orders"),
     NavItem(_l("Risk review"), "risk.review_queue"),
     NavItem(_l("Subscriptions"), "subscriptions.subscriptions"),
+    NavItem(_l("Campaigns"), "campaigns.campaigns"),
     NavItem(_l("Channels"), "integrations.channels"),
     NavItem(_l("Dashboards"), "reports.dashboards"),
     NavItem(_l("Reconciliation"), "reconciliation.runs"),

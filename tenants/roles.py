@@ -56,6 +56,15 @@ TEAM_MANAGE = _grant("team.manage", _l("invite members, change roles, remove mem
 AUDIT_VIEW = _grant("audit.view", _l("browse the audit log"), _O, _A)
 SETTINGS_MANAGE = _grant("settings.manage", _l("change tenant settings"), _O, _A)
 API_KEYS_MANAGE = _grant("api_keys.manage", _l("create and revoke API keys"), _O, _A)
+CAMPAIGNS_VIEW = _grant(
+    "campaigns.view", _l("read partner campaigns, their figures and statements"), _O, _A, _OP, _F, _AN
+)
+CAMPAIGNS_MANAGE = _grant(
+    "campaigns.manage", _l("create partner campaigns, export their codes, void codes"), _O, _A, _OP
+)
+CAMPAIGNS_PARTNER = _grant(
+    "campaigns.partner", _l("issue and claim campaign codes through the partner API"), _O, _A
+)
 
 
 def has_permission(role: str, permission: str) -> bool:

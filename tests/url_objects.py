@@ -16,6 +16,7 @@ from saas.auth.services import create_user
 from saas.extensions import db
 from saas.ids import new_id
 from tenants.models import ApiKey, Invitation, JobRun, Membership
+from tests.campaigns import factories as campaign_factories
 from tests.catalog import factories as catalog_factories
 from tests.factories import PASSWORD, Shop
 from tests.integrations import factories as integration_factories
@@ -129,4 +130,8 @@ URL_OBJECTS: dict[str, Callable[[Shop], int | str]] = {
     "held_order_id": lambda shop: risk_factories.held_order_row(),
     "risk_flag_id": lambda shop: risk_factories.flag_row(),
     "block_entry_id": lambda shop: risk_factories.block_row(),
+    # partner campaigns (plain rows, no audit trail; a code belongs to the newest campaign)
+    "campaign_id": lambda shop: campaign_factories.campaign_row().id,
+    "campaign_code_id": lambda shop: campaign_factories.code_row().id,
+    "partner_id": lambda shop: campaign_factories.partner_row().id,
 }

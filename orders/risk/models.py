@@ -31,6 +31,7 @@ FLAG_KINDS = (
     "redemption_velocity",
     "reveal_many_ips",
     "plan_burst",
+    "code_guessing",  # many unknown campaign codes from one address or phone
 )
 FLAG_STATUSES = ("open", "dismissed", "confirmed")
 TRACE_KINDS = ("redemption", "reveal")

@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from campaigns.models import Campaign, Partner
 from catalog.models import Bundle, CardKeyBatch, Plan, Right
 from integrations.models import Channel
 from orders.delivery import my_rights_token
@@ -104,6 +105,10 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
                     ("risk review", f"{t}/risk/"),
                     ("risk anomalies", f"{t}/risk/anomalies"),
                     ("risk rules", f"{t}/risk/settings"),
+                    ("partner campaigns", f"{t}/campaigns/"),
+                    ("a partner campaign", f"{t}/campaigns/{_first_id(Campaign)}"),
+                    ("new partner campaign", f"{t}/campaigns/new"),
+                    ("a partner statement", f"{t}/campaigns/partners/{_first_id(Partner)}/statement"),
                     ("dashboards", f"{t}/reports/"),
                     ("redemption dashboard", f"{t}/reports/redemption"),
                     ("channel ROI dashboard", f"{t}/reports/channel-roi"),
@@ -122,6 +127,7 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
                     ("sign up", "/signup"),
                     ("my rights: sign in by code", f"/shop/{tenant.slug}/my?address=13800000000"),
                     # the link of a message signs the customer in and opens the portal
+                    ("claim a campaign code", f"/claim/{tenant.slug}/"),
                     ("my rights", f"/my/{my_rights_token(tenant.id, _first_id(Customer))}"),
                     (
                         "my subscription",

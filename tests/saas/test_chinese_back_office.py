@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from campaigns.models import Campaign, Partner
 from catalog.models import Bundle, CardKeyBatch, Right
 from integrations.models import Channel, ChannelSpend, WebhookEndpoint
 from orders.models import Customer, Order
@@ -39,6 +40,10 @@ def _data_words(tenant_id: int) -> frozenset[str]:
         Right.name,
         Bundle.name,
         WebhookEndpoint.description,
+        Partner.name,
+        Partner.contact_name,
+        Campaign.name,
+        Campaign.title,
     ]
     words = set(re.findall(r"[A-Za-z][A-Za-z'-]*", db.session.get(Tenant, tenant_id).name))  # type: ignore[union-attr]
     members = select(User.name).join(Membership, Membership.user_id == User.id)
@@ -63,6 +68,8 @@ def _demo_objects(tenant_id: int) -> dict[str, int]:
         "endpoint_id": WebhookEndpoint,
         "subscription_id": Subscription,
         "reconciliation_run_id": ReconciliationRun,
+        "campaign_id": Campaign,
+        "partner_id": Partner,
     }
     found: dict[str, int] = {}
     with tenant_bound(tenant_id):

@@ -6,6 +6,14 @@ import pytest
 from flask import Flask
 from flask_babel import force_locale
 
+from campaigns.models import (
+    BILLING_BASES,
+    CAMPAIGN_STATUSES,
+    CLAIM_OUTCOMES,
+    CODE_STATUSES,
+    ISSUE_MODES,
+    PARTNER_KINDS,
+)
 from catalog.models import BUNDLE_STATUSES, FULFILMENT_KINDS, KEY_STATUSES, PERIOD_UNITS
 from integrations.models import (
     CHANNEL_STATUSES,
@@ -57,6 +65,12 @@ CODES = {
     "settlement_status": SETTLEMENT_STATUSES,
     "match_kind": MATCH_KINDS,
     "role": tuple(role.value for role in Role),
+    "partner_kind": PARTNER_KINDS,
+    "billing_basis": BILLING_BASES,
+    "issue_mode": ISSUE_MODES,
+    "campaign_status": CAMPAIGN_STATUSES,
+    "campaign_code_status": CODE_STATUSES,
+    "claim_outcome": CLAIM_OUTCOMES,
 }
 
 
