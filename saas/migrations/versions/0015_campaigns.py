@@ -1,7 +1,7 @@
 """campaigns: partners, campaigns, their codes (encrypted, hashed), claim attempts and verifications
 
-Revision ID: 0016_campaigns
-Revises: 0013_sms
+Revision ID: 0015_campaigns
+Revises: 0014_portal
 Create Date: 2026-12-06 21:19:09.326738
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0016_campaigns'
-down_revision = '0013_sms'
+revision = '0015_campaigns'
+down_revision = '0014_portal'
 branch_labels = None
 depends_on = None
 
