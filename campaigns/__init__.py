@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from flask import Flask
 
+from campaigns import api, claim_page, demo, views
+from tenants.demo import register_demo_step
+
 
 def init_app(app: Flask) -> None:
     """Register the back office, the claim page, the partner API, the demo step and the guess limit."""
-    from campaigns import api, claim_page, demo, views
-    from tenants.demo import DEMO_STEPS
-
     # Unknown codes a caller (address or phone) may try before it is refused until the window ends.
     app.config.setdefault("CAMPAIGN_GUESS_LIMIT", "10 per hour")
     if "campaigns" not in app.blueprints:
         app.register_blueprint(views.bp)
         app.register_blueprint(claim_page.bp)
         app.register_blueprint(api.bp)
-    if demo.add_demo_campaigns not in DEMO_STEPS:
-        DEMO_STEPS.append(demo.add_demo_campaigns)
+    register_demo_step(app, demo.add_demo_campaigns)

@@ -186,7 +186,7 @@ def channel(channel_id: int) -> ResponseReturnValue:
 @requires(roles.CHANNELS_VIEW)
 def channel_progress(channel_id: int) -> ResponseReturnValue:
     """The channel page's live figures: backlog, drain rate, oldest waiting delivery (polled as JSON)."""
-    found = _get_or_404(Channel, channel_id)
+    found = get_or_404(Channel, channel_id)
     return jsonify(inbox_progress(found.id).as_json())
 
 
