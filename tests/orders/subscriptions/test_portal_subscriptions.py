@@ -11,7 +11,7 @@ from orders.portal.models import FamilyShare
 from saas.extensions import db
 from tests.factories import Shop
 from tests.orders.portal_helpers import open_link, page_text, portal, sign_in_by_sms, sms_to
-from tests.subscriptions.factories import fresh, renewable_plan, subscribe
+from tests.orders.subscriptions.factories import fresh, renewable_plan, subscribe
 
 PHONE = "+8613800000000"
 MEMBER = "+8613900000001"
