@@ -17,7 +17,7 @@ from tenants.models import ApiKey, Invitation, JobRun, Membership
 from tests.catalog import factories as catalog_factories
 from tests.factories import PASSWORD, Shop
 from tests.integrations import factories as integration_factories
-from tests.orders import helpers as order_helpers
+from tests.orders import factories as order_helpers
 from tests.reports import reconciliation_factories
 from tests.risk import factories as risk_factories
 from tests.subscriptions import factories as subscription_factories
