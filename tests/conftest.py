@@ -2,6 +2,20 @@
 
 By default each test gets a fresh SQLite file. With TEST_DATABASE_URL set, the suite runs on PostgreSQL:
 each test worker creates its own database once, and tables are emptied after every test.
+
+Factories, one layer per package, each called with a tenant bound (`with shop.bound():`); the `*_row()`
+functions write plain rows (no audit) for the route-isolation walk (`tests/url_objects.py`):
+
+- `tests/factories.py`: tenants and users (`Shop`, `make_shop`, `make_user`, `login`), the mail folder.
+- `tests/catalog/factories.py`: rights, bundles and plans through the catalog services, card keys through
+  the real import path.
+- `tests/orders/factories.py`: sellable products and card keys written directly, orders through the
+  orders services, an order's grants (`grants_of`, the one reader every package's tests use).
+- `tests/subscriptions/factories.py`, `tests/risk/factories.py`: subscriptions and renewals; risk rows.
+- `tests/integrations/factories.py`: channels, SKU mappings, signed deliveries as each platform sends them
+  (`tests/integrations/cn_platforms.py`: WeChat Pay, Alipay and Youzan keys and notifications).
+- `tests/reports/dashboard_fixtures.py` (sales, redemptions, spend, rollups), `tests/reports/books.py` (a
+  tenant's January books known by construction), `tests/reports/reconciliation_factories.py` (rows).
 """
 
 from __future__ import annotations

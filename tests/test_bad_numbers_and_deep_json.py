@@ -21,7 +21,7 @@ from tenants import services
 from tenants.roles import PERMISSIONS, Role, has_permission
 from tests.factories import Shop, login
 from tests.integrations import factories as f
-from tests.orders.helpers import make_product, place_order
+from tests.orders.factories import make_product, place_order
 from tests.routes import Route, api_routes, build_url, object_values, tenant_routes
 from tests.saas.test_rate_limits import my_rights_link
 

@@ -20,7 +20,7 @@ from tests.campaigns import factories as campaign_factories
 from tests.catalog import factories as catalog_factories
 from tests.factories import PASSWORD, Shop
 from tests.integrations import factories as integration_factories
-from tests.orders import helpers as order_helpers
+from tests.orders import factories as order_helpers
 from tests.orders.risk import factories as risk_factories
 from tests.orders.subscriptions import factories as subscription_factories
 from tests.reports.reconciliation import factories as reconciliation_factories

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from saas.extensions import db
 from tests.factories import PASSWORD, Outbox, make_shop
-from tests.orders.helpers import add_keys, make_product, place_order
+from tests.orders.factories import add_keys, make_product, place_order
 
 pytestmark = pytest.mark.browser
 

@@ -13,7 +13,7 @@ from campaigns import services
 from campaigns.models import Campaign, CampaignCode, Partner
 from saas.extensions import db
 from saas.timeutil import utcnow
-from tests.orders.helpers import Product, make_product, make_right
+from tests.orders.factories import Product, make_product, make_right
 
 _serial = itertools.count(1)
 

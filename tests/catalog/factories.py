@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import io
 import itertools
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from catalog import inventory, services
+from catalog import inventory, keyring, services
+from catalog.fileformats import KeyRow, mask
 from catalog.importing import ImportOutcome
 from catalog.models import Bundle, CardKey, CardKeyBatch, Plan, Right
 from saas.extensions import db
@@ -67,8 +69,6 @@ def import_keys(
     **options: Any,
 ) -> ImportOutcome:
     """Import card keys into `right` through the product's import path; returns the outcome."""
-    import tempfile
-
     lines = lines if lines is not None else key_lines(count)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_file(folder or Path(tmp), f"keys-{next(_serial)}.txt", "\n".join(lines) + "\n")
@@ -134,9 +134,6 @@ def batch_row(right: Right | None = None) -> CardKeyBatch:
 
 
 def card_key_row(secret: str = "ROUTE-FIXTURE-KEY-0001") -> CardKey:
-    from catalog import keyring
-    from catalog.fileformats import KeyRow, mask
-
     batch = batch_row()
     keyring.ensure_tenant_keys()
     cipher = keyring.cipher_for(batch.right_id)

@@ -37,7 +37,7 @@ from tests.factories import Shop
 from tests.faults.conftest import require_services
 from tests.faults.test_killed_import import cli_environment
 from tests.integrations import factories as f
-from tests.orders.helpers import keys_in_two_live_grants
+from tests.orders.factories import keys_in_two_live_grants
 
 WORKER_NAME = "quanyi-drain-test"  # the workers' application_name in pg_stat_activity
 

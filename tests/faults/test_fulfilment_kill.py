@@ -31,7 +31,7 @@ from saas.timeutil import utcnow
 from tests.factories import Shop
 from tests.faults.conftest import require_services
 from tests.faults.test_killed_import import cli_environment
-from tests.orders.helpers import Product, add_keys, key_status_counts, keys_in_two_live_grants, make_product
+from tests.orders.factories import Product, add_keys, key_status_counts, keys_in_two_live_grants, make_product
 
 KEYS = 3_000
 ORDERS = 4_000

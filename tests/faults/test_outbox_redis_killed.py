@@ -20,7 +20,7 @@ from tenants.outbox import sweep_everywhere
 from tests.factories import Outbox, Shop
 from tests.faults.conftest import PrivateRedis
 from tests.faults.test_redis_outage import use_redis
-from tests.orders.helpers import add_keys, make_product, place_order
+from tests.orders.factories import add_keys, make_product, place_order
 
 BURST = 60
 

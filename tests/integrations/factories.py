@@ -7,6 +7,7 @@ Call the channel factories with a tenant bound (`with shop.bound():`).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import itertools
@@ -15,15 +16,27 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 import orders.models
 import orders.subscriptions.models  # noqa: F401
+from catalog import keyring
 from catalog import services as catalog_services
 from catalog.models import Plan
-from integrations import channels
+from integrations import channels, secretbox
 from integrations.channels import ChannelSettings
-from integrations.models import Channel, InboxDelivery, SkuMapping
+from integrations.models import (
+    Channel,
+    ChannelSpend,
+    InboxDelivery,
+    OutboundDelivery,
+    SkuMapping,
+    WebhookEndpoint,
+)
+from orders.models import Order
 from saas.extensions import db
 from tests.catalog import factories as catalog_factories
+from tests.orders.factories import grants_of as grants_of  # one reader of an order's grants, re-exported
 
 _serial = itertools.count(1)
 SHOPIFY_SECRET = "shpss_test_app_secret_0123456789abcdef"
@@ -48,27 +61,13 @@ def card_plan(price: int = 3990, *, keys: int = 5) -> Plan:
     return plan
 
 
-def grants_of(order_id: int) -> list[Any]:
-    from sqlalchemy import select
-
-    from orders.models import Grant
-
-    return list(db.session.scalars(select(Grant).where(Grant.order_id == order_id)))
-
-
 def orders_of(channel: Channel) -> list[Any]:
-    from sqlalchemy import select
-
-    from orders.models import Order
-
     return list(
         db.session.scalars(select(Order).where(Order.channel == channel.public_id).order_by(Order.id))
     )
 
 
 def inbox_of(channel: Channel) -> list[InboxDelivery]:
-    from sqlalchemy import select
-
     return list(
         db.session.scalars(
             select(InboxDelivery)
@@ -345,10 +344,6 @@ def generic_order(order_id: str = "A1001", sku: str = "MINI-01", unit_price: int
 
 
 def spend_row() -> int:
-    import datetime as dt
-
-    from integrations.models import ChannelSpend
-
     row = ChannelSpend(
         channel_id=channel_row().id, day=dt.date(2026, 3, 1), amount=1000, currency="CNY", category="ad_spend"
     )
@@ -359,10 +354,6 @@ def spend_row() -> int:
 
 def endpoint_row(url: str = "http://127.0.0.1:9/unreachable") -> int:
     """An outbound endpoint added directly (no audit row), its secret sealed as the product seals it."""
-    from catalog import keyring
-    from integrations import secretbox
-    from integrations.models import WebhookEndpoint
-
     keyring.ensure_tenant_keys()
     endpoint = WebhookEndpoint(url=url, event_types=["*"], secret_ciphertext=b"")
     endpoint.secret_ciphertext = secretbox.seal("endpoint", endpoint.id, "qsec_route_fixture_secret")
@@ -372,8 +363,6 @@ def endpoint_row(url: str = "http://127.0.0.1:9/unreachable") -> int:
 
 
 def webhook_delivery_row() -> int:
-    from integrations.models import OutboundDelivery
-
     delivery = OutboundDelivery(
         endpoint_id=endpoint_row(),
         event_id=f"evt_route_{next(_serial)}",

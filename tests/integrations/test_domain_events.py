@@ -7,7 +7,7 @@ import json
 from orders import redemption, refunds
 from tests.factories import Shop
 from tests.integrations.test_outbound import Receiver, receiver  # noqa: F401 - the fixture
-from tests.orders import helpers as o
+from tests.orders import factories as o
 
 
 def event_types(received: list[tuple[dict[str, str], bytes]]) -> list[str]:

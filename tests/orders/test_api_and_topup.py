@@ -21,7 +21,7 @@ from saas.extensions import db
 from tenants import services as tenant_services
 from tenants.roles import PERMISSIONS, Role
 from tests.factories import Shop, login
-from tests.orders.helpers import add_keys, grants_of, make_product, make_right, place_order
+from tests.orders.factories import add_keys, grants_of, make_product, make_right, place_order
 
 
 @pytest.fixture

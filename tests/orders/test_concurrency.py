@@ -18,7 +18,7 @@ from orders.models import Grant, Order, Redemption, Refund
 from saas.extensions import db
 from tenants.scoping import tenant_bound
 from tests.factories import Shop
-from tests.orders.helpers import (
+from tests.orders.factories import (
     add_keys,
     grants_of,
     key_status_counts,

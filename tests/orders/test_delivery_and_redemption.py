@@ -15,7 +15,7 @@ from saas.extensions import db
 from saas.timeutil import frozen_time
 from tenants.models import AuditEvent
 from tests.factories import Outbox, Shop, login
-from tests.orders.helpers import add_keys, grants_of, make_product, make_right, place_order
+from tests.orders.factories import add_keys, grants_of, make_product, make_right, place_order
 
 
 def _link_path(body: str) -> str:

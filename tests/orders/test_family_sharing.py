@@ -20,7 +20,7 @@ from orders.portal.models import FamilyShare
 from saas.extensions import db
 from tenants.models import AuditEvent
 from tests.factories import Shop, login
-from tests.orders.helpers import Product, add_keys, grants_of, make_product, make_right, place_order
+from tests.orders.factories import Product, add_keys, grants_of, make_product, make_right, place_order
 from tests.orders.portal_helpers import open_link, page_text, portal, sign_in_by_sms, sms_to
 
 BUYER = "+8613800000000"

@@ -18,7 +18,7 @@ from saas.extensions import db
 from saas.timeutil import frozen_time
 from tenants.models import AuditEvent
 from tests.factories import Shop
-from tests.orders.helpers import (
+from tests.orders.factories import (
     add_keys,
     grants_of,
     key_status_counts,

@@ -20,7 +20,7 @@ from orders.portal.models import PortalCode
 from saas.extensions import db
 from tenants.models import AuditEvent
 from tests.factories import Outbox, Shop, login
-from tests.orders.helpers import add_keys, grants_of, make_product, make_right, order_request, place_order
+from tests.orders.factories import add_keys, grants_of, make_product, make_right, order_request, place_order
 from tests.orders.portal_helpers import (
     ask_code,
     enter_code,

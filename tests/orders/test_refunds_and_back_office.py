@@ -11,7 +11,7 @@ from orders.events import OrderError
 from orders.models import Customer, Order, Refund
 from saas.extensions import db
 from tests.factories import Shop, login
-from tests.orders.helpers import (
+from tests.orders.factories import (
     add_keys,
     grants_of,
     key_status_counts,

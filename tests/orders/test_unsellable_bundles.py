@@ -15,7 +15,7 @@ from saas.extensions import db
 from tests.catalog.test_api_cli_and_keys import api_key
 from tests.factories import Shop, login
 from tests.integrations import factories as f
-from tests.orders.helpers import make_product
+from tests.orders.factories import make_product
 
 
 def _draft(shop: Shop) -> int:

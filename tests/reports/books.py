@@ -25,10 +25,10 @@ import reports.models  # noqa: F401  (every reports table exists before a Postgr
 from integrations.models import Channel
 from orders import refunds, services
 from orders.models import Order
-from saas.extensions import db
 from saas.timeutil import frozen_time
 from tests.factories import Shop
-from tests.orders.helpers import Product, add_keys, make_product, make_right, order_request
+from tests.orders.factories import Product, add_keys, make_product, make_right, order_request
+from tests.reports.dashboard_fixtures import connect_channel
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 JANUARY = {
@@ -68,16 +68,7 @@ class Books:
 
 
 def make_channel(public_id: str = "tmall", fee_percent_bp: int = 250, fee_fixed: int = 30) -> Channel:
-    channel = Channel(
-        kind="generic",
-        name="天猫旗舰店",
-        public_id=public_id,
-        fee_percent_bp=fee_percent_bp,
-        fee_fixed=fee_fixed,
-    )
-    db.session.add(channel)
-    db.session.commit()
-    return channel
+    return connect_channel(public_id, "天猫旗舰店", fee_percent_bp=fee_percent_bp, fee_fixed=fee_fixed)
 
 
 def _paid_order(

@@ -6,12 +6,15 @@ Call them with the tenant bound (`with shop.bound():`).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import itertools
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from catalog.models import Right
 from integrations.models import Channel, ChannelSpend
@@ -20,7 +23,7 @@ from orders.models import Grant, Order
 from reports import rollups
 from saas.extensions import db
 from saas.timeutil import frozen_time
-from tests.orders.helpers import Product, grants_of, make_product, make_right, place_order
+from tests.orders.factories import Product, add_keys, grants_of, make_product, make_right, place_order
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 _serial = itertools.count(1)
@@ -33,8 +36,6 @@ def at(year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> dt.d
 
 def card_key_product(name: str, *, price: int, keys: int = 50, unit_cost: int = 800) -> Product:
     """A bundle of one card-key right whose keys cost `unit_cost` each."""
-    from tests.orders.helpers import add_keys
-
     right = make_right(name, "card_key")
     add_keys(right, keys, prefix=name[:3].upper() + str(next(_serial)), unit_cost=unit_cost)
     return make_product(right, price=price)
@@ -91,9 +92,6 @@ def refresh(now: dt.datetime | None = None) -> rollups.RefreshResult:
 
 def table_rows(app: Flask, client: FlaskClient, path: str, table: str) -> list[dict[str, Any]]:
     """GET a dashboard page's JSON twin through the API is done elsewhere; this reads one CSV table."""
-    import csv
-    import io
-
     response = client.get(path.replace("{table}", table))
     assert response.status_code == 200, response.get_data(as_text=True)
     text = response.get_data(as_text=True).lstrip("\ufeff")
@@ -105,8 +103,6 @@ def first_grant(order: Order) -> Grant:
 
 
 def right_named(name: str) -> Right:
-    from sqlalchemy import select
-
     found = db.session.scalar(select(Right).where(Right.name == name))
     assert found is not None
     return found

@@ -20,7 +20,7 @@ from reports.reconciliation.services import RunRequest
 from saas.csvfile import FORMULA_TRIGGERS
 from saas.timeutil import frozen_time
 from tests.factories import Shop, login
-from tests.orders.helpers import make_right
+from tests.orders.factories import make_right
 from tests.reports.dashboard_fixtures import at, card_key_product, connect_channel, refresh, sell, spend
 
 INJECTION = "=cmd|' /C calc'!A0"
@@ -108,7 +108,7 @@ def test_the_import_rejection_report_defuses_its_cells(client: FlaskClient, shop
 
 
 def test_the_reconciliation_csv_download_defuses_names(client: FlaskClient, shop: Shop) -> None:
-    from tests.orders.helpers import make_product
+    from tests.orders.factories import make_product
     from tests.reports.books import _paid_order, local, make_channel
 
     with shop.bound():

@@ -10,7 +10,7 @@ from reports import datasets
 from reports.filters import Filters, Period, preset_period
 from saas.timeutil import frozen_time
 from tests.factories import Shop, login
-from tests.orders.helpers import add_keys
+from tests.orders.factories import add_keys
 from tests.reports.dashboard_fixtures import at, card_key_product, refresh, sell
 
 

@@ -20,7 +20,7 @@ from tenants.scoping import tenant_bound
 from tests.english import english_in_page, english_words
 from tests.factories import Outbox, Shop, make_shop
 from tests.integrations import factories as channel_factories
-from tests.orders.helpers import add_keys, make_product, make_right, place_order
+from tests.orders.factories import add_keys, make_product, make_right, place_order
 from tests.orders.subscriptions.factories import local, renewable_plan, subscribe
 
 CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9"}

@@ -22,7 +22,7 @@ from saas.timeutil import utcnow
 from tenants import outbox as tenant_outbox
 from tenants.models import OutboxMessage
 from tests.factories import Outbox, Shop, login
-from tests.orders.helpers import add_keys, make_product, place_order
+from tests.orders.factories import add_keys, make_product, place_order
 
 LINK = re.compile(r"https?://\S+")
 

@@ -9,7 +9,7 @@ from orders import delivery
 from orders.subscriptions import selfservice
 from tests.factories import Outbox, Shop
 from tests.integrations import factories as f
-from tests.orders.helpers import add_keys, grants_of, make_product, place_order
+from tests.orders.factories import add_keys, grants_of, make_product, place_order
 from tests.orders.subscriptions.factories import local, renewable_plan, subscribe
 
 ANOTHER_ADDRESS = {"REMOTE_ADDR": "198.51.100.7"}

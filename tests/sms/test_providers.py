@@ -22,7 +22,7 @@ from sqlalchemy import select
 from orders.models import Delivery
 from saas.extensions import db
 from tests.factories import Shop, login
-from tests.orders.helpers import add_keys, make_product, place_order
+from tests.orders.factories import add_keys, make_product, place_order
 
 SECRET = "s3cr/et+key"  # characters that must be percent-encoded in the URL
 

@@ -15,7 +15,7 @@ from orders.models import Delivery
 from saas.extensions import db
 from saas.phones import PhoneInvalid, normalise_phone
 from tests.factories import Shop
-from tests.orders.helpers import add_keys, make_product, place_order
+from tests.orders.factories import add_keys, make_product, place_order
 
 
 def sms_files(app: Flask) -> list[dict[str, object]]:
@@ -95,7 +95,7 @@ def test_a_guessed_or_expired_short_link_opens_nothing(app: Flask, client: Flask
 
 def test_a_customer_with_both_gets_the_tenants_choice(app: Flask, shop: Shop) -> None:
     from orders import services
-    from tests.orders.helpers import order_request
+    from tests.orders.factories import order_request
 
     with shop.bound():
         product = make_product()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from orders.risk.models import BlocklistEntry, RiskFlag
 from saas.extensions import db
 from saas.ids import new_id
-from tests.orders.helpers import order_row
+from tests.orders.factories import order_row
 
 
 def held_order_row() -> int:

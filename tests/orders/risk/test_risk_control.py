@@ -24,7 +24,7 @@ from tenants.models import AuditEvent
 from tenants.roles import PERMISSIONS, Role
 from tests.factories import Shop, login
 from tests.integrations import factories as f
-from tests.orders.helpers import add_keys, grants_of, key_status_counts, make_product, order_request
+from tests.orders.factories import add_keys, grants_of, key_status_counts, make_product, order_request
 from tests.orders.test_concurrency import run_together
 
 NOON = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)

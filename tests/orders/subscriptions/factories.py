@@ -12,13 +12,13 @@ from sqlalchemy import select
 
 from catalog.models import Bundle, BundleItem, Plan, Right
 from orders import services as order_services
-from orders.models import Customer, Grant, Order, OrderLine
+from orders.models import Customer, Order, OrderLine
 from orders.subscriptions import services
 from orders.subscriptions.models import Subscription, SubscriptionPeriod
 from saas.extensions import db
 from saas.timeutil import frozen_time, utcnow
 from tenants.models import Tenant
-from tests.orders.helpers import add_keys
+from tests.orders.factories import add_keys
 
 _serial = itertools.count(1)
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -142,17 +142,6 @@ def renew(
             channel=channel,
             idempotency_key=key or f"in_{next(_serial)}",
         )
-
-
-def grants_of_order(order_id: int) -> list[Grant]:
-    return list(
-        db.session.scalars(
-            select(Grant)
-            .where(Grant.order_id == order_id)
-            .order_by(Grant.item_index)
-            .execution_options(populate_existing=True)
-        )
-    )
 
 
 def set_zone(tenant: Tenant, zone: str) -> None:

@@ -15,14 +15,8 @@ from saas.extensions import db
 from saas.timeutil import frozen_time
 from tenants.models import AuditEvent
 from tests.factories import Outbox, Shop
-from tests.orders.subscriptions.factories import (
-    fresh,
-    grants_of_order,
-    local,
-    renew,
-    renewable_plan,
-    subscribe,
-)
+from tests.orders.factories import grants_of
+from tests.orders.subscriptions.factories import fresh, local, renew, renewable_plan, subscribe
 
 EMAIL = "li.lei@example.com"
 
@@ -142,7 +136,7 @@ def test_cancel_now_ends_time_limited_rights_today_and_leaves_card_keys_delivere
         moment = local(2026, 3, 12, 15)
         with frozen_time(moment):
             cancellation.cancel_now(sub.id, source="customer")
-        grants = {g.kind: g for g in grants_of_order(sub.order_id)}
+        grants = {g.kind: g for g in grants_of(sub.order_id)}
         assert grants["link"].valid_until == moment.astimezone(dt.UTC)
         assert grants["card_key"].status == "delivered"
         assert grants["card_key"].valid_until is not None and grants["card_key"].valid_until > moment

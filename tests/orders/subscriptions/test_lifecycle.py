@@ -16,10 +16,10 @@ from saas.extensions import db
 from saas.timeutil import frozen_time
 from tenants.models import AuditEvent
 from tests.factories import Shop
+from tests.orders.factories import grants_of
 from tests.orders.subscriptions.factories import (
     buy,
     fresh,
-    grants_of_order,
     local,
     renew,
     renewable_plan,
@@ -111,7 +111,7 @@ def test_a_renewal_delivers_the_bundles_rights_for_the_new_period_through_a_paid
         order = db.session.get(Order, (shop.tenant.id, renewal.order_id))
         assert order is not None and order.status == "fulfilled" and order.total == 3990
         assert order.channel == "stripe"
-        assert [g.status for g in grants_of_order(order.id)] == ["delivered"]
+        assert [g.status for g in grants_of(order.id)] == ["delivered"]
         period = services.periods_of(sub.id)[1]
         assert period.order_id == order.id and period.kind == "renewal"
         assert services.start_subscription_for_order(order.id) == []  # a renewal order starts nothing
@@ -161,7 +161,7 @@ def test_the_period_number_is_unique_in_the_database(shop: Shop) -> None:
 def test_an_unrenewed_subscription_is_past_due_in_its_grace_days_then_expires(shop: Shop) -> None:
     with shop.bound():
         sub = subscribe(renewable_plan("month", card_keys=2), at=local(2026, 3, 1, 10))
-        grants = {g.kind: g for g in grants_of_order(sub.order_id)}
+        grants = {g.kind: g for g in grants_of(sub.order_id)}
         assert grants["card_key"].status == "delivered" and grants["link"].valid_until is not None
         key_valid_until = grants["card_key"].valid_until
         with frozen_time(local(2026, 4, 1, 11)):
@@ -174,7 +174,7 @@ def test_an_unrenewed_subscription_is_past_due_in_its_grace_days_then_expires(sh
             assert services.advance_lifecycles() == {}  # a second run changes nothing
         sub = fresh(sub.id)
         assert sub.status == "expired" and shanghai(sub.ended_at) == "2026-04-04 10:00"  # type: ignore[arg-type]
-        grants = {g.kind: g for g in grants_of_order(sub.order_id)}
+        grants = {g.kind: g for g in grants_of(sub.order_id)}
         assert shanghai(grants["link"].valid_until) == "2026-04-04 10:00"  # type: ignore[arg-type]
         assert grants["card_key"].status == "delivered"  # delivered card keys stay delivered
         assert grants["card_key"].valid_until == key_valid_until

@@ -25,7 +25,7 @@ from saas import csvfile, money
 from saas.extensions import db
 from scripts import subset_cjk_font
 from tests.factories import Shop
-from tests.orders.helpers import make_product, make_right
+from tests.orders.factories import make_product, make_right
 from tests.reports.books import JANUARY, local, make_channel, make_january_books, refund_in_full
 from tests.reports.books import _paid_order as paid_order
 

@@ -1,4 +1,4 @@
-"""Factories for order tests: rights, bundles, plans and card keys made directly, and orders through the
+"""Order factories: rights, bundles, plans and card keys made directly (no audit rows), and orders through the
 real services. Each runs in the bound tenant and commits."""
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from catalog import keyring
 from catalog.fileformats import mask
 from catalog.models import Bundle, BundleItem, CardKey, CardKeyBatch, Plan, Right
 from orders import services
-from orders.models import Grant, Order
+from orders.models import Customer, Grant, Order, OrderLine
 from saas.extensions import db
+from saas.ids import new_id
+from saas.timeutil import utcnow
+from tests.catalog.factories import card_key_row
 
 
 @dataclass
@@ -161,11 +164,6 @@ def keys_in_two_live_grants() -> int:
 
 def order_row() -> Order:
     """A fulfilled order with one delivered card-key grant, written directly (no audit rows)."""
-    from orders.models import Customer, OrderLine
-    from saas.ids import new_id
-    from saas.timeutil import utcnow
-    from tests.catalog.factories import card_key_row
-
     key = card_key_row(f"ROUTE-{new_id()}")
     right = db.session.get(Right, (key.tenant_id, key.right_id))
     assert right is not None
