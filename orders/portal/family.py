@@ -132,7 +132,7 @@ def active_members(line_id: int) -> list[FamilyShare]:
 
 
 def purchases_of(customer: Customer) -> list[Purchase]:
-    """Return the customer's purchases whose plan allows family members, newest first."""
+    """Return the customer's purchases whose plan allows family members, newest first (a few queries)."""
     rows = db.session.execute(
         select(OrderLine, Order)
         .join(Order, (Order.tenant_id == OrderLine.tenant_id) & (Order.id == OrderLine.order_id))
@@ -140,12 +140,24 @@ def purchases_of(customer: Customer) -> list[Purchase]:
         .order_by(Order.id.desc(), OrderLine.position)
     ).all()
     renewals = _renewal_lines(customer)
+    wanted = [(line, order) for line, order in rows if family_limit(line) > 0 and line.id not in renewals]
+    if not wanted:
+        return []
+    line_ids = [line.id for line, _order in wanted]
+    subscriptions = {
+        s.order_line_id: s
+        for s in db.session.scalars(select(Subscription).where(Subscription.order_line_id.in_(line_ids)))
+    }
+    members: dict[int, list[FamilyShare]] = {}
+    for share in db.session.scalars(
+        select(FamilyShare)
+        .where(FamilyShare.order_line_id.in_(line_ids), FamilyShare.removed_at.is_(None))
+        .order_by(FamilyShare.added_at, FamilyShare.id)
+    ):
+        members.setdefault(share.order_line_id, []).append(share)
     found = []
-    for line, order in rows:
-        limit = family_limit(line)
-        if limit <= 0 or line.id in renewals:
-            continue
-        subscription = _subscription_of_line(line.id)
+    for line, order in wanted:
+        subscription = subscriptions.get(line.id)
         names = sorted(
             {
                 str(item["right"].get("name"))
@@ -158,8 +170,8 @@ def purchases_of(customer: Customer) -> list[Purchase]:
                 line,
                 order,
                 subscription,
-                limit,
-                active_members(line.id),
+                family_limit(line),
+                members.get(line.id, []),
                 names,
                 is_live(order, line, subscription),
             )
