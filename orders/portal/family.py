@@ -22,10 +22,12 @@ from orders.customers import find_or_add_customer
 from orders.models import Customer, Grant, Order, OrderLine, Redemption
 from orders.portal.models import FamilyShare
 from orders.subscriptions.models import Subscription, SubscriptionPeriod
+from saas import sms
 from saas.extensions import db, immediate_transaction
 from saas.phones import PhoneInvalid, normalise_phone
 from saas.timeutil import utcnow
 from tenants import audit
+from tenants.models import Tenant
 from tenants.outbox import add_sms, send_after_commit
 
 FAMILY_CHANGES_PER_PERIOD = 6  # adds and removals per purchase: fill a family of 3, swap a few, no more
@@ -269,25 +271,21 @@ def add_member(owner: Customer, line_id: int, phone: str, *, actor: str) -> Fami
             member_id=str(member.id),
             order_line_id=str(line.id),
         )
-        record = add_sms(
-            number,
-            "family_shared",
-            {"shop": _shop_name(), "plan": share.plan_name},
-            link=("my_rights", [owner.tenant_id, member.id]),
-            about=("customer", member.id),
-        )
-        record_id = int(record.id)
+        tenant = db.session.get(Tenant, owner.tenant_id)
+        record_id = None
+        if sms.sms_available(tenant.settings if tenant else None, "family_shared"):
+            record = add_sms(
+                number,
+                "family_shared",
+                {"shop": tenant.name if tenant else "", "plan": share.plan_name},
+                link=("my_rights", [owner.tenant_id, member.id]),
+                about=("customer", member.id),
+            )
+            record_id = int(record.id)
         db.session.commit()
-    send_after_commit([record_id])
+    if record_id is not None:  # without SMS for this shop the member signs in with their number and a code
+        send_after_commit([record_id])
     return share
-
-
-def _shop_name() -> str:
-    from tenants.models import Tenant
-    from tenants.scoping import current_tenant_id
-
-    tenant = db.session.get(Tenant, current_tenant_id())
-    return tenant.name if tenant else ""
 
 
 def remove_member(owner: Customer, share_id: int, *, actor: str) -> FamilyShare:
