@@ -200,6 +200,8 @@ def test_a_shop_without_an_sms_template_for_codes_asks_for_the_email_instead(
 ) -> None:
     app.config["SMS_URL"] = "tencent://id:key@?sdk_app_id=1400000000&sign_name=权益小铺"  # no templates set
     response = ask_code(client, shop, PHONE)
-    assert "sign in with your email address" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "sign in with your email address" in client.get(response.headers["Location"]).get_data(
+        as_text=True
+    )
     with shop.bound():
         assert db.session.scalar(select(func.count()).select_from(PortalCode)) == 0
