@@ -128,10 +128,15 @@ def customer_rights(customer: Customer) -> list[RightView]:
         .where(Grant.customer_id == customer.id, Grant.status.in_(VISIBLE_GRANT_STATUSES))
         .order_by(Order.id.desc(), Grant.order_line_id, Grant.unit_index, Grant.item_index)
     ).all()
+    instructions: dict[tuple[int, str], str] = {}  # one read per right, not per grant
+    for grant, _line, _order in rows:
+        key = (grant.right_id, grant.kind)
+        if key not in instructions:
+            instructions[key] = instructions_for(grant.right_id, grant.kind)
     return [
         RightView(
             grant,
-            instructions_for(grant.right_id, grant.kind),
+            instructions[(grant.right_id, grant.kind)],
             str(line.snapshot.get("bundle", {}).get("name", line.title)),
             order.external_id,
         )

@@ -22,10 +22,12 @@ from orders.customers import find_or_add_customer
 from orders.models import Customer, Grant, Order, OrderLine, Redemption
 from orders.portal.models import FamilyShare
 from orders.subscriptions.models import Subscription, SubscriptionPeriod
+from saas import sms
 from saas.extensions import db, immediate_transaction
 from saas.phones import PhoneInvalid, normalise_phone
 from saas.timeutil import utcnow
 from tenants import audit
+from tenants.models import Tenant
 from tenants.outbox import add_sms, send_after_commit
 
 FAMILY_CHANGES_PER_PERIOD = 6  # adds and removals per purchase: fill a family of 3, swap a few, no more
@@ -132,7 +134,7 @@ def active_members(line_id: int) -> list[FamilyShare]:
 
 
 def purchases_of(customer: Customer) -> list[Purchase]:
-    """Return the customer's purchases whose plan allows family members, newest first."""
+    """Return the customer's purchases whose plan allows family members, newest first (a few queries)."""
     rows = db.session.execute(
         select(OrderLine, Order)
         .join(Order, (Order.tenant_id == OrderLine.tenant_id) & (Order.id == OrderLine.order_id))
@@ -140,12 +142,24 @@ def purchases_of(customer: Customer) -> list[Purchase]:
         .order_by(Order.id.desc(), OrderLine.position)
     ).all()
     renewals = _renewal_lines(customer)
+    wanted = [(line, order) for line, order in rows if family_limit(line) > 0 and line.id not in renewals]
+    if not wanted:
+        return []
+    line_ids = [line.id for line, _order in wanted]
+    subscriptions = {
+        s.order_line_id: s
+        for s in db.session.scalars(select(Subscription).where(Subscription.order_line_id.in_(line_ids)))
+    }
+    members: dict[int, list[FamilyShare]] = {}
+    for share in db.session.scalars(
+        select(FamilyShare)
+        .where(FamilyShare.order_line_id.in_(line_ids), FamilyShare.removed_at.is_(None))
+        .order_by(FamilyShare.added_at, FamilyShare.id)
+    ):
+        members.setdefault(share.order_line_id, []).append(share)
     found = []
-    for line, order in rows:
-        limit = family_limit(line)
-        if limit <= 0 or line.id in renewals:
-            continue
-        subscription = _subscription_of_line(line.id)
+    for line, order in wanted:
+        subscription = subscriptions.get(line.id)
         names = sorted(
             {
                 str(item["right"].get("name"))
@@ -158,8 +172,8 @@ def purchases_of(customer: Customer) -> list[Purchase]:
                 line,
                 order,
                 subscription,
-                limit,
-                active_members(line.id),
+                family_limit(line),
+                members.get(line.id, []),
                 names,
                 is_live(order, line, subscription),
             )
@@ -257,25 +271,21 @@ def add_member(owner: Customer, line_id: int, phone: str, *, actor: str) -> Fami
             member_id=str(member.id),
             order_line_id=str(line.id),
         )
-        record = add_sms(
-            number,
-            "family_shared",
-            {"shop": _shop_name(), "plan": share.plan_name},
-            link=("my_rights", [owner.tenant_id, member.id]),
-            about=("customer", member.id),
-        )
-        record_id = int(record.id)
+        tenant = db.session.get(Tenant, owner.tenant_id)
+        record_id = None
+        if sms.sms_available(tenant.settings if tenant else None, "family_shared"):
+            record = add_sms(
+                number,
+                "family_shared",
+                {"shop": tenant.name if tenant else "", "plan": share.plan_name},
+                link=("my_rights", [owner.tenant_id, member.id]),
+                about=("customer", member.id),
+            )
+            record_id = int(record.id)
         db.session.commit()
-    send_after_commit([record_id])
+    if record_id is not None:  # without SMS for this shop the member signs in with their number and a code
+        send_after_commit([record_id])
     return share
-
-
-def _shop_name() -> str:
-    from tenants.models import Tenant
-    from tenants.scoping import current_tenant_id
-
-    tenant = db.session.get(Tenant, current_tenant_id())
-    return tenant.name if tenant else ""
 
 
 def remove_member(owner: Customer, share_id: int, *, actor: str) -> FamilyShare:

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from orders.customers import find_customer, normalise_email
 from orders.models import Customer
 from orders.portal.models import PortalCode
+from saas import sms
 from saas.extensions import db, immediate_transaction
 from saas.phones import phone_or_none
 from saas.timeutil import utcnow
@@ -39,6 +40,7 @@ CODE_MINUTES = 10
 CODE_ATTEMPTS = 5
 SESSION_HOURS = 12
 CODE_ACTOR = "customer (portal)"
+CODE_KIND = "verification_code"
 
 
 class SignInRefused(ValueError):
@@ -119,6 +121,9 @@ def send_code(text: str, *, ip: str | None) -> Address:
     The request is recorded even for an unknown address, so the limits count it too.
     """
     address = read_address(text)
+    tenant = db.session.get(Tenant, current_tenant_id())
+    if address.transport == "sms" and not sms.sms_available(tenant.settings if tenant else None, CODE_KIND):
+        raise SignInRefused(_("This shop sends no text messages yet: sign in with your email address."))
     now = utcnow()
     with immediate_transaction(db.session()):
         _check_limits(address, ip or "", now)

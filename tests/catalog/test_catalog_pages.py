@@ -177,3 +177,21 @@ def test_plans_check_prices_and_periods(shop: Shop) -> None:
                 raise AssertionError(fields)
         plan = make_plan(bundle, period_unit="days", period_days=7, price=590, list_price=None)
         assert db.session.get(Plan, (shop.tenant.id, plan.id)).duration_days == 7  # type: ignore[union-attr]
+
+
+def test_a_plan_allows_family_sharing_and_an_order_remembers_it(client: FlaskClient, shop: Shop) -> None:
+    with shop.bound():
+        bundle = make_bundle(rights=[(make_right("喜马拉雅会员", kind="link", link_url="https://x.test"), 1)])
+        base = f"/t/{shop.slug}/catalog/bundles/{bundle.id}"
+    login(client, shop.members["operator"])
+    assert "Family sharing (亲情共享)" in client.get(f"{base}/plans/new").get_data(as_text=True)
+    fields = {"name": "家庭月卡", "period_unit": "month", "price": "25.90", "currency": "CNY"}
+    client.post(f"{base}/plans/new", data={**fields, "family_sharing": "y", "family_max_members": "4"})
+    client.post(f"{base}/plans/new", data={**fields, "name": "单人月卡"})
+    with shop.bound():
+        family, single = (
+            db.session.scalars(select(Plan).where(Plan.name == n)).one() for n in ("家庭月卡", "单人月卡")
+        )
+        assert (family.family_sharing, family.family_max_members) == (True, 4)
+        assert family.snapshot()["plan"]["family_max_members"] == 4
+        assert (single.family_sharing, single.snapshot()["plan"]["family_max_members"]) == (False, 0)

@@ -193,3 +193,15 @@ def test_the_back_office_tells_the_merchant_where_customers_sign_in(client: Flas
     login(client, shop.owner)
     page = client.get(f"/t/{shop.slug}/orders/customers").get_data(as_text=True)
     assert f"http://quanyi.test/shop/{shop.slug}/my" in page
+
+
+def test_a_shop_without_an_sms_template_for_codes_asks_for_the_email_instead(
+    app: Flask, client: FlaskClient, shop: Shop
+) -> None:
+    app.config["SMS_URL"] = "tencent://id:key@?sdk_app_id=1400000000&sign_name=权益小铺"  # no templates set
+    response = ask_code(client, shop, PHONE)
+    assert "sign in with your email address" in client.get(response.headers["Location"]).get_data(
+        as_text=True
+    )
+    with shop.bound():
+        assert db.session.scalar(select(func.count()).select_from(PortalCode)) == 0
