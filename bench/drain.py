@@ -64,6 +64,24 @@ OURS = textwrap.dedent(
     from integrations.tasks import drain_inbox
 
     with app.app_context():
+        if len(sys.argv) > 2:  # --profile: also time each kind of statement
+            import collections
+            import sqlalchemy as sa
+            from saas.extensions import db
+
+            spent = collections.Counter()
+            calls = collections.Counter()
+
+            def before(conn, cursor, statement, params, context, many):
+                conn.info["bench_t"] = time.perf_counter()
+
+            def after(conn, cursor, statement, params, context, many):
+                kind = " ".join(statement.split()[:4])[:70]
+                spent[kind] += time.perf_counter() - conn.info.pop("bench_t", time.perf_counter())
+                calls[kind] += 1
+
+            sa.event.listen(db.engine, "before_cursor_execute", before)
+            sa.event.listen(db.engine, "after_cursor_execute", after)
         started = time.time()
         if len(sys.argv) > 2:  # --profile: where the time goes, into the file named
             import cProfile
@@ -72,6 +90,9 @@ OURS = textwrap.dedent(
         else:
             drain_inbox(tenant_id)
         print("span", started, time.time(), flush=True)
+        if len(sys.argv) > 2:
+            for kind, seconds in spent.most_common(15):
+                print(f"{seconds:8.2f} s {calls[kind]:6d}  {kind}", flush=True)
     """
 )
 
