@@ -416,6 +416,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes for each contender")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway database")
     parser.add_argument("--profile", action="store_true", help="cProfile our first worker (bench/out)")
+    parser.add_argument("--code", help="run our workers on another checkout (e.g. main, for 'before')")
     options = parser.parse_args()
     base = os.environ.get("BENCH_DATABASE_URL")
     if not base:
@@ -438,10 +439,11 @@ def main() -> None:
         ours_command = [[sys.executable, "-c", OURS, str(tenant_id)] for _ in range(options.workers)]
         if options.profile:
             ours_command[0].append(str(OUT / "drain.prof"))
+        ours_env = dict(env, PYTHONPATH=options.code) if options.code else env
         ours = run_workers(
             "ours",
             ours_command,
-            env,
+            ours_env,
             lambda: settled(url, tenant_id, ours_channel),
             options.orders,
         )

@@ -23,6 +23,7 @@ from orders.allocation import reveal_grant_secret
 from orders.customers import surviving
 from orders.events import OrderError, actor_label
 from orders.models import Customer, Delivery, Grant, Order, OrderLine
+from orders.risk.rules import announce, flag_payload, note_reveal
 from saas import outbox, shortlinks, sms
 from saas.extensions import db, immediate_transaction
 from saas.links import public_url
@@ -148,8 +149,6 @@ def customer_grant(customer: Customer, grant_id: int) -> Grant | None:
 
 def reveal(grant: Grant, *, by: str, ip: str | None = None) -> str:
     """Return a delivered grant's secret in full and audit who saw it (risk control notes from where)."""
-    from orders.risk.rules import announce, flag_payload, note_reveal
-
     if grant.status not in ("delivered", "redeemed"):
         raise OrderError(_("This right cannot be shown."))
     value = reveal_grant_secret(grant)

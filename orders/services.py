@@ -30,8 +30,10 @@ from orders.fulfilment import (
     fulfil_claimed,
     fulfil_loaded,
     fulfil_order,
+    missing_grants,
     order_grants,
     order_lines,
+    right_snapshots,
 )
 from orders.models import ORDER_SOURCES, Customer, Grant, Order, OrderLine
 from orders.risk import rules as risk_rules
@@ -583,8 +585,6 @@ def reserve_stock(order: Order, minutes: int) -> int:
     Rights without stock are simply not held: they are allocated (or backordered) when the order is paid.
     Runs inside the caller's transaction.
     """
-    from orders.fulfilment import missing_grants, right_snapshots
-
     now = utcnow()
     lines = order_lines(order.id)
     snapshots = right_snapshots(lines)

@@ -33,6 +33,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, Text, and_, or_, sele
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import JSON
 
+from saas import jobs
 from saas.extensions import db
 from saas.ids import new_id
 from saas.timeutil import utcnow
@@ -453,8 +454,6 @@ def queue_platform_mail(
 
 def send_soon(kind_name: str, tenant_id: int | None, ids: list[int]) -> None:
     """After the commit: queue one job to send these records; if queueing fails, the sweep sends them."""
-    from saas import jobs
-
     ids = [int(i) for i in ids if i]
     if not ids:
         return
