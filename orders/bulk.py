@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from sqlalchemy import ARRAY, bindparam, text
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -27,17 +28,41 @@ def column_values(obj: Any) -> dict[str, Any]:
 
 
 def insert_objects(objects: list[Any]) -> list[dict[str, Any]]:
-    """Insert new objects of one model with one statement per 1,000 rows (they stay out of the session);
-    return the rows written."""
+    """Insert new objects of one model with one statement (they stay out of the session); return the rows.
+
+    On PostgreSQL: `INSERT … SELECT * FROM unnest(<one array per column>)`, a statement whose text does not
+    depend on the number of rows (prepared once, parsed once); elsewhere an executemany.
+    """
     if not objects:
         return []
     table = objects[0].__table__
-    statement = table.insert()
-    if is_postgres():
-        statement = statement.returning(table.c.id)
     rows = [column_values(obj) for obj in objects]
-    db.session.execute(statement, rows)
+    if is_postgres():
+        statement, columns = _unnest_insert(table)
+        db.session.execute(statement, {f"c{n}": [row[c.key] for row in rows] for n, c in enumerate(columns)})
+    else:
+        db.session.execute(table.insert(), rows)
     return rows
+
+
+_UNNEST: dict[Any, tuple[Any, list[Any]]] = {}
+
+
+def _unnest_insert(table: Any) -> tuple[Any, list[Any]]:
+    """Return (statement, columns) inserting rows given as one array per column (built once per table)."""
+    if table not in _UNNEST:
+        dialect = db.session.get_bind().dialect
+        columns = list(table.columns)
+        arrays = ", ".join(
+            f"CAST(:c{n} AS {column.type.compile(dialect=dialect)}[])" for n, column in enumerate(columns)
+        )
+        names = ", ".join(dialect.identifier_preparer.quote(column.name) for column in columns)
+        statement = text(
+            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({names}) "
+            f"SELECT * FROM unnest({arrays})"
+        ).bindparams(*(bindparam(f"c{n}", type_=ARRAY(column.type)) for n, column in enumerate(columns)))
+        _UNNEST[table] = (statement, columns)
+    return _UNNEST[table]
 
 
 def write_new_objects() -> None:

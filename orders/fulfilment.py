@@ -18,8 +18,10 @@ from sqlalchemy import inspect, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from catalog.models import Right
+from catalog.stock import check_low_stock
 from orders.allocation import AllocatedKey, allocate_card_keys, confirm_reserved_keys, generate_code
 from orders.bulk import insert_objects
+from orders.delivery import delivery_record, queue_delivery, send_deliveries
 from orders.events import actor_label, set_status
 from orders.models import Customer, Delivery, Grant, Order, OrderEvent, OrderLine
 from saas import jobs
@@ -356,8 +358,6 @@ def _settle_fulfilled(
     tenant: Tenant | None,
 ) -> FulfilmentResult:
     """Decide one order's status, add its audit row, and collect its event and delivery record."""
-    from orders.delivery import delivery_record
-
     new, reserved, pending = plan
     before = "paid" if order.status == "fulfilling" else order.status
     status = settled_status(order, existing + new)
@@ -464,8 +464,6 @@ def fulfil_order(order_id: int, *, actor: str | None = None, reason: str = "") -
 
 def after_fulfilment(results: list[FulfilmentResult]) -> None:
     """Side effects after the commit: the delivery mails, top-up jobs, the low-stock check."""
-    from orders.delivery import send_deliveries
-
     rights: set[int] = set()
     _announce_fulfilled(results)
     send_deliveries([r.delivery_id for r in results if r.acted and r.delivery_id is not None])
@@ -526,8 +524,6 @@ def _announce_fulfilled(results: list[FulfilmentResult]) -> None:
 
 def check_stock_alerts(right_ids: set[int]) -> None:
     """Let the catalog fire or clear low-stock alerts for rights whose stock just changed."""
-    from catalog.stock import check_low_stock
-
     for right_id in right_ids:
         right = db.session.get(Right, (current_tenant_id(), right_id))
         if right is not None and (right.low_stock_threshold is not None or right.low_stock_since is not None):
@@ -575,8 +571,6 @@ def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool, list[Fu
 
     Return (filled, delivery ids, more to do, the orders this fill completed, to announce after the commit).
     """
-    from orders.delivery import queue_delivery
-
     now = utcnow()
     with immediate_transaction(db.session()):
         grants = _lock_backorder_candidates(right_id)
@@ -621,8 +615,6 @@ def _fill_once(right_id: int, actor: str) -> tuple[int, list[int], bool, list[Fu
 
 def fill_backorders(right_id: int, *, actor: str = "system: stock arrived") -> int:
     """Fill a right's backorders from stock, oldest payment first, batch by batch; return how many."""
-    from orders.delivery import send_deliveries
-
     total = 0
     while has_backorders(right_id):
         filled, deliveries, more, completed = _fill_once(right_id, actor)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, Text, and_, or_, sele
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import JSON
 
+from saas import jobs
 from saas.extensions import db
 from saas.ids import new_id
 from saas.timeutil import utcnow
@@ -242,41 +244,118 @@ def _settle(model: Any, record_id: int, error: str | None, *, skipped: bool = Fa
     db.session.commit()
 
 
+SEND_CHUNK = 50  # records read, sent and marked together
+SEND_THREADS = 4  # transport sessions (SMTP connections) a large batch is sent over in parallel
+PARALLEL_FROM = 20  # a batch this large is sent in SEND_THREADS threads; smaller ones in order, in one
+
+
 def send_records(kind_name: str, ids: list[int]) -> int:
     """Claim and send records of one outbox model (the tenant bound for tenant-owned ones); return sent.
 
-    One transport session per batch; each record is marked as soon as its transport answered, so a crash
-    repeats at most the message in flight.
+    Records are read and composed SEND_CHUNK at a time with one query, sent over one transport session
+    (one SMTP connection) or, for a large batch, over SEND_THREADS sessions in parallel, and the chunk's
+    sent records are marked with one UPDATE: a crash repeats at most the chunk in flight (with the same
+    Message-ID, see above). No transaction is held while sending.
     """
     kind = _KINDS[kind_name]
     won = _claim(kind.model, ids, utcnow()) if ids else []
+    threads = SEND_THREADS if len(won) >= PARALLEL_FROM else 1
     sent = 0
+    for at in range(0, len(won), SEND_CHUNK):
+        chunk = won[at : at + SEND_CHUNK]
+        composed, skipped, failed = _compose_chunk(kind, chunk)
+        db.session.rollback()  # end the read before the network
+        errors = _deliver(composed, threads)
+        failed.update(errors)
+        for record_id in skipped:
+            _settle(kind.model, record_id, None, skipped=True)
+        for record_id, error in failed.items():
+            log.warning("outbox %s %s not sent: %s", kind_name, record_id, error)
+            _settle(kind.model, record_id, error)
+        done = [record_id for record_id, _outgoing in composed if record_id not in errors]
+        _settle_sent(kind.model, done)
+        sent += len(done)
+    return sent
+
+
+def _compose_chunk(
+    kind: OutboxKind, chunk: list[int]
+) -> tuple[list[tuple[int, Outgoing]], list[int], dict[int, str]]:
+    """Read a chunk of claimed records with one query and compose each: (composed, skipped, failed)."""
+    records = {
+        record.id: record
+        for record in db.session.scalars(
+            select(kind.model).where(kind.model.id.in_(chunk)).execution_options(populate_existing=True)
+        )
+    }
+    composed: list[tuple[int, Outgoing]] = []
+    skipped: list[int] = []
+    failed: dict[int, str] = {}
+    for record_id in chunk:
+        record = records.get(record_id)
+        try:
+            outgoing = kind.compose(record) if record is not None else None
+        except Exception as error:  # one message's failure is its record's, not the batch's
+            failed[record_id] = f"{type(error).__name__}: {error}"
+            continue
+        if outgoing is None or not outgoing.to:
+            skipped.append(record_id)
+        else:
+            composed.append((record_id, outgoing))
+    return composed, skipped, failed
+
+
+def _deliver(composed: list[tuple[int, Outgoing]], threads: int) -> dict[int, str]:
+    """Send composed messages over transport sessions (`threads` in parallel); return the failures."""
+    if threads <= 1 or len(composed) < 2:
+        return _send_over_sessions(composed)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def run(part: list[tuple[int, Outgoing]]) -> dict[int, str]:
+        with app.app_context():
+            return _send_over_sessions(part)
+
+    parts = [composed[n::threads] for n in range(threads) if composed[n::threads]]
+    errors: dict[int, str] = {}
+    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="quanyi-send") as pool:
+        for found in pool.map(run, parts):
+            errors.update(found)
+    return errors
+
+
+def _send_over_sessions(composed: list[tuple[int, Outgoing]]) -> dict[int, str]:
+    """Send messages in order, one session per transport; return {record id: error} of the failures."""
+    errors: dict[int, str] = {}
     sessions: dict[str, Any] = {}
     with _sessions() as open_session:
-        for record_id in won:
+        for record_id, outgoing in composed:
             try:
-                record = db.session.scalar(
-                    select(kind.model)
-                    .where(kind.model.id == record_id)
-                    .execution_options(populate_existing=True)
-                )
-                outgoing = kind.compose(record) if record is not None else None
-                if outgoing is None or not outgoing.to:
-                    db.session.rollback()
-                    _settle(kind.model, record_id, None, skipped=True)
-                    continue
                 if outgoing.transport not in sessions:
                     sessions[outgoing.transport] = open_session(outgoing.transport)
-                db.session.rollback()  # end the read before the network: no transaction held while sending
                 sessions[outgoing.transport](outgoing)
-            except Exception as error:  # one message's failure is its record's, not the batch's
-                db.session.rollback()
-                log.warning("outbox %s %s not sent: %s", kind_name, record_id, error)
-                _settle(kind.model, record_id, f"{type(error).__name__}: {error}")
-                continue
-            _settle(kind.model, record_id, None)
-            sent += 1
-    return sent
+            except Exception as error:
+                errors[record_id] = f"{type(error).__name__}: {error}"
+    return errors
+
+
+def _settle_sent(model: Any, ids: list[int]) -> None:
+    """Mark claimed records sent with one UPDATE (and erase the text of secret kinds); commits."""
+    if not ids:
+        return
+    db.session.execute(
+        update(model)
+        .where(model.id.in_(ids))
+        .values(status="sent", sent_at=utcnow(), last_error="", claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if hasattr(model, "body") and hasattr(model, "kind"):
+        db.session.execute(
+            update(model)
+            .where(model.id.in_(ids), model.kind.in_(sorted(SECRET_MESSAGE_KINDS)))
+            .values(body="")
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
 
 
 @contextmanager
@@ -375,8 +454,6 @@ def queue_platform_mail(
 
 def send_soon(kind_name: str, tenant_id: int | None, ids: list[int]) -> None:
     """After the commit: queue one job to send these records; if queueing fails, the sweep sends them."""
-    from saas import jobs
-
     ids = [int(i) for i in ids if i]
     if not ids:
         return

@@ -46,11 +46,19 @@ WORKER = textwrap.dedent(
     import sys
 
     from integrations.tasks import drain_inbox
+    from saas import jobs
     from saas.app import create_app
+
+
+    class Queued(jobs.JobRunner):  # as Redis: the mail and helper-drain jobs wait for other workers
+        def submit(self, spec):
+            pass
+
 
     url, tenant_id, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     config = {"ENV_NAME": "testing", "DATABASE_URL": url}
     app = create_app({**config, "MAIL_DIR": folder + "/mail", "FILES_DIR": folder + "/files"})
+    app.extensions["quanyi.jobs"] = Queued(app)
     with app.app_context():
         print(drain_inbox(tenant_id), flush=True)
     """
@@ -229,7 +237,8 @@ def test_a_worker_killed_mid_batch_leaves_no_half_done_order_and_the_next_drain_
         assert keys_in_two_live_grants() == 0
 
     with frozen_time(utcnow() + inbox.LEASE + dt.timedelta(seconds=1)), shop.bound():
-        drain_inbox(shop.tenant.id)  # the killed batch's lease has lapsed: it is taken again
+        while drain_inbox(shop.tenant.id):  # the killed batch's lease has lapsed: it is taken again
+            pass  # (a drain hands over after its time budget: the next one goes on)
         assert inbox_counts() == {"processed": orders}
         whole_orders()
         statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
