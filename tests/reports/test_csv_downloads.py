@@ -26,7 +26,12 @@ from tests.reports.dashboard_fixtures import at, card_key_product, connect_chann
 INJECTION = "=cmd|' /C calc'!A0"
 DEFUSED = "'" + INJECTION
 # Every route that answers a CSV file; a new one must be added here, and so tested below.
-CSV_ROUTES = {"reports.download_table", "catalog.import_rejections", "reconciliation.download"}
+CSV_ROUTES = {
+    "reports.download_table",
+    "catalog.import_rejections",
+    "reconciliation.download",
+    "campaigns.statement_csv",
+}
 MARCH = "period=custom&start=2026-03-01&end=2026-03-31"
 MARCH_PERIOD = Period("custom", dt.date(2026, 3, 1), dt.date(2026, 3, 31), "Asia/Shanghai")
 
@@ -124,3 +129,21 @@ def test_the_reconciliation_csv_download_defuses_names(client: FlaskClient, shop
     assert response.status_code == 200
     cells = cells_of(response.get_data())
     assert cells.count(DEFUSED) >= 2 and live_formulas(cells) == []  # the channel and the order id
+
+
+def test_the_partner_statement_csv_defuses_names(client: FlaskClient, shop: Shop) -> None:
+    from campaigns import services as campaign_services
+    from saas.extensions import db
+    from tests.campaigns.factories import make_campaign
+
+    with shop.bound():
+        partner = campaign_services.create_partner(INJECTION, "bank")
+        partner_id = partner.id
+        campaign = make_campaign(partner=partner)
+        campaign.name = INJECTION
+        db.session.commit()
+    login(client, shop.members["finance"])
+    response = client.get(f"/t/{shop.slug}/campaigns/partners/{partner_id}/statement.csv")
+    assert response.status_code == 200
+    cells = cells_of(response.data)
+    assert DEFUSED in cells and not live_formulas(cells)
