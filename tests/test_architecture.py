@@ -203,18 +203,20 @@ COMMITS_ALLOWED_ELSEWHERE = {
     "orders.subscriptions.selfservice": "use case: the customer's own renewals and cancellation",
     "integrations.channels": "use cases of channels and SKU mappings",
     "integrations.outbound": "use cases of outbound webhooks (endpoints, deliveries, attempts)",
-    "integrations.inbox": "the inbox drain: a batch per transaction, a savepoint per failed delivery",
-    "integrations.receiving": "the webhook endpoint stores a delivery before it answers the platform",
-    "integrations.csv_orders": "use case: a CSV upload of orders through the inbox",
-    "reports.reconciliation": "use case: create a reconciliation run",
-    "reports.settlement": "use case: import a channel's settlement file",
+    "integrations.inbox": "the inbox: one delivery per transaction (replays, refunds, what a batch leaves)",
+    "integrations.drain": "the inbox drain: a batch of deliveries per transaction",
+    "integrations.inbound.store": "the webhook endpoint stores a delivery before it answers the platform",
+    "integrations.inbound.csv_upload": "use case: a CSV upload of orders through the inbox",
+    "orders.portal.signin": "use case: a customer signs in to the portal by a one-time code",
+    "orders.portal.family": "use case: a buyer adds and removes family members",
+    "reports.reconciliation.settlement": "use case: import a channel's settlement file",
     "reports.rollups": "the rollup rebuild and refresh commit the rows they fold",
     # The platform's plumbing: these commit for a reason of their own.
     "saas.outbox": "the outbox claims and settles each message around the network call",
     "saas.shortlinks": "the outbox composes an SMS in a read it rolls back: the link must be durable first",
     "tenants.outbox": "`queue_mail` / `queue_sms`: record, commit and send a message (its own use case)",
     "tenants.jobruns": "a job run's status and heartbeat are committed while its job works",
-    "integrations.hook_targets": "TO FIX: commits a read to end it before the delivery's own transaction",
+    "integrations.inbound.targets": "TO FIX: commits a read to end it before the delivery's own transaction",
 }
 
 
@@ -272,12 +274,8 @@ LOCAL_IMPORTS_LEFT = {
     "saas.outbox",
     "orders.fulfilment",
     "integrations.inbox",
-    "integrations.csv_orders",
     "integrations.tasks",
     "reports",
-    "reports.reconciliation_setup",
-    "reports.reconciliation_api",
-    "reports.reconciliation_views",
 }
 
 

@@ -19,6 +19,7 @@ from integrations.adapters.base import Envelope
 from integrations.channels import ChannelError, read_amount
 from integrations.inbound.store import enqueue_processing, store
 from integrations.models import Channel
+from saas.extensions import db
 from tenants import audit
 from tenants.scoping import current_tenant_id
 
@@ -116,8 +117,6 @@ def upload_orders_csv(channel: Channel, data: bytes) -> CsvOrdersResult:
         repeated=result.repeated,
         refused=len(result.errors),
     )
-    from saas.extensions import db
-
     db.session.commit()
     for delivery_id in new_ids:
         enqueue_processing(tenant_id, delivery_id)

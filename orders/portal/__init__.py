@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
+from orders.portal import models, views  # noqa: F401  (the models join the metadata)
+
 
 def init_app(app: Flask) -> None:
     """Register the portal's pages."""
-    from orders.portal import models, views  # noqa: F401  (the models join the metadata)
-
     app.register_blueprint(views.bp)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from flask import Flask
 
+from reports.reconciliation import api, cli, demo, views
+from saas.periodic import PeriodicJob, register_periodic_job
+from tenants.demo import register_demo_step
+
 
 def init_app(app: Flask) -> None:
     """Register the reconciliation pages, its API, its CLI group, its periodic job and its demo step."""
-    from reports.reconciliation import api, cli, demo, views
-    from saas.periodic import PeriodicJob, register_periodic_job
-    from tenants.demo import register_demo_step
-
     if "reconciliation" not in app.blueprints:
         app.register_blueprint(views.bp)
         app.register_blueprint(api.bp)

@@ -16,6 +16,7 @@ from saas.extensions import db
 from tenants import roles
 from tenants.api import Id, RequestModel, ResponseModel, api_blueprint, api_endpoint, paginate
 from tenants.lookup import api_get_or_404
+from tenants.models import Tenant
 from tenants.scoping import current_tenant_id
 
 bp = api_blueprint("reconciliation_api")
@@ -86,8 +87,6 @@ class FileList(BaseModel):
 
 
 def _period(body: RunIn) -> services.Period:
-    from tenants.models import Tenant
-
     tenant = db.session.get(Tenant, current_tenant_id())
     assert tenant is not None
     if body.month:
