@@ -9,7 +9,7 @@
    channel, with keys for 90 % of the orders (the rest backorder); a second tenant holds the reference's
    plan and keys. Every order is a new customer with an email.
 2. Starts a local SMTP server (aiosmtpd; it records when it accepted each mail), gunicorn serving
-   `saas.wsgi:app` (2 workers, gthread) on loopback, and `--workers` `quanyi worker` processes on Redis
+   `quanyi.wsgi:app` (2 workers, gthread) on loopback, and `--workers` `quanyi worker` processes on Redis
    (BENCH_REDIS_URL, default db 12, emptied first), which drain **during** the load.
 3. `--rounds` times, alternating: our round, where a load generator (2 processes × 8 threads, keep-alive)
    sends its share of `--orders` signed `orders/paid` deliveries of distinct orders as fast as they are
@@ -344,7 +344,7 @@ def start_services(
         [
             *(str(BIN / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "4"),
             *("-b", f"127.0.0.1:{port}", "--keep-alive", "30", "--log-level", "warning"),
-            "saas.wsgi:app",
+            "quanyi.wsgi:app",
         ],
         env=env,
         cwd=str(ROOT),

@@ -436,6 +436,12 @@ class PaidOrderBatch:
                 if self._pay(new, request, actor, outcome):
                     to_fulfil.setdefault(actor, []).append(new)
             write_new_objects()  # customers, orders, lines, events, audit rows: one INSERT per table
+            flagged = self.counts.write_flags()
+            self._announced = [
+                p
+                for p in self._announced
+                if not p["flag_id"].isdigit() or int(p["flag_id"]) in flagged or p["kind"] != "plan_burst"
+            ]
             for actor, news in to_fulfil.items():
                 results = fulfil_loaded(
                     [n.order for n in news],

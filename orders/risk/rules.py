@@ -14,13 +14,16 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Plan
+from orders.bulk import column_values
 from orders.models import Customer, CustomerExternalId, Order, OrderLine, Redemption
 from orders.risk.models import BlocklistEntry, RiskFlag, RiskRule, RiskTrace
 from saas import events
-from saas.extensions import db
+from saas.extensions import db, is_postgres
 from saas.timeutil import utcnow
 from tenants.scoping import current_tenant_id
 
@@ -102,6 +105,7 @@ class BatchCounts:
     plan_written: dict[int, int] = field(default_factory=dict)  # plan -> written orders (read once)
     flagged: set[str] = field(default_factory=set)
     flag_checked: set[str] = field(default_factory=set)
+    new_flags: list[RiskFlag] = field(default_factory=list)  # raised in the batch, not yet written
     _blocklist: list[BlocklistEntry] | None = None
 
     def blocklist_entries(self) -> list[BlocklistEntry]:
@@ -109,6 +113,21 @@ class BatchCounts:
         if self._blocklist is None:
             self._blocklist = list(db.session.scalars(select(BlocklistEntry)))
         return self._blocklist
+
+    def write_flags(self) -> set[int]:
+        """Insert the batch's new flags, skipping any another transaction raised meanwhile (the same
+        dedupe key); return the ids of those written (the others are not announced)."""
+        written: set[int] = set()
+        for flag in self.new_flags:
+            values = column_values(flag)
+            statement = (pg_insert if is_postgres() else sqlite_insert)(RiskFlag).values(**values)
+            done = db.session.execute(
+                statement.on_conflict_do_nothing().returning(RiskFlag.id),
+                execution_options={"synchronize_session": False},
+            ).scalar()
+            if done is not None:
+                written.add(int(done))
+        return written
 
     def count(self, order: Order, lines: list[OrderLine]) -> None:
         """Add an assessed order: the next orders of the batch count it."""
@@ -448,7 +467,7 @@ def plan_bursts(
         if batch is not None:
             batch.flagged.add(dedupe_key)
         reason = _("Burst: %(n)s orders for one plan within %(m)s minutes.", n=count, m=_minutes(limit))
-        if batch is not None:  # no savepoint (it would write the batch's orders): a clash fails the batch
+        if batch is not None:  # written by `BatchCounts.write_flags`, which skips one flagged meanwhile
             flag = RiskFlag(
                 kind="plan_burst",
                 dedupe_key=dedupe_key[:160],
@@ -457,7 +476,7 @@ def plan_bursts(
                 plan_id=plan_id,
                 order_id=order.id,
             )
-            db.session.add(flag)
+            batch.new_flags.append(flag)
             flags.append(flag)
             continue
         new_flag = raise_flag("plan_burst", dedupe_key, reason, plan_id=plan_id, order_id=order.id)

@@ -281,3 +281,34 @@ def test_a_backordered_channel_order_is_announced_fulfilled_once_when_its_key_ar
     assert [(a["type"], a["data"]["external_id"], a["data"]["status"]) for a in announced] == [
         ("order.fulfilled", "6801", "fulfilled")
     ]
+
+
+def test_a_burst_flagged_meanwhile_by_another_worker_does_not_fail_the_batch(
+    app: Flask, client: FlaskClient, shop: Shop, stored_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orders.risk import rules
+    from orders.risk.models import RiskFlag
+
+    channel_id, public_id = connected(shop)
+    with shop.bound():
+        db.session.add(RiskRule(kind="orders_per_plan", threshold=2, window_minutes=60, active=True))
+        db.session.commit()
+    for n in range(5):
+        order = f.shopify_order(6900 + n, email=f"sale{n}@example.com")
+        order["customer"]["id"] = 300 + n
+        f.shopify(order).post(client, f"/hooks/{public_id}")
+    real = rules.is_flagged
+
+    def flagged_meanwhile(dedupe_key: str) -> bool:
+        found = real(dedupe_key)  # not yet: another worker flags it right after this check
+        plan_id = int(dedupe_key.split(":")[1])
+        db.session.add(RiskFlag(kind="plan_burst", dedupe_key=dedupe_key, reason="theirs", plan_id=plan_id))
+        db.session.flush()
+        return found
+
+    monkeypatch.setattr(rules, "is_flagged", flagged_meanwhile)
+    drained(app, shop)
+    assert [s for _e, s in orders_in_order(shop, channel_id)] == ["fulfilled"] * 5  # in one batch, none held
+    assert inbox_statuses(shop, channel_id) == ["processed"] * 5
+    with shop.bound():
+        assert db.session.scalars(select(RiskFlag.reason)).all() == ["theirs"]  # one flag, not two
