@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from integrations import channels as channel_service
-from integrations import inbox
 from integrations.adapters import ADAPTERS
 from integrations.channels import ChannelError, ChannelSettings, SpendEntry
+from integrations.inbound import inbox
 from integrations.models import INBOX_STATUSES, Channel, ChannelSpend, InboxDelivery, SkuMapping
 from saas.errors import ApiError
 from saas.extensions import db

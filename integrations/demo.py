@@ -9,9 +9,10 @@ import json
 from sqlalchemy import select
 
 from catalog.models import Bundle, Plan
-from integrations import channels, inbox
+from integrations import channels
 from integrations.adapters.base import Envelope
 from integrations.channels import ChannelSettings, SpendEntry
+from integrations.inbound import inbox
 from integrations.inbound.store import store
 from integrations.models import Channel
 from saas import money

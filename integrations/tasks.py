@@ -6,7 +6,8 @@ import contextvars
 import logging
 import time
 
-from integrations import drain, inbox, outbound
+from integrations import outbound
+from integrations.inbound import drain, inbox
 from integrations.inbound.store import request_inbox_drain
 from tenants.fanout import for_each_tenant
 from tenants.scoping import tenant_bound
@@ -29,7 +30,7 @@ def drain_inbox(tenant_id: int) -> int:
     """Process the tenant's due deliveries in batches, oldest first, until none are left; return how many.
 
     The webhook endpoint's job: one drain serves every delivery that arrived while it waited in the queue.
-    Each batch (`integrations.drain`) is claimed with one statement and applied in one transaction. A full
+    Each batch (`inbound.drain`) is claimed with one statement and applied in one transaction. A full
     batch asks for another drain first, so a second worker process joins while there is more (on PostgreSQL
     the drains claim different rows; requests coalesce, so at most one waits in the queue).
     After DRAIN_BUDGET_SECONDS it asks for a new drain and stops: a flash sale does not outlive the timeout.

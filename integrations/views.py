@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from catalog.models import Bundle, Plan
 from integrations import channels as channel_service
-from integrations import inbox, outbound
+from integrations import outbound
 from integrations.adapters import ADAPTERS, adapter_for, channel_kinds
 from integrations.channels import ChannelError, ChannelSettings, SpendEntry
 from integrations.forms import (
@@ -29,7 +29,7 @@ from integrations.forms import (
     SpendUploadForm,
     UploadForm,
 )
-from integrations.inbound import csv_upload
+from integrations.inbound import csv_upload, inbox
 from integrations.inbound.progress import inbox_progress
 from integrations.models import (
     INBOX_STATUSES,

@@ -18,7 +18,7 @@ table or a narrow path, never a tenant table:
 - a back-office page: the tenant's slug in the URL and the signed-in user's membership (`user_bound`, so
   PostgreSQL shows the user their own memberships) — `tenants.context._resolve_tenant`;
 - the API: the key's prefix through `rls.api_key_tenants` — `tenants.api.authenticate_request`;
-- a webhook: the channel's public id through `rls.channel_owner` — `integrations.hook_targets`;
+- a webhook: the channel's public id through `rls.channel_owner` — `integrations.inbound.targets`;
 - a customer's page: the tenant and row ids inside a signed link — `orders.my_rights`,
   `orders.subscriptions.customer`; a short link `/m/<code>` reads the global `short_links` table only;
 - the tenant switcher after login: the user's own memberships (`user_bound`) — `tenants.services.tenants_of`.

@@ -203,8 +203,8 @@ COMMITS_ALLOWED_ELSEWHERE = {
     "orders.subscriptions.selfservice": "use case: the customer's own renewals and cancellation",
     "integrations.channels": "use cases of channels and SKU mappings",
     "integrations.outbound": "use cases of outbound webhooks (endpoints, deliveries, attempts)",
-    "integrations.inbox": "the inbox: one delivery per transaction (replays, refunds, what a batch leaves)",
-    "integrations.drain": "the inbox drain: a batch of deliveries per transaction",
+    "integrations.inbound.inbox": "one delivery per transaction (replays, refunds, what a batch leaves)",
+    "integrations.inbound.drain": "the inbox drain: a batch of deliveries per transaction",
     "integrations.inbound.store": "the webhook endpoint stores a delivery before it answers the platform",
     "integrations.inbound.csv_upload": "use case: a CSV upload of orders through the inbox",
     "orders.portal.signin": "use case: a customer signs in to the portal by a one-time code",
@@ -273,7 +273,7 @@ def test_no_view_or_api_module_commits() -> None:
 LOCAL_IMPORTS_LEFT = {
     "saas.outbox",
     "orders.fulfilment",
-    "integrations.inbox",
+    "integrations.inbound.inbox",
     "integrations.tasks",
     "reports",
 }

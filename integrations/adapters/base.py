@@ -2,7 +2,7 @@
 
 An adapter knows one platform: how it signs (verify), how to name a delivery so repeats are recognised
 (describe), and what a delivery means for us (parse → events). It never touches the database: the inbox
-(`integrations.inbox`) applies the events through the orders layer.
+(`integrations.inbound.inbox`) applies the events through the orders layer.
 """
 
 from __future__ import annotations

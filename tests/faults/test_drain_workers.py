@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import func, insert, select
 
-from integrations import inbox
+from integrations.inbound import inbox
 from integrations.models import InboxDelivery
 from integrations.tasks import drain_inbox
 from orders.models import Grant, Order, OrderEvent

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from integrations import drain
+from integrations.inbound import drain
 from integrations.models import Channel
 from integrations.tasks import drain_inbox
 from orders.models import Delivery, Grant, Order

@@ -88,7 +88,7 @@ def test_deliveries_go_through_redis_to_a_real_worker(app: Flask, client: FlaskC
 def test_a_failing_delivery_is_retried_with_backoff_then_dead_then_replayed(
     app: Flask, client: FlaskClient, shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from integrations import inbox
+    from integrations.inbound import inbox
     from integrations.models import InboxDelivery
     from integrations.tasks import process_pending_inbox_everywhere
 

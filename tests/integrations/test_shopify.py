@@ -129,21 +129,6 @@ def test_a_price_beyond_the_tolerance_is_held(client: FlaskClient, shop: Shop) -
     assert orders == [("1011", "fulfilled")] and sorted(statuses) == ["held", "processed"]
 
 
-def test_a_blocklist_check_holds_the_order(client: FlaskClient, shop: Shop) -> None:
-    from integrations import risk
-
-    def blocked(channel: object, event: object) -> str | None:
-        return "customer on the blocklist" if "bad@" in (event.customer.email or "") else None  # type: ignore[attr-defined]
-
-    channel_id, public_id, _plan = connected(shop)
-    risk.register_check(blocked)
-    try:
-        f.shopify(f.shopify_order(1012, email="bad@example.com")).post(client, f"/hooks/{public_id}")
-    finally:
-        risk.CHECKS.remove(blocked)
-    assert channel_state(shop, channel_id) == ([], ["held"], 0)
-
-
 def test_cancelled_before_paid_means_nothing_is_delivered(client: FlaskClient, shop: Shop) -> None:
     channel_id, public_id, _plan = connected(shop)
     order = f.shopify_order(1013)

@@ -25,7 +25,6 @@ from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 
 from catalog.models import Plan
-from integrations import risk
 from integrations.adapters import adapter_for
 from integrations.adapters.base import (
     Event,
@@ -38,9 +37,9 @@ from integrations.adapters.base import (
     SubscriptionChanged,
 )
 from integrations.channels import plan_for_ref
-from integrations.hook_targets import stored_secrets
+from integrations.inbound.store import enqueue_processing
+from integrations.inbound.targets import stored_secrets
 from integrations.models import REPLAYABLE_STATUSES, Channel, InboxDelivery
-from integrations.receiving import enqueue_processing
 from orders import refunds as order_refunds
 from orders import services as order_services
 from orders.events import OrderError
@@ -410,9 +409,6 @@ def _order_paid(channel: Channel, row: InboxDelivery, event: OrderPaid, outcome:
                 )
             )
         lines = map_lines(channel, event)
-        reason = risk.hold_reason(channel, event)
-        if reason:
-            raise Hold(reason)
         request = order_request(channel, event, lines, paid=not cancelled_first)
     else:
         request = None

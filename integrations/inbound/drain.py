@@ -32,10 +32,10 @@ from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 
 from catalog.models import Plan
-from integrations import inbox, risk
 from integrations.adapters import adapter_for
 from integrations.adapters.base import InvalidDelivery, OrderPaid
 from integrations.channels import plan_for_ref
+from integrations.inbound import inbox
 from integrations.models import Channel, InboxDelivery
 from orders import services as order_services
 from orders.events import OrderError
@@ -211,9 +211,6 @@ def sort_batch(cache: DrainCache, batch: order_services.PaidOrderBatch, rows: li
             continue
         try:
             lines = map_lines(cache, channel, event)
-            reason = risk.hold_reason(channel, event)
-            if reason:
-                raise inbox.Hold(reason)
             request = inbox.order_request(channel, event, lines, paid=True)
             batch.add(request, batch.price(request))
         except inbox.Hold as hold:
