@@ -12,7 +12,7 @@ from saas.extensions import db
 from tests.english import english_in_page
 from tests.factories import Shop
 from tests.orders.portal_helpers import open_link, portal, sms_to
-from tests.subscriptions.factories import renewable_plan, subscribe
+from tests.orders.subscriptions.factories import renewable_plan, subscribe
 
 CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9"}
 DATA = frozenset({"Buyer"})
