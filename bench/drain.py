@@ -49,7 +49,7 @@ OURS = textwrap.dedent(
     import sys, time
 
     from saas import jobs
-    from saas.app import create_app
+    from quanyi.app import create_app
 
 
     class Nowhere(jobs.JobRunner):

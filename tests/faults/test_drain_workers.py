@@ -47,7 +47,7 @@ WORKER = textwrap.dedent(
 
     from integrations.tasks import drain_inbox
     from saas import jobs
-    from saas.app import create_app
+    from quanyi.app import create_app
 
 
     class Queued(jobs.JobRunner):  # as Redis: the mail and helper-drain jobs wait for other workers
