@@ -212,8 +212,9 @@ def _verify_and_store(
             error.status, {"code": "invalid_delivery", "message": str(error), "kept": str(delivery_id)}
         )
     delivery_id, new = _store(channel, inbox_row(channel, envelope, headers, body, content_type))
-    if new:
-        request_inbox_drain(channel.tenant_id)
+    # A copy asks for a drain too: counting it locks the row until its commit, and a drain running meanwhile
+    # skips locked rows (SKIP LOCKED), so the copy's own request is what makes sure the first gets processed.
+    request_inbox_drain(channel.tenant_id)
     return Receipt(200, {"received": str(delivery_id), "duplicate": not new})
 
 
