@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import os
 import resource
 import signal
@@ -16,6 +17,23 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 MASTER_KEY = "YmVuY2gtbWFzdGVyLWtleS0zMi1ieXRlcy1sb25nISE="  # b"bench-master-key-32-bytes-long!!"
 APP_ROLE = "quanyi_bench_app"
+
+
+def post_kept_alive(
+    connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[http.client.HTTPConnection, int]:
+    """POST on a keep-alive connection; return the connection to go on with and the status (0: failed).
+
+    A connection the server broke is replaced by a new one to the same address.
+    """
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return connection, response.status
+    except (OSError, http.client.HTTPException):
+        connection.close()
+        return http.client.HTTPConnection(connection.host, connection.port, timeout=connection.timeout), 0
 
 
 def peak_rss_mb() -> int:

@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import APP_ROLE, MASTER_KEY, OUT, ROOT, Children, make_app
+from benchkit import APP_ROLE, MASTER_KEY, OUT, ROOT, Children, make_app, post_kept_alive
 
 sys.path.insert(0, str(ROOT))
 
@@ -268,15 +268,7 @@ def _send_all(port: int, path: str, order_ids: list[int], results: list[Sent]) -
     for order_id in order_ids:
         body, headers = delivery(order_id)
         sent = time.time()
-        try:
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            status = 0
+        connection, status = post_kept_alive(connection, path, body, headers)
         results.append((order_id, sent, time.time(), status))
     connection.close()
 

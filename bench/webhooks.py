@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchkit, also when gunicorn imports this module
-from benchkit import MASTER_KEY, OUT, ROOT, Children, make_app
+from benchkit import MASTER_KEY, OUT, ROOT, Children, make_app, post_kept_alive
 
 sys.path.insert(0, str(ROOT))
 
@@ -269,15 +269,7 @@ def _thread_load(
     while time.monotonic() < deadline and order_id < first_id + max_requests:
         body, headers = delivery(order_id)
         started = time.monotonic()
-        try:
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            status = 0
+        connection, status = post_kept_alive(connection, path, body, headers)
         results.append((order_id, time.monotonic() - started, status))
         order_id += 1
     connection.close()
